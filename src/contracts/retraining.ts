@@ -1,0 +1,186 @@
+/**
+ * The public contract of the `retrainingPipeline` workflow family: task queue, workflow type and id
+ * scheme, input schema, status shape, and the signal / query / update definitions. Clients, the
+ * worker, tests and docs all import this module, so the names cannot drift.
+ *
+ * Sandbox-safe: loaded inside the workflow bundle. Imports only zod, @temporalio/workflow's
+ * definition helpers and other contracts.
+ */
+import { defineQuery } from '@temporalio/workflow';
+import { z } from 'zod';
+import { FeatureSpecSchema, type DatasetProfile, type ValidationReport } from './feature-spec';
+import { FRAUD_FEATURE_SPEC } from './fraud';
+
+/** Default task queue of every workflow and activity of the control plane. */
+export const DEFAULT_TASK_QUEUE = 'mlops';
+
+export const WORKFLOW_TYPES = {
+  retrainingPipeline: 'retrainingPipeline',
+  canaryRollout: 'canaryRollout',
+  driftMonitor: 'driftMonitor',
+} as const;
+
+/** One pipeline per model at a time: the id is derived from the model name. */
+export const retrainWorkflowId = (model: string): string => `retrain-${model}`;
+
+/** Model names become MLflow registered-model names, Kubernetes label values and workflow ids. */
+export const MODEL_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$/;
+
+/** Image the local and Kubernetes job runners run when the input names none. */
+export const DEFAULT_TRAINER_IMAGE = 'mlops/reference-trainer:latest';
+/** Reference trainer backend: scikit-learn on CPU; `torch` uses CUDA when the node has a GPU. */
+export const DEFAULT_TRAINER_BACKEND = 'sklearn';
+/** Seed for the reference trainer when none is given: training is reproducible by default. */
+export const DEFAULT_TRAINING_SEED = 42;
+/** A training Job that runs longer than this is failed and cleaned up. */
+export const DEFAULT_TRAINING_TIMEOUT = '2h';
+/** Artifact folder (inside the MLflow run) the trainer writes the model to; versions point here. */
+export const MODEL_ARTIFACT_PATH = 'model';
+
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256 digest');
+const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 90s, 30m, 2h or 3d');
+
+export const DatasetRefSchema = z
+  .object({
+    /** file:// URI or a local path (object-storage URIs come with their own data connector). */
+    uri: z.string().min(1),
+    /** When given, the snapshot must hash to exactly this value or the pipeline is rejected. */
+    sha256: Sha256Hex.optional(),
+  })
+  .strict();
+export type DatasetRef = z.infer<typeof DatasetRefSchema>;
+
+export const TriggerSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('manual'), by: z.string().min(1).optional() }).strict(),
+  z.object({ kind: z.literal('schedule'), scheduleId: z.string().min(1).optional() }).strict(),
+  z
+    .object({
+      kind: z.literal('drift'),
+      metric: z.string().min(1).optional(),
+      score: z.number().optional(),
+      report: z.string().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('kpi-drop'),
+      metric: z.string().min(1),
+      value: z.number(),
+      threshold: z.number(),
+    })
+    .strict(),
+  z.object({ kind: z.literal('new-data'), batch: z.string().optional() }).strict(),
+]);
+export type Trigger = z.infer<typeof TriggerSchema>;
+
+export const TrainingOptionsSchema = z
+  .object({
+    image: z.string().min(1).default(DEFAULT_TRAINER_IMAGE),
+    backend: z.enum(['sklearn', 'torch']).default(DEFAULT_TRAINER_BACKEND),
+    seed: z.number().int().nonnegative().default(DEFAULT_TRAINING_SEED),
+    hyperparams: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    gpus: z.number().int().nonnegative().default(0),
+    timeout: Duration.default(DEFAULT_TRAINING_TIMEOUT),
+  })
+  .strict();
+export type TrainingOptions = z.infer<typeof TrainingOptionsSchema>;
+
+export const RetrainingInputSchema = z
+  .object({
+    model: z.string().regex(MODEL_NAME_PATTERN, 'must be lowercase letters, digits and dashes (max 48)'),
+    dataset: DatasetRefSchema,
+    trigger: TriggerSchema,
+    /** Who started the pipeline; with four-eyes approval this person may not approve it. */
+    initiator: z.string().min(1).optional(),
+    /** Feature spec of the dataset; built-in for known models (see BUILTIN_FEATURE_SPECS). */
+    featureSpec: FeatureSpecSchema.optional(),
+    training: TrainingOptionsSchema.default(TrainingOptionsSchema.parse({})),
+    /** Version of the code that built this model (git sha or release), recorded as a tag. */
+    codeVersion: z.string().min(1).optional(),
+  })
+  .strict();
+export type RetrainingInput = z.input<typeof RetrainingInputSchema>;
+export type ParsedRetrainingInput = z.output<typeof RetrainingInputSchema>;
+
+/** Feature specs shipped with the project, by model name. */
+export const BUILTIN_FEATURE_SPECS: Readonly<Record<string, z.output<typeof FeatureSpecSchema>>> = {
+  fraud: FRAUD_FEATURE_SPEC,
+};
+
+export const PIPELINE_STAGES = [
+  'starting',
+  'snapshotting',
+  'validating',
+  'training',
+  'registering',
+  'evaluating',
+  'gating',
+  'awaiting-approval',
+  'promoting',
+  'completed',
+  'rejected-data',
+  'rejected',
+  'expired',
+  'failed',
+] as const;
+export type PipelineStage = (typeof PIPELINE_STAGES)[number];
+
+/** How a pipeline ended. */
+export type PipelineOutcome = 'registered' | 'promoted' | 'rejected-data' | 'rejected' | 'expired' | 'not-promoted';
+
+export interface DatasetSnapshot {
+  sourceUri: string;
+  /** Content-addressed copy the trainer reads: immutable for the life of the pipeline. */
+  snapshotPath: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface TrainingResult {
+  runId: string;
+  experimentId: string;
+  jobName: string;
+  /** True when this attempt found a finished run from an earlier attempt and adopted it. */
+  adopted: boolean;
+  metrics: Record<string, number>;
+}
+
+export interface RegisteredVersion {
+  name: string;
+  version: string;
+  runId: string;
+  source: string;
+  manifestSha256: string;
+  files: number;
+}
+
+export interface Decision {
+  stage: PipelineStage;
+  decision: string;
+  reason: string;
+  at: string;
+}
+
+export interface PipelineStatus {
+  workflowId: string;
+  model: string;
+  stage: PipelineStage;
+  trigger: Trigger;
+  dataset?: { sha256: string; rows?: number; snapshotPath: string };
+  validation?: { ok: boolean; failedChecks: string[] };
+  training?: { runId: string; jobName: string };
+  candidate?: { version: string; runId: string; alias?: string };
+  champion?: { version: string };
+  decisions: Decision[];
+  error?: string;
+}
+
+export interface PipelineResult {
+  outcome: PipelineOutcome;
+  status: PipelineStatus;
+  validation?: ValidationReport;
+  profile?: DatasetProfile;
+}
+
+/** Query `status`: the current stage, candidate and champion, decisions so far with reasons. */
+export const statusQuery = defineQuery<PipelineStatus>('status');

@@ -1,0 +1,41 @@
+import { defineConfig } from 'vitest/config';
+
+// One project per layer so each can be iterated on alone (npm run test:unit, test:mlflow, ...).
+// The integration layers share one real MLflow server and one real Temporal dev server, started once
+// by test/setup/global-stack.ts and torn down at the end of the run.
+export default defineConfig({
+  test: {
+    globalSetup: ['test/setup/global-stack.ts'],
+    reporters: ['default', 'json'],
+    outputFile: { json: '.tools/test-results.json' },
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'mlflow',
+          include: ['test/mlflow/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
+          name: 'workflows',
+          include: ['test/workflows/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
