@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { MODEL_ARTIFACT_PATH, type RegisteredVersion, type Trigger } from '../src/contracts/retraining';
+import { Aliases, MODEL_ARTIFACT_PATH, type RegisteredVersion, type Trigger } from '../src/contracts/retraining';
 import type { MlflowClient, ModelVersion } from '../src/mlflow';
 import {
   buildManifest,
@@ -165,6 +165,53 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
       if (current?.version === input.version) return { moved: false, previous: current.version };
       await mapped(() => mlflow.setAlias(input.model, input.alias, input.version));
       return { moved: true, previous: current?.version };
+    },
+
+    /**
+     * Promotes a verified version: `previous-champion` takes the old champion, `champion` the new
+     * version, and tags record who approved and why. A retry after success changes nothing: once
+     * `champion` points at the version, neither alias moves again.
+     */
+    async promoteModel(input: {
+      model: string;
+      version: string;
+      approvers: string[];
+      verdict: string;
+    }): Promise<{ moved: boolean; previousChampion?: string }> {
+      const { workflowId } = owningWorkflow(Context.current().info);
+      const target = await mapped(() => mlflow.getModelVersion(input.model, input.version));
+      await fetchVerifiedModel(mlflow, target);
+      const current = await mapped(() => mlflow.findModelVersionByAlias(input.model, Aliases.champion));
+      let moved = false;
+      let previousChampion: string | undefined;
+      if (current?.version === input.version) {
+        previousChampion = (await mapped(() => mlflow.findModelVersionByAlias(input.model, Aliases.previousChampion)))
+          ?.version;
+      } else {
+        if (current) {
+          await mapped(() => mlflow.setAlias(input.model, Aliases.previousChampion, current.version));
+          await mapped(() => mlflow.setModelVersionTag(input.model, current.version, 'mlops.superseded_by', input.version));
+          previousChampion = current.version;
+        }
+        await mapped(() => mlflow.setAlias(input.model, Aliases.champion, input.version));
+        moved = true;
+      }
+      const tags: Record<string, string> = {
+        'mlops.outcome': 'promoted',
+        'mlops.approved_by': input.approvers.join(','),
+        'mlops.gate_verdict': input.verdict,
+        'mlops.promoted_by': workflowId,
+      };
+      for (const [k, v] of Object.entries(tags)) {
+        if (target.tags[k] !== v) await mapped(() => mlflow.setModelVersionTag(input.model, input.version, k, v));
+      }
+      return { moved, previousChampion };
+    },
+
+    /** Records on the version why it was not promoted (gate, rejection, expiry). Aliases stay as they are. */
+    async markVersionOutcome(input: { model: string; version: string; outcome: string; reason: string }): Promise<void> {
+      await mapped(() => mlflow.setModelVersionTag(input.model, input.version, 'mlops.outcome', input.outcome));
+      await mapped(() => mlflow.setModelVersionTag(input.model, input.version, 'mlops.outcome_reason', input.reason));
     },
 
     /** Downloads and digest-checks a version; returns the manifest summary (used before any deploy). */

@@ -44,11 +44,7 @@ export function trainingJobName(model: string, workflowId: string, runId: string
 /** Experiment holding the training runs of a model. */
 export const experimentName = (model: string): string => `mlops/${model}`;
 
-function numericMetrics(run: Run): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const m of run.data.metrics) out[m.key] = m.value;
-  return out;
-}
+const numericMetrics = (run: Run): Record<string, number> => ({ ...run.data.metrics });
 
 export function createTrainingActivities(cfg: TrainingActivityConfig) {
   const { mlflow, jobs } = cfg;

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type Activities } from '../activities';
+import { JsonlAuditSink } from '../src/audit';
 import { LocalProcessRunner } from '../src/jobs/local-runner';
 import type { JobRunner } from '../src/jobs/types';
 import { MlflowClient, mlflowAuthFromEnv } from '../src/mlflow';
@@ -32,7 +33,14 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     taskQueue: config.taskQueue,
     workflowsPath: path.resolve(__dirname, '..', 'workflows'),
     activities: (opts.wrapActivities ?? ((a) => a))(
-      createActivities({ mlflow, jobs, snapshotDir: config.snapshotDir, jobTrackingUri: config.jobTrackingUri }),
+      createActivities({
+        mlflow,
+        jobs,
+        audit: new JsonlAuditSink(config.auditLogPath),
+        snapshotDir: config.snapshotDir,
+        policyDir: config.policyDir,
+        jobTrackingUri: config.jobTrackingUri,
+      }),
     ),
     ...opts.workerOptions,
   });

@@ -14,7 +14,12 @@ import { parseArgs } from 'node:util';
 import { fetchVerifiedModel } from '../../activities/registry';
 import { createWorker } from '../../workers/worker';
 import { loadWorkerConfig } from '../config';
-import { retrainWorkflowId, WORKFLOW_TYPES, type PipelineResult, type RetrainingInput } from '../contracts/retraining';
+import {
+  retrainWorkflowId,
+  WORKFLOW_TYPES,
+  type PipelineResult,
+  type RetrainingInput,
+} from '../contracts/retraining';
 import { MlflowClient } from '../mlflow';
 import { STATE_DIR } from '../stack/paths';
 import { startStack } from '../stack/launcher';
@@ -34,7 +39,8 @@ async function main(): Promise<void> {
   });
   const rows = Number(values.rows);
   const seed = Number(values.seed);
-  if (!Number.isInteger(rows) || rows <= 0) throw new Error(`--rows must be a positive integer, got ${values.rows}`);
+  if (!Number.isInteger(rows) || rows <= 0)
+    throw new Error(`--rows must be a positive integer, got ${values.rows}`);
   if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
 
   const stateDir = path.join(STATE_DIR, 'local');
@@ -78,7 +84,9 @@ async function main(): Promise<void> {
         workflowIdConflictPolicy: 'TERMINATE_EXISTING',
       });
       console.log(`== started ${WORKFLOW_TYPES.retrainingPipeline} ${workflowId}`);
-      console.log(`   ${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${handle.firstExecutionRunId}/history`);
+      console.log(
+        `   ${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${handle.firstExecutionRunId}/history`,
+      );
       return { runId: handle.firstExecutionRunId, value: (await handle.result()) as PipelineResult };
     });
     const { status } = result.value;
@@ -93,10 +101,14 @@ async function main(): Promise<void> {
       console.log(`version : ${version.version}`);
       console.log(`alias   : ${status.candidate.alias}`);
       console.log(`dataset : sha256 ${version.tags['mlops.dataset_sha256']}`);
-      console.log(`digests : ${verified.manifest.files.length} file(s) match manifest ${version.tags['mlops.manifest_sha256']}`);
+      console.log(
+        `digests : ${verified.manifest.files.length} file(s) match manifest ${version.tags['mlops.manifest_sha256']}`,
+      );
       console.log(`MLflow  : ${stack.mlflow.trackingUri}/#/models/${model}/versions/${version.version}`);
     }
-    console.log(`Temporal: ${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${result.runId}/history`);
+    console.log(
+      `Temporal: ${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${result.runId}/history`,
+    );
     await connection.close();
     await workerConnection.close();
     if (values.keep) {

@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   console.log(`MLflow UI        : ${stack.mlflow.trackingUri}`);
   console.log('');
   console.log('In another shell:');
-  console.log(`  export TEMPORAL_ADDRESS=${stack.temporal.address} MLFLOW_TRACKING_URI=${stack.mlflow.trackingUri}`);
+  console.log(
+    `  export TEMPORAL_ADDRESS=${stack.temporal.address} MLFLOW_TRACKING_URI=${stack.mlflow.trackingUri}`,
+  );
   console.log(`  export TEMPORAL_CLI=${stack.temporal.cli}`);
   if (!values.worker) console.log('  npm run worker');
   console.log('Ctrl-C stops everything.');

@@ -12,7 +12,9 @@ const ReportSchema = z.object({
   numPendingTests: z.number().default(0),
   numTodoTests: z.number().default(0),
   numTotalTestSuites: z.number().optional(),
-  testResults: z.array(z.object({ status: z.string(), name: z.string(), message: z.string().optional() })).default([]),
+  testResults: z
+    .array(z.object({ status: z.string(), name: z.string(), message: z.string().optional() }))
+    .default([]),
 });
 
 const file = process.argv[2] ?? '.tools/test-results.json';

@@ -6,10 +6,20 @@
  * Sandbox-safe: loaded inside the workflow bundle. Imports only zod, @temporalio/workflow's
  * definition helpers and other contracts.
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { FeatureSpecSchema, type DatasetProfile, type ValidationReport } from './feature-spec';
 import { FRAUD_FEATURE_SPEC } from './fraud';
+import type {
+  ApprovePayloadInput,
+  RejectPayloadInput,
+  SubmitApprovalInput,
+  SubmitApprovalResult,
+} from './approval';
+import { ApprovalMessageName } from './approval';
+import type { Comparison, ModelEvaluation } from './gate';
+import type { ApprovalState } from '../policy/approval';
+import type { GateDecision } from '../policy/gate';
 
 /** Default task queue of every workflow and activity of the control plane. */
 export const DEFAULT_TASK_QUEUE = 'mlops';
@@ -34,6 +44,13 @@ export const DEFAULT_TRAINER_BACKEND = 'sklearn';
 export const DEFAULT_TRAINING_SEED = 42;
 /** A training Job that runs longer than this is failed and cleaned up. */
 export const DEFAULT_TRAINING_TIMEOUT = '2h';
+/** Registry aliases the pipeline moves: a new candidate, the serving model, and the one before it. */
+export const Aliases = {
+  challenger: 'challenger',
+  champion: 'champion',
+  previousChampion: 'previous-champion',
+} as const;
+
 /** Artifact folder (inside the MLflow run) the trainer writes the model to; versions point here. */
 export const MODEL_ARTIFACT_PATH = 'model';
 
@@ -89,6 +106,11 @@ export const RetrainingInputSchema = z
   .object({
     model: z.string().regex(MODEL_NAME_PATTERN, 'must be lowercase letters, digits and dashes (max 48)'),
     dataset: DatasetRefSchema,
+    /**
+     * The frozen holdout both champion and challenger are scored on. Without one the pipeline
+     * stops after registration (outcome `registered`).
+     */
+    holdout: DatasetRefSchema.optional(),
     trigger: TriggerSchema,
     /** Who started the pipeline; with four-eyes approval this person may not approve it. */
     initiator: z.string().min(1).optional(),
@@ -126,7 +148,8 @@ export const PIPELINE_STAGES = [
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
 
 /** How a pipeline ended. */
-export type PipelineOutcome = 'registered' | 'promoted' | 'rejected-data' | 'rejected' | 'expired' | 'not-promoted';
+export type PipelineOutcome =
+  'registered' | 'promoted' | 'rejected-data' | 'rejected' | 'expired' | 'not-promoted';
 
 export interface DatasetSnapshot {
   sourceUri: string;
@@ -171,6 +194,18 @@ export interface PipelineStatus {
   training?: { runId: string; jobName: string };
   candidate?: { version: string; runId: string; alias?: string };
   champion?: { version: string };
+  evaluation?: {
+    primaryMetric: string;
+    holdoutSha256: string;
+    holdoutRows: number;
+    challenger: ModelEvaluation;
+    champion?: { version: string; evaluation: ModelEvaluation };
+    comparison?: Comparison;
+  };
+  gate?: { decision: GateDecision; reasons: string[] };
+  /** Present from the approval stage on: attempts (refused ones too), approvals, outcome. */
+  approval?: ApprovalState & { eligibleApprovers: string[]; requiredRoles?: string[]; timeout: string };
+  modelCard?: string;
   decisions: Decision[];
   error?: string;
 }
@@ -183,4 +218,17 @@ export interface PipelineResult {
 }
 
 /** Query `status`: the current stage, candidate and champion, decisions so far with reasons. */
-export const statusQuery = defineQuery<PipelineStatus>('status');
+export const statusQuery = defineQuery<PipelineStatus>(ApprovalMessageName.statusQuery);
+
+/** Signal `approve {approver, comment?, modelVersion?, signature?}`: fire-and-forget approval. */
+export const approveSignal = defineSignal<[ApprovePayloadInput]>(ApprovalMessageName.approveSignal);
+/** Signal `reject {approver, reason, modelVersion?, signature?}`. */
+export const rejectSignal = defineSignal<[RejectPayloadInput]>(ApprovalMessageName.rejectSignal);
+/**
+ * Update `submitApproval {decision, approver, ...}`: the caller learns at once whether the attempt
+ * was accepted. Malformed payloads are refused by the validator; policy refusals are recorded in
+ * `status` and the audit log, then returned to the caller as an `ApprovalRefused` failure.
+ */
+export const submitApprovalUpdate = defineUpdate<SubmitApprovalResult, [SubmitApprovalInput]>(
+  ApprovalMessageName.submitUpdate,
+);

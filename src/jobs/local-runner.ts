@@ -6,7 +6,16 @@
  * final status is marked failed ("lost"), as Kubernetes would report a vanished pod.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -205,7 +214,12 @@ export class LocalProcessRunner implements JobRunner {
     const s = this.readStatus(name);
     if (!s) return;
     if (s.phase === 'running' && s.pid !== undefined && isAlive(s.pid)) {
-      this.writeStatus(name, { ...s, phase: 'failed', message: 'deleted', finishedAt: new Date().toISOString() });
+      this.writeStatus(name, {
+        ...s,
+        phase: 'failed',
+        message: 'deleted',
+        finishedAt: new Date().toISOString(),
+      });
       try {
         process.kill(-s.pid, 'SIGTERM');
       } catch {

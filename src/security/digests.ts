@@ -11,13 +11,16 @@ export const ManifestSchema = z
   .object({
     algorithm: z.literal('sha256'),
     artifactPath: z.string(),
-    files: z.array(z.object({ path: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number() })),
+    files: z.array(
+      z.object({ path: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number() }),
+    ),
   })
   .strict();
 export type DigestManifest = z.infer<typeof ManifestSchema>;
 
 /** Where the manifest of a model artifact folder is stored inside its MLflow run. */
-export const manifestArtifactPath = (artifactPath: string): string => `manifests/${artifactPath}.digests.json`;
+export const manifestArtifactPath = (artifactPath: string): string =>
+  `manifests/${artifactPath}.digests.json`;
 
 export const sha256Hex = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
 
@@ -40,7 +43,10 @@ export function buildManifest(
 export type ManifestCheck = { ok: true } | { ok: false; problems: string[] };
 
 /** Compares downloaded files against a manifest; every difference is listed. */
-export function checkManifest(manifest: DigestManifest, files: Array<{ path: string; content: Buffer }>): ManifestCheck {
+export function checkManifest(
+  manifest: DigestManifest,
+  files: Array<{ path: string; content: Buffer }>,
+): ManifestCheck {
   const problems: string[] = [];
   const expected = new Map(manifest.files.map((f) => [f.path, f]));
   const seen = new Set<string>();

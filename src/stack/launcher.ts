@@ -128,7 +128,11 @@ export interface Stack {
 }
 
 /** Starts both servers concurrently; if either fails, the other is stopped before rethrowing. */
-export async function startStack(opts: { stateDir: string; persistent?: boolean; ui?: boolean }): Promise<Stack> {
+export async function startStack(opts: {
+  stateDir: string;
+  persistent?: boolean;
+  ui?: boolean;
+}): Promise<Stack> {
   const [t, m] = await Promise.allSettled([
     startTemporalDevServer({
       stateDir: path.join(opts.stateDir, 'temporal'),

@@ -27,3 +27,12 @@ export const STACK_REQUIREMENTS = path.join(PROJECT_ROOT, 'deploy', 'stack', 're
 
 /** The reference trainer script run by the local job runner. */
 export const TRAINER_SCRIPT = path.join(PROJECT_ROOT, 'deploy', 'trainer', 'train.py');
+
+/** Maven project that declares the time-skipping test server (a JVM program on Maven Central). */
+export const TEST_SERVER_POM = path.join(PROJECT_ROOT, 'deploy', 'stack', 'test-server', 'pom.xml');
+
+/** The fetched test server: its jars in `lib/`, a wrapper script, and the stamp of the pom it came from. */
+export const TEST_SERVER_DIR = path.join(TOOLS_DIR, 'temporal-test-server');
+export const TEST_SERVER_LIB = path.join(TEST_SERVER_DIR, 'lib');
+export const TEST_SERVER_WRAPPER = path.join(TEST_SERVER_DIR, 'temporal-test-server');
+export const TEST_SERVER_STAMP = path.join(TEST_SERVER_DIR, '.pom.sha256');

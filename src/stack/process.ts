@@ -127,7 +127,9 @@ export async function waitUntilHealthy(
   });
   while (Date.now() < deadline) {
     if (exitCode !== undefined) {
-      throw new Error(`${proc.name} exited with code ${exitCode} before becoming healthy; see ${proc.logFile}`);
+      throw new Error(
+        `${proc.name} exited with code ${exitCode} before becoming healthy; see ${proc.logFile}`,
+      );
     }
     if (await probe().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 250));

@@ -1,6 +1,7 @@
 /**
- * Shared test plumbing: a Temporal test environment on the project's own CLI, a worker wired to
- * the run's real MLflow server with a private state folder, and dataset files from the generator.
+ * Shared test plumbing: a Temporal test environment on the project's own CLI or a time-skipping one
+ * on the project-fetched test server, a worker wired to the run's real MLflow server with a private
+ * state folder, and dataset files from the generator.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,21 @@ export function tempDir(prefix: string): string {
 export async function createLocalEnv(): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({
     server: { executable: { type: 'existing-path', path: inject('temporalCli') }, ip: '127.0.0.1' },
+  });
+}
+
+/**
+ * A time-skipping environment on the project-fetched test server (a JVM program; the global setup
+ * provisions it for the workflows and e2e layers). Time jumps ahead whenever the test awaits a
+ * workflow result or calls `env.sleep`, so 72h approval timeouts run in seconds.
+ */
+export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  const executable = inject('timeSkippingServer');
+  if (!executable) {
+    throw new Error('timeSkippingServer was not provided: run this test in the workflows or e2e project');
+  }
+  return TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: executable } },
   });
 }
 

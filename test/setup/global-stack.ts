@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startStack, type Stack } from '../../src/stack/launcher';
-import { ensurePythonEnv, ensureTemporalCli } from '../../src/stack/provision';
+import { ensurePythonEnv, ensureTemporalCli, ensureTimeSkippingServer } from '../../src/stack/provision';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -17,16 +17,22 @@ declare module 'vitest' {
     temporalAddress: string;
     temporalCli: string;
     pythonBin: string;
+    timeSkippingServer: string;
   }
 }
 
 const SERVER_LAYERS = new Set(['mlflow', 'workflows', 'e2e']);
+/** Layers whose tests may run the time-skipping test server (a JVM program fetched with Maven). */
+const TIME_SKIPPING_LAYERS = new Set(['workflows', 'e2e']);
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const wanted = project.vitest.projects.some((p) => SERVER_LAYERS.has(p.name));
   if (!wanted) return async () => {};
   const temporalCli = ensureTemporalCli();
   const pythonBin = ensurePythonEnv();
+  if (project.vitest.projects.some((p) => TIME_SKIPPING_LAYERS.has(p.name))) {
+    project.provide('timeSkippingServer', ensureTimeSkippingServer());
+  }
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'mlops-test-stack-'));
   const started = Date.now();
   const stack: Stack = await startStack({ stateDir });

@@ -83,8 +83,8 @@ async function expectFailure(input: unknown, workflowId: string): Promise<Applic
       (e: unknown) => e,
     );
   expect(err).toBeInstanceOf(WorkflowFailedError);
-  let cause = (err as WorkflowFailedError).cause;
-  while (cause && !(cause instanceof ApplicationFailure)) cause = cause.cause;
+  let cause: unknown = (err as WorkflowFailedError).cause;
+  while (cause instanceof Error && !(cause instanceof ApplicationFailure)) cause = cause.cause;
   expect(cause).toBeInstanceOf(ApplicationFailure);
   return cause as ApplicationFailure;
 }
@@ -121,7 +121,7 @@ describe('retrainingPipeline', () => {
     const status = await handle.query(statusQuery);
     expect(status.stage).toBe('completed');
     expect(status.candidate?.version).toBe(version);
-    expect(status.decisions.map((d) => d.decision)).toEqual(['accepted', 'registered']);
+    expect(status.decisions.map((d) => d.decision)).toEqual(['accepted', 'registered', 'evaluation-skipped']);
   });
 
   it('fails a malformed input at once with a non-retryable failure naming the field', async () => {
@@ -144,21 +144,21 @@ describe('retrainingPipeline', () => {
   it('ends with rejected-data for a corrupt dataset, an unreadable one, and a sha256 mismatch', async () => {
     const model = uniqueModel('corrupt');
     const garbage = writeFile(dataDir, 'garbage.csv', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0a, 0x00, 0x00]));
-    const corrupt = await run({ model, dataset: { uri: garbage }, trigger: { kind: 'new-data' } }, `retrain-${model}-1`);
+    const corrupt = await run({ model, dataset: { uri: garbage }, trigger: { kind: 'new-data' }, featureSpec: FRAUD_FEATURE_SPEC }, `retrain-${model}-1`);
     expect(corrupt.outcome).toBe('rejected-data');
     expect(corrupt.status.stage).toBe('rejected-data');
     expect(corrupt.validation?.ok).toBe(false);
     expect(corrupt.validation?.checks.some((c) => !c.passed)).toBe(true);
 
     const missing = await run(
-      { model, dataset: { uri: `${dataDir}/does-not-exist.csv` }, trigger: { kind: 'new-data' } },
+      { model, dataset: { uri: `${dataDir}/does-not-exist.csv` }, trigger: { kind: 'new-data' }, featureSpec: FRAUD_FEATURE_SPEC },
       `retrain-${model}-2`,
     );
     expect(missing.outcome).toBe('rejected-data');
     expect(missing.status.error).toMatch(/does-not-exist\.csv/);
 
     const mismatch = await run(
-      { model, dataset: { uri: cleanData, sha256: '0'.repeat(64) }, trigger: { kind: 'new-data' } },
+      { model, dataset: { uri: cleanData, sha256: '0'.repeat(64) }, trigger: { kind: 'new-data' }, featureSpec: FRAUD_FEATURE_SPEC },
       `retrain-${model}-3`,
     );
     expect(mismatch.outcome).toBe('rejected-data');
@@ -172,7 +172,7 @@ describe('retrainingPipeline', () => {
   it('rejects a poisoned dataset before training', async () => {
     const model = uniqueModel('poison');
     const poisoned = await writeDataset(dataDir, 'poisoned.csv', { rows: 3000, seed: 12, poisonedBatch: { batch: 2 } });
-    const result = await run({ model, dataset: { uri: poisoned }, trigger: { kind: 'new-data' } });
+    const result = await run({ model, dataset: { uri: poisoned }, trigger: { kind: 'new-data' }, featureSpec: FRAUD_FEATURE_SPEC });
     expect(result.outcome).toBe('rejected-data');
     expect(result.status.training).toBeUndefined();
     expect(result.validation?.checks.filter((c) => !c.passed).map((c) => c.check).join(' ')).toMatch(/poison|label|batch/i);

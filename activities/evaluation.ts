@@ -1,0 +1,215 @@
+/**
+ * Champion/challenger evaluation. Both models are fetched from MLflow and digest-verified before
+ * use, scored with onnxruntime-node on the same frozen holdout (its own snapshot, checked to share
+ * no row with the training data), and compared on per-example outcomes (paired bootstrap or
+ * McNemar). Measuring happens here; judging is the pure gate in src/policy/gate.ts.
+ *
+ * Per-example outcomes stay out of workflow history: they go to MLflow as an artifact.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { stringify } from 'csv-stringify/sync';
+import type { FeatureSpec } from '../src/contracts/feature-spec';
+import type { Comparison, GatePolicy, ModelEvaluation } from '../src/contracts/gate';
+import { Aliases, MODEL_ARTIFACT_PATH, type DatasetSnapshot } from '../src/contracts/retraining';
+import { HoldoutError, loadHoldout, rowFingerprints } from '../src/eval/holdout';
+import type { ModelCard } from '../src/contracts/model-card';
+import { renderModelCard } from '../src/eval/model-card';
+import { ModelContractError, parseInputSchema, scoreModel } from '../src/eval/score';
+import type { MlflowClient, ModelVersion } from '../src/mlflow';
+import { mcnemar, pairedBootstrap } from '../src/stats/bootstrap';
+import { evaluateModel, predictAt } from '../src/stats/metrics';
+import { FailureTypes, mapped } from './errors';
+import { fetchVerifiedModel } from './registry';
+
+/** Evaluation artifacts inside the challenger's run. */
+export const EVALUATION_DIR = 'evaluation';
+/** Model card artifacts inside the challenger's run; the version tag `mlops.model_card` points here. */
+export const MODEL_CARD_DIR = 'model_card';
+
+export interface EvaluationSummary {
+  holdout: { sha256: string; rows: number; positives: number };
+  challenger: { version: string; evaluation: ModelEvaluation };
+  champion?: { version: string; evaluation: ModelEvaluation };
+  comparison?: Comparison;
+}
+
+function file(files: Array<{ path: string; content: Buffer }>, name: string): Buffer {
+  const f = files.find((x) => x.path === `${MODEL_ARTIFACT_PATH}/${name}`);
+  if (!f) {
+    throw ApplicationFailure.nonRetryable(
+      `model artifacts lack ${MODEL_ARTIFACT_PATH}/${name} (see the job contract)`,
+      FailureTypes.ArtifactIntegrity,
+    );
+  }
+  return f.content;
+}
+
+function metricsForMlflow(prefix: string, e: ModelEvaluation): Array<{ key: string; value: number }> {
+  const out: Array<{ key: string; value: number }> = [];
+  const add = (k: string, v: number | null | undefined) => {
+    if (typeof v === 'number' && Number.isFinite(v)) out.push({ key: `${prefix}${k}`, value: v });
+  };
+  for (const [k, v] of Object.entries(e.metrics)) add(k, v);
+  add('brier', e.calibration.brier);
+  add('ece', e.calibration.ece);
+  add('latency_p95_ms', e.latency.p95);
+  add('dpd', e.fairness?.dpd);
+  add('eod', e.fairness?.eod);
+  return out;
+}
+
+export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshotDir: string }) {
+  const { mlflow } = cfg;
+
+  async function score(version: ModelVersion, holdout: Awaited<ReturnType<typeof loadHoldout>>) {
+    const { files } = await fetchVerifiedModel(mlflow, version);
+    try {
+      return await scoreModel(file(files, 'model.onnx'), parseInputSchema(file(files, 'input_schema.json')), holdout);
+    } catch (err) {
+      if (err instanceof ModelContractError) {
+        throw ApplicationFailure.nonRetryable(
+          `${version.name} v${version.version}: ${err.message}`,
+          FailureTypes.ArtifactIntegrity,
+        );
+      }
+      throw err;
+    }
+  }
+
+  return {
+    async evaluateCandidate(input: {
+      model: string;
+      challengerVersion: string;
+      holdout: DatasetSnapshot;
+      trainingSnapshotPath: string;
+      trainingSha256: string;
+      spec: FeatureSpec;
+      gate: GatePolicy;
+    }): Promise<EvaluationSummary> {
+      if (input.holdout.sha256 === input.trainingSha256) {
+        throw ApplicationFailure.nonRetryable(
+          'the holdout is the training dataset itself: evaluation needs a frozen holdout never used for training',
+          'HoldoutLeak',
+        );
+      }
+      let holdout;
+      try {
+        holdout = await loadHoldout(input.holdout.snapshotPath, input.spec);
+      } catch (err) {
+        if (err instanceof HoldoutError || (err as { code?: string }).code?.startsWith('CSV_')) {
+          throw ApplicationFailure.nonRetryable(`holdout ${input.holdout.sourceUri}: ${(err as Error).message}`, 'HoldoutInvalid');
+        }
+        throw err;
+      }
+      const training = await rowFingerprints(input.trainingSnapshotPath, input.spec);
+      const heldOut = await rowFingerprints(input.holdout.snapshotPath, input.spec);
+      let shared = 0;
+      for (const h of heldOut) if (training.has(h)) shared++;
+      if (shared > 0) {
+        throw ApplicationFailure.nonRetryable(
+          `holdout shares ${shared} row(s) with the training snapshot: it is not a clean holdout`,
+          'HoldoutLeak',
+        );
+      }
+
+      const challengerMv = await mapped(() => mlflow.getModelVersion(input.model, input.challengerVersion));
+      const championMv = await mapped(() => mlflow.findModelVersionByAlias(input.model, Aliases.champion));
+      const threshold = input.gate.decisionThreshold;
+      const challengerScore = await score(challengerMv, holdout);
+      const challenger = evaluateModel({
+        labels: holdout.labels,
+        scores: challengerScore.scores,
+        groups: holdout.groups,
+        latenciesMs: challengerScore.latenciesMs,
+        threshold,
+      });
+      const summary: EvaluationSummary = {
+        holdout: { sha256: input.holdout.sha256, rows: holdout.rows, positives: challenger.positives },
+        challenger: { version: input.challengerVersion, evaluation: challenger },
+      };
+      let championScores: Float64Array | undefined;
+      if (championMv && championMv.version !== input.challengerVersion) {
+        const s = await score(championMv, holdout);
+        championScores = s.scores;
+        summary.champion = {
+          version: championMv.version,
+          evaluation: evaluateModel({
+            labels: holdout.labels,
+            scores: s.scores,
+            groups: holdout.groups,
+            latenciesMs: s.latenciesMs,
+            threshold,
+          }),
+        };
+        summary.comparison =
+          input.gate.method === 'mcnemar'
+            ? mcnemar({
+                labels: holdout.labels,
+                predsA: predictAt(s.scores, threshold),
+                predsB: predictAt(challengerScore.scores, threshold),
+              })
+            : pairedBootstrap({
+                labels: holdout.labels,
+                scoresA: s.scores,
+                scoresB: challengerScore.scores,
+                metric: input.gate.primaryMetric,
+                iterations: input.gate.bootstrapIterations,
+                seed: input.gate.bootstrapSeed,
+                alpha: input.gate.alpha,
+              });
+      }
+
+      // Record in MLflow: metrics on the challenger's run, per-example outcomes and the summary as artifacts.
+      const runId = challengerMv.runId;
+      if (runId) {
+        const metrics = metricsForMlflow('holdout_', challenger);
+        if (summary.champion) metrics.push(...metricsForMlflow('champion_holdout_', summary.champion.evaluation));
+        const c = summary.comparison;
+        if (c?.method === 'bootstrap') {
+          for (const [k, v] of [
+            ['vs_champion_estimate', c.estimate],
+            ['vs_champion_ci_low', c.ciLow],
+            ['vs_champion_ci_high', c.ciHigh],
+            ['vs_champion_p_value', c.pValue],
+          ] as const) {
+            if (typeof v === 'number' && Number.isFinite(v)) metrics.push({ key: k, value: v });
+          }
+        }
+        await mapped(() => mlflow.logBatch({ runId, metrics: metrics.map((m) => ({ ...m, step: 0 })) }));
+        const rows = Array.from(holdout.labels, (y, i) => [
+          i,
+          y,
+          holdout.groups?.[i] ?? '',
+          championScores ? championScores[i] : '',
+          challengerScore.scores[i],
+        ]);
+        const csv = stringify(rows, { header: true, columns: ['index', 'label', 'group', 'champion_score', 'challenger_score'] });
+        await mapped(() => mlflow.uploadArtifact(runId, `${EVALUATION_DIR}/per_example.csv`, csv));
+        await mapped(() =>
+          mlflow.uploadArtifact(runId, `${EVALUATION_DIR}/summary.json`, `${JSON.stringify(summary, null, 2)}\n`),
+        );
+        await mapped(() =>
+          mlflow.setModelVersionTag(input.model, input.challengerVersion, 'mlops.holdout_sha256', input.holdout.sha256),
+        );
+      }
+      return summary;
+    },
+
+    /** Writes the model card (Markdown and JSON) to the version's run and links it from a version tag. */
+    async writeModelCard(card: ModelCard): Promise<{ markdownPath: string; jsonPath: string }> {
+      const mv = await mapped(() => mlflow.getModelVersion(card.model, card.version));
+      if (!mv.runId) {
+        throw ApplicationFailure.nonRetryable(`${card.model} v${card.version} has no run to attach a card to`, FailureTypes.ArtifactIntegrity);
+      }
+      const markdownPath = `${MODEL_CARD_DIR}/model_card.md`;
+      const jsonPath = `${MODEL_CARD_DIR}/model_card.json`;
+      await mapped(() => mlflow.uploadArtifact(mv.runId!, markdownPath, renderModelCard(card)));
+      await mapped(() => mlflow.uploadArtifact(mv.runId!, jsonPath, `${JSON.stringify(card, null, 2)}\n`));
+      const link = `runs:/${mv.runId}/${markdownPath}`;
+      if (mv.tags['mlops.model_card'] !== link) {
+        await mapped(() => mlflow.setModelVersionTag(card.model, card.version, 'mlops.model_card', link));
+      }
+      return { markdownPath, jsonPath };
+    },
+  };
+}

@@ -1,0 +1,281 @@
+/**
+ * Approval contracts: the payloads of the `approve` / `reject` signals and the `submitApproval` update, the
+ * per-model approval policy, and duration strings.
+ *
+ * Rules:
+ * - Sandbox-safe: zod only; no Node built-ins, no I/O, no clocks. Loaded by workflows, activities and CLIs alike.
+ * - Payload objects are strict: an unknown key (a typo such as `aprover`) is refused with a message naming it.
+ * - Approver ids are a restricted character set (letters, digits, `._@-`) so they can be used in file names,
+ *   log lines and audit events without escaping.
+ * - Every default is a named constant below.
+ * - Schemas must run inside the workflow sandbox too: no zod formats that need Node or browser globals
+ *   (`z.base64()` calls `atob`, which the sandbox lacks).
+ * - A signature here is only structurally checked (algorithm, ISO time, base64); the cryptographic check happens
+ *   in Node code (src/security/approval-signing.ts) called from an activity.
+ */
+import { z } from 'zod';
+
+/** Longest accepted approver id: long enough for an email address, short enough for log lines. */
+export const APPROVER_ID_MAX_LENGTH = 128;
+/** Longest approval comment: a paragraph, not a document (it is stored in workflow state and the audit log). */
+export const COMMENT_MAX_LENGTH = 2000;
+/** Longest rejection reason (same bound as comments, for the same reason). */
+export const REASON_MAX_LENGTH = 2000;
+/** Longest model version string (MLflow versions are small integers; leave room for other schemes). */
+export const MODEL_VERSION_MAX_LENGTH = 64;
+/** Longest key id: a fingerprint or a short label. */
+export const KEY_ID_MAX_LENGTH = 128;
+/** Longest base64 signature value accepted (an Ed25519 signature is 88 base64 characters). */
+export const SIGNATURE_VALUE_MAX_LENGTH = 256;
+/** Largest number of approvers one policy may list (keeps workflow state and status small). */
+export const MAX_POLICY_APPROVERS = 100;
+
+/** Distinct approvals needed by default: one reviewer other than the initiator (four-eyes). */
+export const DEFAULT_MIN_APPROVALS = 1;
+/** Four-eyes by default: whoever started the pipeline may not approve its result. */
+export const DEFAULT_FORBID_INITIATOR = true;
+/** Signatures are opt-in per model, so a first setup works before keys are distributed. */
+export const DEFAULT_REQUIRE_SIGNATURE = false;
+/** How long a candidate waits for a decision before the pipeline ends as `expired`: three days spans a weekend. */
+export const DEFAULT_APPROVAL_TIMEOUT = '72h';
+/** A signature older than a day is refused as stale, which bounds how long a leaked signed payload is useful. */
+export const DEFAULT_SIGNATURE_MAX_AGE_SECONDS = 86_400;
+/** Tolerated clock skew for a signature's `issuedAt` lying in the future (workstation clocks drift). */
+export const SIGNATURE_FUTURE_SKEW_SECONDS = 300;
+
+/** Names of the approval messages on `retrainingPipeline` (public contract: CLI, docs and tests use them). */
+export const ApprovalMessageName = {
+  approveSignal: 'approve',
+  rejectSignal: 'reject',
+  submitUpdate: 'submitApproval',
+  statusQuery: 'status',
+} as const;
+
+/** The two decisions an approver can take. */
+export const ApprovalDecision = { approve: 'approve', reject: 'reject' } as const;
+export type ApprovalDecision = (typeof ApprovalDecision)[keyof typeof ApprovalDecision];
+
+/** Stable codes for a refused approval attempt; shown in status and the audit log, and safe to match on. */
+export const RefusalCode = {
+  notPending: 'not-pending',
+  unknownApprover: 'unknown-approver',
+  missingRole: 'missing-role',
+  selfApproval: 'self-approval',
+  duplicate: 'duplicate',
+  wrongVersion: 'wrong-version',
+  signatureRequired: 'signature-required',
+  signatureInvalid: 'signature-invalid',
+  signatureStale: 'signature-stale',
+  malformed: 'malformed',
+} as const;
+export type RefusalCode = (typeof RefusalCode)[keyof typeof RefusalCode];
+
+/** Final or current state of an approval wait. */
+export const ApprovalOutcome = {
+  pending: 'pending',
+  approved: 'approved',
+  rejected: 'rejected',
+  expired: 'expired',
+} as const;
+export type ApprovalOutcome = (typeof ApprovalOutcome)[keyof typeof ApprovalOutcome];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Durations
+
+const DURATION_UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
+
+/**
+ * Parses a duration such as `'72h'`, `'30m'`, `'15s'`, `'500ms'`, `'2d'` or a combination (`'1h30m'`) into
+ * milliseconds (rounded to an integer). Throws an Error naming the accepted format otherwise.
+ */
+export function parseDuration(text: string): number {
+  const fail = (why: string): never => {
+    throw new Error(
+      `invalid duration ${JSON.stringify(text)}: ${why}; expected a number followed by a unit ` +
+        `(ms, s, m, h, d), e.g. '72h', '30m', '15s' or '1h30m'`,
+    );
+  };
+  if (typeof text !== 'string') return fail('not a string');
+  const s = text.trim();
+  if (s === '') return fail('empty');
+  if (/^\d+(?:\.\d+)?$/.test(s)) return fail('missing unit');
+  let total = 0;
+  DURATION_PART.lastIndex = 0;
+  while (DURATION_PART.lastIndex < s.length) {
+    const m = DURATION_PART.exec(s);
+    if (m === null) return fail(`unexpected text at ${JSON.stringify(s.slice(DURATION_PART.lastIndex))}`);
+    total += Number(m[1]) * DURATION_UNIT_MS[m[2] as keyof typeof DURATION_UNIT_MS];
+  }
+  const ms = Math.round(total);
+  if (!Number.isSafeInteger(ms)) return fail('too large');
+  return ms;
+}
+
+/** A duration string that {@link parseDuration} accepts and that is longer than zero. */
+export const DurationSchema = z
+  .string()
+  .trim()
+  .superRefine((value, ctx) => {
+    try {
+      if (parseDuration(value) <= 0) ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Payloads
+
+/** Approver id: trimmed, non-empty, bounded, restricted characters. */
+export const ApproverIdSchema = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(APPROVER_ID_MAX_LENGTH)
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._@-]*$/,
+    'may contain only letters, digits and . _ @ - (starting with a letter or digit)',
+  );
+
+/** Model version: a non-empty string; a JSON integer (`3`) is accepted and normalised to `'3'`. */
+export const ModelVersionSchema = z
+  .union([z.string(), z.number().int().nonnegative()])
+  .transform((v) => String(v).trim())
+  .pipe(z.string().min(1, 'must not be empty').max(MODEL_VERSION_MAX_LENGTH));
+
+/** An ISO-8601 date-time with `Z` or an explicit offset, e.g. `2026-11-26T10:00:00.000Z`. */
+export const IsoDateTimeSchema = z.iso.datetime({ offset: true });
+
+/** Strict padded base64, no whitespace. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Detached Ed25519 signature over the canonical approval payload (see src/security/approval-signing.ts). */
+export const ApprovalSignatureSchema = z.strictObject({
+  alg: z.literal('ed25519'),
+  keyId: z.string().trim().min(1).max(KEY_ID_MAX_LENGTH).optional(),
+  issuedAt: IsoDateTimeSchema,
+  // A regex, not z.base64(): that one calls atob(), which the workflow sandbox does not provide.
+  value: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(SIGNATURE_VALUE_MAX_LENGTH)
+    .regex(BASE64, 'must be padded base64 (A-Z a-z 0-9 + /)'),
+});
+export type ApprovalSignature = z.output<typeof ApprovalSignatureSchema>;
+
+const optionalText = (max: number) => z.string().trim().max(max).optional();
+
+/** Payload of the `approve` signal. `modelVersion`, when given, must equal the version awaiting approval. */
+export const ApprovePayloadSchema = z.strictObject({
+  approver: ApproverIdSchema,
+  comment: optionalText(COMMENT_MAX_LENGTH),
+  modelVersion: ModelVersionSchema.optional(),
+  signature: ApprovalSignatureSchema.optional(),
+});
+export type ApprovePayload = z.output<typeof ApprovePayloadSchema>;
+export type ApprovePayloadInput = z.input<typeof ApprovePayloadSchema>;
+
+/** Payload of the `reject` signal. */
+export const RejectPayloadSchema = z.strictObject({
+  approver: ApproverIdSchema,
+  reason: z.string().trim().min(1, 'must not be empty').max(REASON_MAX_LENGTH),
+  modelVersion: ModelVersionSchema.optional(),
+  signature: ApprovalSignatureSchema.optional(),
+});
+export type RejectPayload = z.output<typeof RejectPayloadSchema>;
+export type RejectPayloadInput = z.input<typeof RejectPayloadSchema>;
+
+/** Argument of the `submitApproval` update: either payload, tagged with its decision. */
+export const SubmitApprovalSchema = z.discriminatedUnion('decision', [
+  ApprovePayloadSchema.extend({ decision: z.literal('approve') }),
+  RejectPayloadSchema.extend({ decision: z.literal('reject') }),
+]);
+export type SubmitApproval = z.output<typeof SubmitApprovalSchema>;
+export type SubmitApprovalInput = z.input<typeof SubmitApprovalSchema>;
+
+/**
+ * Suggested result of the `submitApproval` update (the workflow owns the handler): whether the attempt was
+ * accepted, the refusal code when not, and where the approval stands afterwards.
+ */
+export const SubmitApprovalResultSchema = z.object({
+  accepted: z.boolean(),
+  code: z.enum(Object.values(RefusalCode) as [RefusalCode, ...RefusalCode[]]).optional(),
+  reason: z.string(),
+  outcome: z.enum(Object.values(ApprovalOutcome) as [ApprovalOutcome, ...ApprovalOutcome[]]),
+  approvals: z.number().int().nonnegative(),
+  requiredApprovals: z.number().int().positive(),
+});
+export type SubmitApprovalResult = z.output<typeof SubmitApprovalResultSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Policy
+
+const PEM_PUBLIC_KEY = /^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----\s*$/;
+const RAW_ED25519_BASE64 = /^[A-Za-z0-9+/]{43}=$/;
+
+/** A public key as PEM (SPKI) or base64 of the raw 32-byte Ed25519 key; only the shape is checked here. */
+export const ApproverPublicKeySchema = z
+  .string()
+  .trim()
+  .refine((k) => PEM_PUBLIC_KEY.test(k) || RAW_ED25519_BASE64.test(k), {
+    message: 'must be a PEM "PUBLIC KEY" block or base64 of a raw 32-byte Ed25519 key',
+  });
+
+const RoleSchema = z.string().trim().min(1, 'must not be empty').max(APPROVER_ID_MAX_LENGTH);
+
+/** One person allowed to decide, with their roles and (for signed approvals) their public key. */
+export const ApproverSchema = z.strictObject({
+  id: ApproverIdSchema,
+  roles: z.array(RoleSchema).default([]),
+  publicKey: ApproverPublicKeySchema.optional(),
+});
+export type Approver = z.output<typeof ApproverSchema>;
+
+/**
+ * Per-model approval policy. Cross-field rules: approver ids are unique; `minApprovals` does not exceed the number
+ * of approvers able to count; with `requireSignature` every approver has a `publicKey`.
+ */
+export const ApprovalPolicySchema = z
+  .strictObject({
+    approvers: z.array(ApproverSchema).min(1, 'at least one approver is needed').max(MAX_POLICY_APPROVERS),
+    requiredRoles: z.array(RoleSchema).min(1, 'omit the field instead of giving an empty list').optional(),
+    minApprovals: z.number().int().min(1).max(MAX_POLICY_APPROVERS).default(DEFAULT_MIN_APPROVALS),
+    forbidInitiator: z.boolean().default(DEFAULT_FORBID_INITIATOR),
+    requireSignature: z.boolean().default(DEFAULT_REQUIRE_SIGNATURE),
+    timeout: DurationSchema.default(DEFAULT_APPROVAL_TIMEOUT),
+    signatureMaxAgeSeconds: z.number().int().positive().default(DEFAULT_SIGNATURE_MAX_AGE_SECONDS),
+  })
+  .superRefine((policy, ctx) => {
+    const seen = new Set<string>();
+    policy.approvers.forEach((a, i) => {
+      if (seen.has(a.id)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['approvers', i, 'id'],
+          message: `duplicate approver id "${a.id}"`,
+        });
+      }
+      seen.add(a.id);
+      if (policy.requireSignature && a.publicKey === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['approvers', i, 'publicKey'],
+          message: 'required when requireSignature is true',
+        });
+      }
+    });
+    const required = policy.requiredRoles;
+    const eligible = policy.approvers.filter(
+      (a) => required === undefined || a.roles.some((r) => required.includes(r)),
+    ).length;
+    if (policy.minApprovals > eligible) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['minApprovals'],
+        message: `is ${policy.minApprovals} but only ${eligible} approver(s) can count towards it`,
+      });
+    }
+  });
+export type ApprovalPolicy = z.output<typeof ApprovalPolicySchema>;
+export type ApprovalPolicyInput = z.input<typeof ApprovalPolicySchema>;

@@ -1,0 +1,372 @@
+/**
+ * Approval decisions as pure functions of (state, policy, attempt, time).
+ *
+ * Rules:
+ * - Sandbox-safe and deterministic: no Node built-ins, no I/O, no clocks (the workflow passes `nowIso` from
+ *   workflow time), no randomness. State is plain JSON (arrays, no Map/Set) so it survives queries and
+ *   continue-as-new.
+ * - Never throws on bad input from an approver: a malformed or unauthorised attempt is refused with a stable
+ *   {@link RefusalCode} and a reason, and recorded; the workflow keeps waiting.
+ * - Signature cryptography is not done here. Call {@link checkApprovalAttempt} without `signatureVerified` for the
+ *   synchronous checks (update validator); if the verdict says `signature: 'pending-verification'`, verify the
+ *   signature in an activity, then call it again with `signatureVerified` and the *current* state before applying.
+ *   {@link applyApprovalAttempt} refuses a verdict whose signature was never verified (fail closed).
+ * - Four-eyes applies to approving only: the initiator may still reject their own pipeline.
+ * - `requiredRoles` applies to both decisions: someone who may not approve may not veto either.
+ */
+import { z } from 'zod';
+import {
+  ApprovalDecision,
+  ApprovalOutcome,
+  ApprovalSignatureSchema,
+  ApproverIdSchema,
+  ModelVersionSchema,
+  RefusalCode,
+  RejectPayloadSchema,
+  ApprovePayloadSchema,
+  SIGNATURE_FUTURE_SKEW_SECONDS,
+} from '../contracts/approval';
+import type { ApprovalPolicy, ApprovalSignature, SubmitApprovalResult } from '../contracts/approval';
+import { formatZodError } from '../contracts/errors';
+
+/** Most attempts kept in state; older ones are dropped (and counted) so spam cannot grow workflow state unbounded. */
+export const MAX_RECORDED_ATTEMPTS = 200;
+/** Approver name recorded when a malformed payload carries no usable approver id. */
+export const UNKNOWN_APPROVER_LABEL = '(unknown)';
+
+/** One decision attempt as recorded in state (accepted or refused). */
+export interface ApprovalAttempt {
+  approver: string;
+  decision: ApprovalDecision;
+  accepted: boolean;
+  /** Why it was refused; for an accepted reject the rejection reason; for an accepted approval a summary. */
+  reason: string;
+  /** Set when refused. */
+  code?: RefusalCode;
+  /** Workflow time of the attempt (ISO). */
+  at: string;
+  comment?: string;
+  /** True when the attempt carried a signature (for an accepted attempt: a verified one). */
+  signed: boolean;
+  keyId?: string;
+}
+
+/** Approval wait state, kept in the workflow and returned by its `status` query. */
+export interface ApprovalState {
+  /** The model version awaiting a decision. */
+  modelVersion: string;
+  /** Who started the pipeline (four-eyes). */
+  initiator?: string;
+  /** Distinct accepted approvals needed (copied from the policy when the wait starts). */
+  requiredApprovals: number;
+  attempts: ApprovalAttempt[];
+  /** Number of older attempts dropped from `attempts` (see {@link MAX_RECORDED_ATTEMPTS}). */
+  droppedAttempts?: number;
+  /** Approver ids whose approval was accepted, in order. */
+  approvals: string[];
+  rejectedBy?: string;
+  rejectReason?: string;
+  outcome: ApprovalOutcome;
+  /** Workflow time at which the outcome left `pending`. */
+  decidedAt?: string;
+}
+
+/** What an approver submitted, after parsing (see {@link parseApprovalAttempt}). */
+export interface ApprovalAttemptInput {
+  decision: ApprovalDecision;
+  approver: string;
+  modelVersion?: string;
+  signature?: ApprovalSignature;
+  comment?: string;
+  /** Rejection reason (reject only). */
+  reason?: string;
+}
+
+/** How the signature of an accepted attempt stands. */
+export type SignatureStatus = 'none' | 'verified' | 'pending-verification';
+
+export type ApprovalVerdict =
+  { accepted: true; signature: SignatureStatus } | { accepted: false; code: RefusalCode; reason: string };
+
+/** Starts a pending approval for `modelVersion`. */
+export function createApprovalState(args: {
+  modelVersion: string;
+  initiator?: string;
+  policy: Pick<ApprovalPolicy, 'minApprovals'>;
+}): ApprovalState {
+  const state: ApprovalState = {
+    modelVersion: args.modelVersion,
+    requiredApprovals: args.policy.minApprovals,
+    attempts: [],
+    approvals: [],
+    outcome: ApprovalOutcome.pending,
+  };
+  if (args.initiator !== undefined) state.initiator = args.initiator;
+  return state;
+}
+
+/**
+ * Parses a raw signal/update payload for `decision`. On failure returns a `malformed` refusal plus a best-effort
+ * attempt (so the refusal can still be recorded and audited with whatever approver name was given).
+ */
+export function parseApprovalAttempt(
+  decision: ApprovalDecision,
+  payload: unknown,
+):
+  | { ok: true; attempt: ApprovalAttemptInput }
+  | {
+      ok: false;
+      attempt: ApprovalAttemptInput;
+      verdict: { accepted: false; code: RefusalCode; reason: string };
+    } {
+  const schema = decision === ApprovalDecision.reject ? RejectPayloadSchema : ApprovePayloadSchema;
+  const parsed = schema.safeParse(payload);
+  if (parsed.success) {
+    const attempt: ApprovalAttemptInput = { decision, approver: parsed.data.approver };
+    if (parsed.data.modelVersion !== undefined) attempt.modelVersion = parsed.data.modelVersion;
+    if (parsed.data.signature !== undefined) attempt.signature = parsed.data.signature;
+    if ('comment' in parsed.data && parsed.data.comment !== undefined) attempt.comment = parsed.data.comment;
+    if ('reason' in parsed.data) attempt.reason = parsed.data.reason;
+    return { ok: true, attempt };
+  }
+  const raw = (typeof payload === 'object' && payload !== null ? payload : {}) as Record<string, unknown>;
+  const approver = ApproverIdSchema.safeParse(raw.approver);
+  return {
+    ok: false,
+    attempt: { decision, approver: approver.success ? approver.data : UNKNOWN_APPROVER_LABEL },
+    verdict: {
+      accepted: false,
+      code: RefusalCode.malformed,
+      reason: formatZodError(parsed.error, `malformed ${decision} payload`).replace(/\n/g, '; '),
+    },
+  };
+}
+
+function refuse(code: RefusalCode, reason: string): ApprovalVerdict {
+  return { accepted: false, code, reason };
+}
+
+const AttemptShapeSchema = z.object({
+  decision: z.enum([ApprovalDecision.approve, ApprovalDecision.reject]),
+  approver: ApproverIdSchema,
+  modelVersion: ModelVersionSchema.optional(),
+  signature: ApprovalSignatureSchema.optional(),
+});
+
+/**
+ * Decides whether `attempt` may be applied to `state` under `policy` at workflow time `nowIso`.
+ *
+ * Checks, in order: shape (`malformed`), `not-pending`, `wrong-version`, `unknown-approver`, `missing-role`,
+ * `self-approval` (approve only, when `forbidInitiator`), `duplicate` (approve only), then signatures:
+ * `signature-required`, `signature-invalid` (no registered key, or `signatureVerified === false`),
+ * `signature-stale` (older than `signatureMaxAgeSeconds` or further than {@link SIGNATURE_FUTURE_SKEW_SECONDS} in
+ * the future). A signature that is present is always checked, even when the policy does not require one.
+ * With `signatureVerified` undefined and a signature present, an otherwise acceptable attempt is returned as
+ * `{ accepted: true, signature: 'pending-verification' }`.
+ */
+export function checkApprovalAttempt(args: {
+  state: ApprovalState;
+  policy: ApprovalPolicy;
+  attempt: ApprovalAttemptInput;
+  nowIso: string;
+  signatureVerified?: boolean | undefined;
+}): ApprovalVerdict {
+  const { state, policy, nowIso, signatureVerified } = args;
+  const shape = AttemptShapeSchema.safeParse(args.attempt);
+  if (!shape.success) {
+    return refuse(
+      RefusalCode.malformed,
+      formatZodError(shape.error, 'malformed attempt').replace(/\n/g, '; '),
+    );
+  }
+  const attempt = shape.data;
+  const nowMs = Date.parse(nowIso);
+  if (Number.isNaN(nowMs))
+    return refuse(RefusalCode.malformed, `invalid current time ${JSON.stringify(nowIso)}`);
+
+  if (state.outcome !== ApprovalOutcome.pending) {
+    return refuse(
+      RefusalCode.notPending,
+      `approval is already ${state.outcome} for version ${state.modelVersion}`,
+    );
+  }
+  if (attempt.modelVersion !== undefined && attempt.modelVersion !== state.modelVersion) {
+    return refuse(
+      RefusalCode.wrongVersion,
+      `attempt names version ${attempt.modelVersion} but version ${state.modelVersion} is awaiting approval`,
+    );
+  }
+  const approver = policy.approvers.find((a) => a.id === attempt.approver);
+  if (approver === undefined) {
+    return refuse(
+      RefusalCode.unknownApprover,
+      `${attempt.approver} is not an approver in this model's policy`,
+    );
+  }
+  const required = policy.requiredRoles;
+  if (required !== undefined && !approver.roles.some((r) => required.includes(r))) {
+    return refuse(
+      RefusalCode.missingRole,
+      `${attempt.approver} has none of the required roles (${required.join(', ')})`,
+    );
+  }
+  if (attempt.decision === ApprovalDecision.approve) {
+    if (policy.forbidInitiator && state.initiator !== undefined && state.initiator === attempt.approver) {
+      return refuse(
+        RefusalCode.selfApproval,
+        `${attempt.approver} started this pipeline and may not approve it`,
+      );
+    }
+    if (state.approvals.includes(attempt.approver)) {
+      return refuse(
+        RefusalCode.duplicate,
+        `${attempt.approver} has already approved version ${state.modelVersion}`,
+      );
+    }
+  }
+
+  const sig = attempt.signature;
+  if (sig === undefined) {
+    if (policy.requireSignature) {
+      return refuse(RefusalCode.signatureRequired, 'this model requires a signed decision; none was given');
+    }
+    return { accepted: true, signature: 'none' };
+  }
+  if (approver.publicKey === undefined) {
+    return refuse(
+      RefusalCode.signatureInvalid,
+      `no public key is registered for ${attempt.approver}, so the signature cannot be verified`,
+    );
+  }
+  const issuedMs = Date.parse(sig.issuedAt);
+  if (Number.isNaN(issuedMs)) return refuse(RefusalCode.malformed, 'signature.issuedAt is not a valid time');
+  const ageMs = nowMs - issuedMs;
+  if (ageMs > policy.signatureMaxAgeSeconds * 1000) {
+    return refuse(
+      RefusalCode.signatureStale,
+      `signature issued at ${sig.issuedAt} is older than ${policy.signatureMaxAgeSeconds}s`,
+    );
+  }
+  if (-ageMs > SIGNATURE_FUTURE_SKEW_SECONDS * 1000) {
+    return refuse(
+      RefusalCode.signatureStale,
+      `signature issued at ${sig.issuedAt} lies more than ${SIGNATURE_FUTURE_SKEW_SECONDS}s in the future`,
+    );
+  }
+  if (signatureVerified === false) {
+    return refuse(
+      RefusalCode.signatureInvalid,
+      `signature does not verify against ${attempt.approver}'s public key`,
+    );
+  }
+  return { accepted: true, signature: signatureVerified === true ? 'verified' : 'pending-verification' };
+}
+
+/** The registered public key to verify `approver`'s signature with, if any. */
+export function approverPublicKey(policy: ApprovalPolicy, approver: string): string | undefined {
+  return policy.approvers.find((a) => a.id === approver)?.publicKey;
+}
+
+/**
+ * Records `attempt` with `verdict` and returns the new state (the input is not modified). An accepted approval
+ * adds the approver; `requiredApprovals` distinct approvals make the outcome `approved`; one accepted reject makes
+ * it `rejected`. Defensive re-checks turn a verdict that no longer fits the state (decided meanwhile, duplicate,
+ * signature never verified) into a recorded refusal rather than an error.
+ */
+export function applyApprovalAttempt(
+  state: ApprovalState,
+  attempt: ApprovalAttemptInput,
+  verdict: ApprovalVerdict,
+  nowIso: string,
+): ApprovalState {
+  let effective: ApprovalVerdict = verdict;
+  if (effective.accepted) {
+    if (state.outcome !== ApprovalOutcome.pending) {
+      effective = refuse(
+        RefusalCode.notPending,
+        `approval is already ${state.outcome} for version ${state.modelVersion}`,
+      );
+    } else if (attempt.decision === ApprovalDecision.approve && state.approvals.includes(attempt.approver)) {
+      effective = refuse(
+        RefusalCode.duplicate,
+        `${attempt.approver} has already approved version ${state.modelVersion}`,
+      );
+    } else if (effective.signature === 'pending-verification') {
+      effective = refuse(
+        RefusalCode.signatureInvalid,
+        'signature was not verified before the decision was applied',
+      );
+    }
+  }
+
+  const next: ApprovalState = { ...state, approvals: [...state.approvals] };
+  let reason: string;
+  if (!effective.accepted) {
+    reason = effective.reason;
+  } else if (attempt.decision === ApprovalDecision.reject) {
+    reason = attempt.reason ?? 'rejected';
+    next.outcome = ApprovalOutcome.rejected;
+    next.rejectedBy = attempt.approver;
+    next.rejectReason = reason;
+    next.decidedAt = nowIso;
+  } else {
+    next.approvals.push(attempt.approver);
+    reason = `approval ${next.approvals.length} of ${state.requiredApprovals} accepted`;
+    if (next.approvals.length >= state.requiredApprovals) {
+      next.outcome = ApprovalOutcome.approved;
+      next.decidedAt = nowIso;
+    }
+  }
+
+  const record: ApprovalAttempt = {
+    approver: attempt.approver,
+    decision: attempt.decision,
+    accepted: effective.accepted,
+    reason,
+    at: nowIso,
+    signed: attempt.signature !== undefined,
+  };
+  if (!effective.accepted) record.code = effective.code;
+  if (attempt.comment !== undefined) record.comment = attempt.comment;
+  if (attempt.signature?.keyId !== undefined) record.keyId = attempt.signature.keyId;
+
+  const attempts = [...state.attempts, record];
+  const overflow = attempts.length - MAX_RECORDED_ATTEMPTS;
+  if (overflow > 0) {
+    attempts.splice(0, overflow);
+    next.droppedAttempts = (state.droppedAttempts ?? 0) + overflow;
+  }
+  next.attempts = attempts;
+  return next;
+}
+
+/** Ends a still-pending approval as `expired` (the timeout elapsed); a decided one is returned unchanged. */
+export function expireApproval(state: ApprovalState, nowIso?: string): ApprovalState {
+  if (state.outcome !== ApprovalOutcome.pending) return state;
+  const next: ApprovalState = { ...state, outcome: ApprovalOutcome.expired };
+  if (nowIso !== undefined) next.decidedAt = nowIso;
+  return next;
+}
+
+/**
+ * Result for the `submitApproval` update, read from the attempt that {@link applyApprovalAttempt} just recorded
+ * (the last one) and the state after it.
+ */
+export function submitApprovalResult(state: ApprovalState): SubmitApprovalResult {
+  const last = state.attempts[state.attempts.length - 1];
+  const common = {
+    outcome: state.outcome,
+    approvals: state.approvals.length,
+    requiredApprovals: state.requiredApprovals,
+  };
+  if (last === undefined) {
+    return {
+      accepted: false,
+      code: RefusalCode.malformed,
+      reason: 'no attempt has been recorded',
+      ...common,
+    };
+  }
+  if (last.accepted) return { accepted: true, reason: last.reason, ...common };
+  return { accepted: false, code: last.code ?? RefusalCode.malformed, reason: last.reason, ...common };
+}

@@ -1,0 +1,521 @@
+/**
+ * Synthetic but realistic card-transaction data for the reference fraud model.
+ *
+ * Rules:
+ * - Deterministic: the same options give the same rows, byte for byte. Randomness comes only from pure-rand
+ *   (xoroshiro128+) seeded by `seed`; never Math.random, never the clock.
+ * - The label is drawn from a logistic model over the features plus latent noise, so a model can learn it
+ *   (PR-AUC well above the base rate) but not perfectly. The model's intercept is calibrated on a fixed
+ *   reference sample, so P(fraud | features) is the same for every seed: datasets of different seeds are
+ *   draws from one world, and `dataDrift` changes P(features) only (the fraud rate moves with it, as it
+ *   would), while `conceptDrift` changes P(fraud | features) at the requested base rate.
+ * - Regions differ genuinely but slightly in fraud base rate (the fairness evaluation has something to see).
+ * - Drift is applied to every row alike; batches differ only by sampling noise, except a poisoned batch:
+ *   `cluster` replaces a fraction of its rows by a tight cluster of fraud-looking transactions labelled
+ *   legitimate (a crafted evasion backdoor); `flip` inverts the labels of a fraction of its rows. Poisoning
+ *   draws from its own random stream, so the other batches are identical to the unpoisoned dataset.
+ * - Missing values (a device score not captured, an unknown merchant, no geolocation) are masked after the
+ *   label is drawn: the label depends on the true value, as in life.
+ */
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { stringify } from 'csv-stringify';
+import { stringify as stringifySync } from 'csv-stringify/sync';
+import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
+import { uniformInt } from 'pure-rand/distribution/uniformInt';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { z } from 'zod';
+import { parseOrThrow } from '../contracts/errors';
+import {
+  FRAUD_COLUMNS,
+  FRAUD_MAX_AMOUNT,
+  FRAUD_MAX_CUSTOMER_AGE_DAYS,
+  FRAUD_MAX_DISTANCE_KM,
+  FRAUD_MAX_TXN_COUNT_24H,
+  FRAUD_MERCHANT_CATEGORIES,
+  FRAUD_REGIONS,
+  type FraudMerchantCategory,
+  type FraudRegion,
+} from '../contracts/fraud';
+
+/** Share of fraudulent transactions when none is asked for: a typical card-fraud rate in labelled data. */
+export const DEFAULT_FRAUD_RATE = 0.03;
+/** Ingestion batches when none is asked for: enough for the poisoning screen to compare a batch with the rest. */
+export const DEFAULT_BATCHES = 10;
+/** Base rate of missing enrichment values (device score, geolocation; a fifth of it for merchant). */
+export const DEFAULT_MISSING_RATE = 0.01;
+/** Share of the poisoned batch's rows that are poisoned when no fraction is given. */
+export const DEFAULT_POISON_FRACTION = 0.2;
+/** Poisoning attack when no mode is given: the crafted cluster (harder to see than flipped labels). */
+export const DEFAULT_POISON_MODE = 'cluster';
+/** Largest dataset generated in memory: 10 million rows is a few GB of objects. */
+export const MAX_GENERATED_ROWS = 10_000_000;
+/** Seed of the reference sample the label model's intercept is calibrated on (fixed: one world for all seeds). */
+export const CALIBRATION_SEED = 20_240_601;
+/** Size of that sample: the calibrated base rate is within about 0.1 percentage point of the target. */
+export const CALIBRATION_SAMPLE_SIZE = 20_000;
+
+export const POISON_MODES = ['cluster', 'flip'] as const;
+export type PoisonMode = (typeof POISON_MODES)[number];
+
+const Strength = z.number().min(0).max(1);
+
+export const GenerateOptionsSchema = z
+  .object({
+    rows: z.number().int().min(1).max(MAX_GENERATED_ROWS),
+    seed: z.number().int().min(0).max(0xffff_ffff),
+    fraudRate: z.number().gt(0).lt(0.5).default(DEFAULT_FRAUD_RATE),
+    batches: z.number().int().min(1).default(DEFAULT_BATCHES),
+    /** 0..1: shifts the feature distributions (amounts, hours, merchant mix, device scores ...). */
+    dataDrift: Strength.default(0),
+    /** 0..1: moves the label model towards a different fraud pattern. */
+    conceptDrift: Strength.default(0),
+    missingRate: z.number().min(0).max(0.5).default(DEFAULT_MISSING_RATE),
+    poisonedBatch: z
+      .object({
+        /** The batch_id of the batch to poison (0-based). */
+        batch: z.number().int().min(0),
+        fraction: z.number().gt(0).max(1).default(DEFAULT_POISON_FRACTION),
+        mode: z.enum(POISON_MODES).default(DEFAULT_POISON_MODE),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((opts, ctx) => {
+    if (opts.batches > opts.rows) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batches'],
+        message: `${opts.batches} batches cannot be made of ${opts.rows} rows`,
+      });
+    }
+    if (opts.poisonedBatch !== undefined && opts.poisonedBatch.batch >= opts.batches) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['poisonedBatch', 'batch'],
+        message: `batch ${opts.poisonedBatch.batch} does not exist: batch ids are 0..${opts.batches - 1}`,
+      });
+    }
+  });
+export type GenerateOptions = z.input<typeof GenerateOptionsSchema>;
+type ParsedOptions = z.output<typeof GenerateOptionsSchema>;
+
+/** One transaction; keys are the CSV columns ({@link FRAUD_COLUMNS}), null is an empty cell. */
+export interface FraudRow {
+  transaction_id: string;
+  batch_id: number;
+  amount: number;
+  merchant_category: FraudMerchantCategory | null;
+  hour_of_day: number;
+  customer_age_days: number;
+  txn_count_24h: number;
+  distance_from_home_km: number | null;
+  card_present: 0 | 1;
+  device_risk_score: number | null;
+  region: FraudRegion;
+  is_fraud: 0 | 1;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Random draws
+// ---------------------------------------------------------------------------------------------------------
+
+type Rng = ReturnType<typeof xoroshiro128plus>;
+
+/** Draws from the usual distributions on top of one pure-rand generator (mutated in place). */
+class Random {
+  private spare: number | undefined;
+
+  constructor(private readonly rng: Rng) {}
+
+  /** Uniform in [0, 1). */
+  uniform(): number {
+    return uniformFloat64(this.rng);
+  }
+
+  int(min: number, max: number): number {
+    return uniformInt(this.rng, min, max);
+  }
+
+  bernoulli(p: number): boolean {
+    return this.uniform() < p;
+  }
+
+  /** Box-Muller; the second value of each pair is kept for the next call. */
+  normal(mean: number, sd: number): number {
+    if (this.spare !== undefined) {
+      const z = this.spare;
+      this.spare = undefined;
+      return mean + sd * z;
+    }
+    const u1 = 1 - this.uniform();
+    const u2 = this.uniform();
+    const radius = Math.sqrt(-2 * Math.log(u1));
+    this.spare = radius * Math.sin(2 * Math.PI * u2);
+    return mean + sd * radius * Math.cos(2 * Math.PI * u2);
+  }
+
+  /** Knuth's multiplication method: fine for the small rates used here. */
+  poisson(lambda: number): number {
+    const limit = Math.exp(-lambda);
+    let k = 0;
+    let p = this.uniform();
+    while (p > limit) {
+      k += 1;
+      p *= this.uniform();
+    }
+    return k;
+  }
+
+  /** Index drawn with probability proportional to `weights`. */
+  pick(weights: readonly number[]): number {
+    const total = weights.reduce((a, b) => a + b, 0);
+    let u = this.uniform() * total;
+    for (let i = 0; i < weights.length; i += 1) {
+      u -= weights[i] ?? 0;
+      if (u < 0) return i;
+    }
+    return weights.length - 1;
+  }
+}
+
+const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, x));
+const round = (x: number, digits: number): number => {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+const mix = (a: number, b: number, t: number): number => a + (b - a) * t;
+
+// ---------------------------------------------------------------------------------------------------------
+// The world: feature distributions (with data drift) and the label model (with concept drift)
+// ---------------------------------------------------------------------------------------------------------
+
+type ByMerchant = Record<FraudMerchantCategory, number>;
+type ByRegion = Record<FraudRegion, number>;
+
+const MERCHANT_MIX: ByMerchant = {
+  grocery: 0.22,
+  restaurant: 0.18,
+  fuel: 0.12,
+  online_retail: 0.15,
+  electronics: 0.07,
+  travel: 0.06,
+  entertainment: 0.1,
+  pharmacy: 0.1,
+};
+/** Merchant mix at full data drift: shopping moved online. */
+const MERCHANT_MIX_DRIFTED: ByMerchant = {
+  grocery: 0.15,
+  restaurant: 0.14,
+  fuel: 0.08,
+  online_retail: 0.28,
+  electronics: 0.13,
+  travel: 0.08,
+  entertainment: 0.08,
+  pharmacy: 0.06,
+};
+const REGION_MIX: ByRegion = { north: 0.3, south: 0.25, east: 0.25, west: 0.2 };
+const REGION_MIX_DRIFTED: ByRegion = { north: 0.2, south: 0.3, east: 0.2, west: 0.3 };
+/** Median amount (log scale) per merchant. */
+const LOG_AMOUNT: ByMerchant = {
+  grocery: 3.6,
+  restaurant: 3.3,
+  fuel: 3.8,
+  online_retail: 4.0,
+  electronics: 5.2,
+  travel: 5.6,
+  entertainment: 3.5,
+  pharmacy: 3.0,
+};
+const CARD_PRESENT_RATE: ByMerchant = {
+  grocery: 0.95,
+  restaurant: 0.9,
+  fuel: 0.92,
+  online_retail: 0.03,
+  electronics: 0.6,
+  travel: 0.35,
+  entertainment: 0.8,
+  pharmacy: 0.93,
+};
+
+/** A transaction before rounding, masking and labelling; `noise` is the label model's latent noise. */
+interface Transaction {
+  region: FraudRegion;
+  merchant: FraudMerchantCategory;
+  cardPresent: 0 | 1;
+  amount: number;
+  hour: number;
+  customerAgeDays: number;
+  txnCount24h: number;
+  distanceKm: number;
+  deviceRisk: number;
+  noise: number;
+}
+
+/** Standard deviation of the label model's latent noise (logit scale): what no feature explains. */
+const LABEL_NOISE_SD = 0.5;
+
+function drawTransaction(r: Random, drift: number): Transaction {
+  const regionWeights = FRAUD_REGIONS.map((g) => mix(REGION_MIX[g], REGION_MIX_DRIFTED[g], drift));
+  const region = FRAUD_REGIONS[r.pick(regionWeights)] ?? 'north';
+  const merchantWeights = FRAUD_MERCHANT_CATEGORIES.map((m) =>
+    mix(MERCHANT_MIX[m], MERCHANT_MIX_DRIFTED[m], drift),
+  );
+  const merchant = FRAUD_MERCHANT_CATEGORIES[r.pick(merchantWeights)] ?? 'grocery';
+  const cardPresent: 0 | 1 = r.bernoulli(CARD_PRESENT_RATE[merchant] * (1 - 0.3 * drift)) ? 1 : 0;
+  const amount = clamp(Math.exp(r.normal(LOG_AMOUNT[merchant] + 0.4 * drift, 0.75)), 0.5, FRAUD_MAX_AMOUNT);
+  // Most purchases in the day, centred later in the day under drift; a few at any hour.
+  const anyHour = r.bernoulli(0.12);
+  const dayHour = r.normal(14 + 2.5 * drift, 3.8);
+  const hour = anyHour ? r.int(0, 23) : ((Math.round(dayHour) % 24) + 24) % 24;
+  const customerAgeDays = clamp(Math.floor(Math.exp(r.normal(6.3 - 0.6 * drift, 1.1))), 0, 20_000);
+  const txnCount24h = Math.min(
+    FRAUD_MAX_TXN_COUNT_24H,
+    r.poisson(1.5 * (1 + drift)) + (cardPresent === 1 ? 0 : r.poisson(0.6)),
+  );
+  const distanceKm = clamp(Math.exp(r.normal(1.8 + 0.6 * drift, 1.3)), 0, FRAUD_MAX_DISTANCE_KM);
+  const deviceRisk = sigmoid(r.normal(-1.5 + 0.4 * drift, 1.0));
+  const noise = r.normal(0, LABEL_NOISE_SD);
+  return {
+    region,
+    merchant,
+    cardPresent,
+    amount,
+    hour,
+    customerAgeDays,
+    txnCount24h,
+    distanceKm,
+    deviceRisk,
+    noise,
+  };
+}
+
+interface LabelWeights {
+  amount: number;
+  night: number;
+  cardNotPresent: number;
+  deviceRisk: number;
+  distance: number;
+  txnCount: number;
+  newAccount: number;
+  /** Interaction: a new account buying without the card (account-takeover and synthetic-identity fraud). */
+  newAccountOnline: number;
+  merchant: ByMerchant;
+}
+
+const BASE_WEIGHTS: LabelWeights = {
+  amount: 0.8,
+  night: 1.6,
+  cardNotPresent: 1.2,
+  deviceRisk: 6.0,
+  distance: 0.5,
+  txnCount: 0.9,
+  newAccount: 1.8,
+  newAccountOnline: 1.2,
+  merchant: {
+    grocery: -0.4,
+    restaurant: -0.2,
+    fuel: 0.1,
+    online_retail: 0.6,
+    electronics: 0.8,
+    travel: 0.5,
+    entertainment: 0,
+    pharmacy: -0.5,
+  },
+};
+/** The fraud pattern at full concept drift: device scores were gamed, fraud moved to card-present bursts. */
+const DRIFTED_WEIGHTS: LabelWeights = {
+  amount: 0.15,
+  night: -0.2,
+  cardNotPresent: -0.3,
+  deviceRisk: 0.4,
+  distance: 0.9,
+  txnCount: 1.3,
+  newAccount: 0.2,
+  newAccountOnline: 0,
+  merchant: {
+    grocery: 0.3,
+    restaurant: -0.2,
+    fuel: 0.6,
+    online_retail: -0.3,
+    electronics: 0,
+    travel: 0.1,
+    entertainment: -0.2,
+    pharmacy: 0.8,
+  },
+};
+/** Genuine (small) regional differences in fraud base rate, unchanged by concept drift. */
+const REGION_EFFECT: ByRegion = { north: 0, south: 0.25, east: -0.15, west: 0.1 };
+
+function blendWeights(t: number): LabelWeights {
+  const merchant = {} as ByMerchant;
+  for (const m of FRAUD_MERCHANT_CATEGORIES)
+    merchant[m] = mix(BASE_WEIGHTS.merchant[m], DRIFTED_WEIGHTS.merchant[m], t);
+  return {
+    amount: mix(BASE_WEIGHTS.amount, DRIFTED_WEIGHTS.amount, t),
+    night: mix(BASE_WEIGHTS.night, DRIFTED_WEIGHTS.night, t),
+    cardNotPresent: mix(BASE_WEIGHTS.cardNotPresent, DRIFTED_WEIGHTS.cardNotPresent, t),
+    deviceRisk: mix(BASE_WEIGHTS.deviceRisk, DRIFTED_WEIGHTS.deviceRisk, t),
+    distance: mix(BASE_WEIGHTS.distance, DRIFTED_WEIGHTS.distance, t),
+    txnCount: mix(BASE_WEIGHTS.txnCount, DRIFTED_WEIGHTS.txnCount, t),
+    newAccount: mix(BASE_WEIGHTS.newAccount, DRIFTED_WEIGHTS.newAccount, t),
+    newAccountOnline: mix(BASE_WEIGHTS.newAccountOnline, DRIFTED_WEIGHTS.newAccountOnline, t),
+    merchant,
+  };
+}
+
+/** The label model's logit without its intercept (features centred roughly on typical values). */
+function fraudScore(t: Transaction, w: LabelWeights): number {
+  return (
+    w.amount * (Math.log(t.amount) - 3.8) +
+    w.night * (t.hour <= 5 ? 1 : 0) +
+    w.cardNotPresent * (1 - t.cardPresent) +
+    w.deviceRisk * t.deviceRisk +
+    w.distance * (Math.log1p(t.distanceKm) - 2) +
+    w.txnCount * Math.log1p(t.txnCount24h) +
+    w.newAccount * (t.customerAgeDays < 30 ? 1 : 0) +
+    w.newAccountOnline * (t.customerAgeDays < 90 && t.cardPresent === 0 ? 1 : 0) +
+    w.merchant[t.merchant] +
+    REGION_EFFECT[t.region] +
+    t.noise
+  );
+}
+
+interface LabelModel {
+  weights: LabelWeights;
+  intercept: number;
+}
+
+const labelModels = new Map<string, LabelModel>();
+
+/**
+ * The label model for a base rate and concept drift: weights blended towards the drifted pattern, and the
+ * intercept found by bisection so that the mean fraud probability over the fixed, undrifted calibration
+ * sample equals `fraudRate`. Memoised: it depends on nothing else.
+ */
+function labelModel(fraudRate: number, conceptDrift: number): LabelModel {
+  const key = `${fraudRate}:${conceptDrift}`;
+  const cached = labelModels.get(key);
+  if (cached !== undefined) return cached;
+  const weights = blendWeights(conceptDrift);
+  const r = new Random(xoroshiro128plus(CALIBRATION_SEED));
+  const scores = new Float64Array(CALIBRATION_SAMPLE_SIZE);
+  for (let i = 0; i < scores.length; i += 1) scores[i] = fraudScore(drawTransaction(r, 0), weights);
+  let lo = -40;
+  let hi = 40;
+  for (let iter = 0; iter < 100; iter += 1) {
+    const mid = (lo + hi) / 2;
+    let sum = 0;
+    for (const s of scores) sum += sigmoid(s + mid);
+    if (sum / scores.length < fraudRate) lo = mid;
+    else hi = mid;
+  }
+  const model = { weights, intercept: (lo + hi) / 2 };
+  labelModels.set(key, model);
+  return model;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Poisoning
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * A crafted transaction of the `cluster` attack: an expensive card-not-present electronics purchase at night
+ * from a brand-new account with a risky device, far from home, in a burst; labelled legitimate. Values are
+ * jittered slightly so the rows are not exact copies of each other.
+ */
+function craftedTransaction(r: Random, row: FraudRow): FraudRow {
+  return {
+    ...row,
+    amount: round(Math.exp(r.normal(Math.log(1500), 0.05)), 2),
+    merchant_category: 'electronics',
+    hour_of_day: r.int(1, 4),
+    customer_age_days: r.int(1, 20),
+    txn_count_24h: r.int(5, 8),
+    distance_from_home_km: round(Math.max(0, r.normal(850, 30)), 1),
+    card_present: 0,
+    device_risk_score: round(0.88 + 0.09 * r.uniform(), 3),
+    is_fraud: 0,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Generates `rows` transactions in `batches` consecutive batches (batch_id 0..batches-1, sizes differing by
+ * at most one). Throws an InputValidationError naming the field for bad options.
+ */
+export function generateFraudDataset(options: GenerateOptions): FraudRow[] {
+  const opts: ParsedOptions = parseOrThrow(GenerateOptionsSchema, options, 'generator options');
+  const model = labelModel(opts.fraudRate, opts.conceptDrift);
+  const base = xoroshiro128plus(opts.seed);
+  const poisonRng = base.clone();
+  poisonRng.jump();
+  const r = new Random(base);
+  const poison = new Random(poisonRng);
+  const prefix = `tx-${opts.seed.toString(16)}-`;
+  const out: FraudRow[] = new Array<FraudRow>(opts.rows);
+
+  for (let i = 0; i < opts.rows; i += 1) {
+    const batch = Math.floor((i * opts.batches) / opts.rows);
+    const t = drawTransaction(r, opts.dataDrift);
+    const fraud = r.bernoulli(sigmoid(fraudScore(t, model.weights) + model.intercept));
+    // Always draw the masks, so that datasets differing only in missingRate share every other value.
+    const noDevice = r.bernoulli(2 * opts.missingRate);
+    const noGeo = r.bernoulli(opts.missingRate);
+    const noMerchant = r.bernoulli(0.2 * opts.missingRate);
+    let row: FraudRow = {
+      transaction_id: `${prefix}${String(i).padStart(7, '0')}`,
+      batch_id: batch,
+      amount: round(t.amount, 2),
+      merchant_category: noMerchant ? null : t.merchant,
+      hour_of_day: t.hour,
+      customer_age_days: t.customerAgeDays,
+      txn_count_24h: t.txnCount24h,
+      distance_from_home_km: noGeo ? null : round(t.distanceKm, 1),
+      card_present: t.cardPresent,
+      device_risk_score: noDevice ? null : round(t.deviceRisk, 3),
+      region: t.region,
+      is_fraud: fraud ? 1 : 0,
+    };
+    const p = opts.poisonedBatch;
+    if (p !== undefined && batch === p.batch && poison.bernoulli(p.fraction)) {
+      row =
+        p.mode === 'cluster'
+          ? craftedTransaction(poison, row)
+          : { ...row, is_fraud: row.is_fraud === 1 ? 0 : 1 };
+    }
+    out[i] = row;
+  }
+  return out;
+}
+
+const CSV_OPTIONS = { header: true, columns: [...FRAUD_COLUMNS] };
+
+/** The rows as CSV text with a header row; null becomes an empty cell. */
+export function toCsv(rows: readonly FraudRow[]): string {
+  return stringifySync(rows as FraudRow[], CSV_OPTIONS);
+}
+
+/**
+ * Writes the rows as CSV (streamed), creating the parent folder. The file appears atomically: it is written
+ * under a temporary name and renamed, so a reader never sees half a dataset.
+ */
+export async function writeCsv(path: string, rows: readonly FraudRow[]): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await pipeline(Readable.from(rows), stringify(CSV_OPTIONS), createWriteStream(tmp));
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}

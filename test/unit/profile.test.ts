@@ -1,0 +1,373 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  FeatureSpecSchema,
+  type FeatureSpec,
+  type NumericColumnProfile,
+} from '../../src/contracts/feature-spec';
+import { DatasetFormatError, DatasetReadError, profileDataset } from '../../src/data/profile';
+import { judgeDataset } from '../../src/policy/validation';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'mlops-profile-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCount = 0;
+function file(content: string | Buffer): string {
+  fileCount += 1;
+  const p = path.join(dir, `f${fileCount}.csv`);
+  writeFileSync(p, content);
+  return p;
+}
+
+/** A small spec for crafted files: one numeric and one categorical feature, an id and a 0/1 label. */
+const SPEC: FeatureSpec = FeatureSpecSchema.parse({
+  name: 'toy',
+  version: '3',
+  label: { column: 'y', positiveValue: 1, negativeValue: 0 },
+  idColumn: 'id',
+  features: [
+    { name: 'amount', kind: 'numeric', min: 0, max: 1000, maxNullRate: 0.1 },
+    {
+      name: 'color',
+      kind: 'categorical',
+      categories: ['red', 'green', 'blue'],
+      maxNullRate: 0.1,
+      maxUnknownRate: 0.1,
+    },
+  ],
+  quality: { minRows: 20, maxDuplicateRate: 0.05, labelRate: { min: 0.1, max: 0.6 } },
+});
+
+const HEADER = ['id', 'amount', 'color', 'y'];
+const COLORS = ['red', 'green', 'blue'];
+
+/** 40 clean rows: every check passes on them. */
+function cleanRows(): string[][] {
+  return Array.from({ length: 40 }, (_, i) => [
+    `r${i}`,
+    String(10 + ((i * 37) % 400) + i / 100),
+    COLORS[i % 3] as string,
+    i % 4 === 0 ? '1' : '0',
+  ]);
+}
+const csv = (header: string[], rows: string[][]): string =>
+  [header, ...rows].map((r) => r.join(',')).join('\n') + '\n';
+
+async function failures(content: string) {
+  const report = judgeDataset(await profileDataset(file(content), SPEC), SPEC);
+  return report.checks.filter((c) => !c.passed);
+}
+
+describe('profileDataset + judgeDataset on crafted CSVs', () => {
+  it('passes the clean file on every check', async () => {
+    expect(await failures(csv(HEADER, cleanRows()))).toEqual([]);
+  });
+
+  type Case = {
+    name: string;
+    content: () => string;
+    check: string;
+    column?: string;
+    message: RegExp;
+  };
+  const cases: Case[] = [
+    {
+      name: 'a missing column',
+      content: () =>
+        csv(
+          ['id', 'amount', 'y'],
+          cleanRows().map(([id, a, , y]) => [id, a, y] as string[]),
+        ),
+      check: 'schema.missing-column',
+      column: 'color',
+      message: /column "color" is missing from the header \(required by feature spec toy@3\)/,
+    },
+    {
+      name: 'an unexpected column',
+      content: () =>
+        csv(
+          [...HEADER, 'note'],
+          cleanRows().map((r) => [...r, 'x']),
+        ),
+      check: 'schema.unexpected-column',
+      column: 'note',
+      message: /column "note" is not part of feature spec toy@3/,
+    },
+    {
+      name: 'type errors',
+      content: () =>
+        csv(
+          HEADER,
+          cleanRows().map((r, i) => (i === 5 ? [r[0], 'abc', r[2], r[3]] : r) as string[]),
+        ),
+      check: 'schema.type-errors',
+      column: 'amount',
+      message:
+        /column "amount" \(numeric\): 1 of 40 values are not numbers \(2\.50%\), first at line 7: "abc"; allowed 0\.00%/,
+    },
+    {
+      name: 'out-of-range values',
+      content: () =>
+        csv(
+          HEADER,
+          cleanRows().map((r, i) => (i < 2 ? [r[0], '5000', r[2], r[3]] : r) as string[]),
+        ),
+      check: 'quality.range',
+      column: 'amount',
+      message:
+        /column "amount": 2 of 40 values outside \[0, 1000\] \(5\.00%\).*max 5000.*first at line 2: 5000; allowed 0\.10%/,
+    },
+    {
+      name: 'nulls above the allowed rate',
+      content: () =>
+        csv(
+          HEADER,
+          cleanRows().map((r, i) => (i % 5 === 0 ? [r[0], r[1], 'NA', r[3]] : r) as string[]),
+        ),
+      check: 'quality.null-rate',
+      column: 'color',
+      message: /column "color": 8 of 40 values missing \(20\.00%\); allowed 10\.00%/,
+    },
+    {
+      name: 'unknown categories',
+      content: () =>
+        csv(
+          HEADER,
+          cleanRows().map((r, i) => (i % 4 === 1 ? [r[0], r[1], 'purple', r[3]] : r) as string[]),
+        ),
+      check: 'quality.unknown-categories',
+      column: 'color',
+      message:
+        /column "color": 10 of 40 values outside the known categories \(25\.00%\): "purple" x10; allowed 10\.00%/,
+    },
+    {
+      name: 'duplicate rows',
+      content: () => csv(HEADER, [...cleanRows(), ...cleanRows().slice(0, 4)]),
+      check: 'quality.duplicate-rows',
+      message: /4 of 44 rows \(9\.09%\) repeat an earlier row exactly; allowed 5\.00%/,
+    },
+    {
+      name: 'a reused id',
+      content: () =>
+        csv(
+          HEADER,
+          cleanRows().map((r, i) => (i === 9 ? ['r3', ...r.slice(1)] : r)),
+        ),
+      check: 'quality.duplicate-ids',
+      column: 'id',
+      message: /id column "id": 1 row\(s\) reuse an earlier row's id/,
+    },
+    {
+      name: 'label imbalance',
+      content: () =>
+        csv(
+          HEADER,
+          cleanRows().map((r, i) => [...r.slice(0, 3), i === 0 ? '1' : '0']),
+        ),
+      check: 'quality.label-rate',
+      column: 'y',
+      message: /label column "y": positive rate 2\.50% \(1 of 40 labelled rows\); allowed 10\.00% to 60\.00%/,
+    },
+    {
+      name: 'invalid labels',
+      content: () =>
+        csv(
+          HEADER,
+          cleanRows().map((r, i) => (i === 3 ? [...r.slice(0, 3), 'maybe'] : r)),
+        ),
+      check: 'schema.label-values',
+      column: 'y',
+      message: /label column "y": 1 value\(s\) are neither 1 nor 0, first at line 5: "maybe"/,
+    },
+    {
+      name: 'missing labels',
+      content: () =>
+        csv(
+          HEADER,
+          cleanRows().map((r, i) => (i === 3 ? [...r.slice(0, 3), ''] : r)),
+        ),
+      check: 'quality.label-missing',
+      column: 'y',
+      message: /label column "y": 1 of 40 rows unlabelled \(2\.50%\); allowed 0\.00%/,
+    },
+    {
+      name: 'ragged rows',
+      content: () =>
+        csv(
+          HEADER,
+          cleanRows().map((r, i) => (i === 6 ? r.slice(0, 3) : r)),
+        ),
+      check: 'schema.ragged-rows',
+      message:
+        /1 row\(s\) have a different number of fields than the header \(4 columns\); first at line 8 with 3 fields/,
+    },
+    {
+      name: 'too few rows',
+      content: () => csv(HEADER, cleanRows().slice(0, 12)),
+      check: 'quality.min-rows',
+      message: /only 12 rows; at least 20 required/,
+    },
+  ];
+
+  it.each(cases)('$name -> $check', async ({ content, check, column, message }) => {
+    const failed = await failures(content());
+    const hit = failed.find((c) => c.check === check);
+    expect(hit, JSON.stringify(failed, null, 2)).toBeDefined();
+    expect(hit?.column).toBe(column);
+    expect(hit?.message).toMatch(message);
+    if (column !== undefined) expect(hit?.message).toContain(`"${column}"`);
+    // Only the check the file was crafted to break fails (a missing column also empties its null/type checks).
+    expect(failed.map((c) => c.check)).toEqual([check]);
+  });
+
+  it('measures the numbers validation uses', async () => {
+    const rows = cleanRows();
+    const content = `\uFEFF${csv(HEADER, rows).replace(/\n/g, '\r\n')}`;
+    const p = file(content);
+    const profile = await profileDataset(p, SPEC);
+    expect(profile.sha256).toBe(createHash('sha256').update(content).digest('hex'));
+    expect(profile.rows).toBe(40);
+    expect(profile.header).toEqual(HEADER);
+    const amounts = rows.map((r) => Number(r[1]));
+    const m = amounts.reduce((a, b) => a + b, 0) / amounts.length;
+    const sd = Math.sqrt(amounts.reduce((s, x) => s + (x - m) ** 2, 0) / (amounts.length - 1));
+    const amount = profile.columns.find((c) => c.name === 'amount') as NumericColumnProfile;
+    expect(amount.count).toBe(40);
+    expect(amount.mean).toBeCloseTo(m, 9);
+    expect(amount.std).toBeCloseTo(sd, 9);
+    expect(amount.min).toBe(Math.min(...amounts));
+    expect(amount.max).toBe(Math.max(...amounts));
+    const color = profile.columns.find((c) => c.name === 'color');
+    expect(color?.kind === 'categorical' && color.categories).toEqual([
+      { value: 'red', count: 14 },
+      { value: 'green', count: 13 },
+      { value: 'blue', count: 13 },
+    ]);
+    expect(profile.label).toMatchObject({ positive: 10, negative: 30, missing: 0, invalid: 0 });
+    expect(profile.duplicateRows).toBe(0);
+    expect(profile.duplicateIds).toBe(0);
+    expect(JSON.parse(JSON.stringify(profile))).toEqual(profile);
+  });
+
+  it('reads the missing-value tokens as missing and trims cells', async () => {
+    const rows = cleanRows().map(
+      (r, i) => (i < 3 ? [r[0], ['', 'NA', 'null'][i], ` ${r[2]} `, r[3]] : r) as string[],
+    );
+    const profile = await profileDataset(file(csv(HEADER, rows)), SPEC);
+    const amount = profile.columns.find((c) => c.name === 'amount') as NumericColumnProfile;
+    expect(amount.missing).toBe(3);
+    expect(amount.typeErrors).toBe(0);
+    const color = profile.columns.find((c) => c.name === 'color');
+    expect(color?.kind === 'categorical' && color.unknown).toBe(0);
+  });
+});
+
+describe('files that are not a CSV dataset', () => {
+  it.each<[string, string | Buffer, RegExp, number]>([
+    ['an empty file', '', /line 1: the file is empty: expected a header row/, 1],
+    ['a file of blank lines', '\n\n\n', /the file is empty/, 1],
+    [
+      'a binary file',
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00]),
+      /line 3: NUL byte found: this is a binary file, not a CSV/,
+      3,
+    ],
+    ['JSON', '{"id": 1, "amount": 3}\n', /line 1: CSV syntax error \(INVALID_OPENING_QUOTE\)/, 1],
+    [
+      'prose',
+      'Dear team,\nplease find the data attached.\n',
+      /line 1 is not a header for feature spec toy@3/,
+      1,
+    ],
+    [
+      'a file without its header row',
+      'r1,10,red,0\nr2,11,blue,1\n',
+      /line 1 is not a header.*is the header row missing/,
+      1,
+    ],
+    [
+      'a header with an empty name',
+      'id,,color,y\nr1,1,red,0\n',
+      /line 1: header column 2 has an empty name/,
+      1,
+    ],
+    [
+      'a header naming a column twice',
+      'id,amount,amount,y\nr1,1,2,0\n',
+      /line 1: header names column "amount" twice/,
+      1,
+    ],
+    [
+      'an unclosed quote',
+      'id,amount,color,y\nr1,1,red,0\nr2,"2,blue,0\nr3,3,red,1\n',
+      /line 4: CSV syntax error/,
+      4,
+    ],
+  ])('%s throws DatasetFormatError naming the line', async (_case, content, message, line) => {
+    const p = file(content);
+    const err = await profileDataset(p, SPEC).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DatasetFormatError);
+    expect((err as DatasetFormatError).message).toMatch(message);
+    expect((err as DatasetFormatError).message).toContain(p);
+    expect((err as DatasetFormatError).line).toBe(line);
+  });
+
+  it('a missing file throws DatasetReadError', async () => {
+    await expect(profileDataset(path.join(dir, 'nope.csv'), SPEC)).rejects.toThrow(DatasetReadError);
+    await expect(profileDataset(path.join(dir, 'nope.csv'), SPEC)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('the poisoning screen on crafted batches', () => {
+  const spec = FeatureSpecSchema.parse({
+    ...SPEC,
+    batchColumn: 'batch',
+    quality: { ...SPEC.quality, minRows: 10 },
+  });
+  const header = [...HEADER, 'batch'];
+  /** Four batches of 60 distinct rows. */
+  const batches = (): string[][] =>
+    Array.from({ length: 240 }, (_, i) => [
+      `r${i}`,
+      String(((i * 7919) % 997) + (i % 13) / 10),
+      COLORS[(i * 7) % 3] as string,
+      i % 5 === 0 ? '1' : '0',
+      `b${Math.floor(i / 60)}`,
+    ]);
+
+  it('passes clean batches', async () => {
+    const report = judgeDataset(await profileDataset(file(csv(header, batches())), spec), spec);
+    expect(report.checks.filter((c) => !c.passed)).toEqual([]);
+    expect(report.checks.filter((c) => c.check === 'poisoning.label-rate')).toHaveLength(4);
+  });
+
+  it('flags copies of earlier rows with flipped labels in the batch that carries them', async () => {
+    const rows = batches();
+    // Batch b3 replays 20 rows of b0 (new ids) with the opposite label.
+    for (let k = 0; k < 20; k += 1) {
+      const src = rows[k] as string[];
+      rows[180 + k] = [`x${k}`, src[1] as string, src[2] as string, src[3] === '1' ? '0' : '1', 'b3'];
+    }
+    const failed = judgeDataset(await profileDataset(file(csv(header, rows)), spec), spec).checks.filter(
+      (c) => !c.passed,
+    );
+    const conflict = failed.find((c) => c.check === 'poisoning.conflicting-labels' && c.batch === 'b3');
+    expect(conflict?.message).toMatch(/batch "b3": 20 of 60 labelled rows \(33\.33%\) carry the other label/);
+    const repeated = failed.find((c) => c.check === 'poisoning.repeated-vectors' && c.batch === 'b3');
+    expect(repeated?.observed).toBeCloseTo(20 / 60, 9);
+    expect(failed.every((c) => c.batch === undefined || c.batch === 'b3')).toBe(true);
+  });
+
+  it('does not compare batches when there are too few of them', async () => {
+    const rows = batches().slice(0, 120);
+    const report = judgeDataset(await profileDataset(file(csv(header, rows)), spec), spec);
+    expect(report.checks.filter((c) => c.check === 'poisoning.label-rate')).toHaveLength(0);
+    expect(report.checks.find((c) => c.check === 'poisoning.batches')?.message).toMatch(/fewer than 3/);
+  });
+});
