@@ -37,7 +37,7 @@ EXIT_BACKEND = 6  # the requested backend is not available in this image
 DEFAULT_ARTIFACT_PATH = "model"  # the control plane registers model versions from <run>/artifacts/model
 DEFAULT_SEED = 42  # reproducible by default, like the control plane's own default
 DEFAULT_BACKEND = "sklearn"
-ONNX_OPSET = 17  # supported by onnxruntime >= 1.14 (and onnxruntime-node in the control plane)
+ONNX_OPSET = 17  # highest opset used (skl2onnx may pick lower); onnxruntime >= 1.14 runs it
 PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_native| accepted on the parity sample
 PARITY_SAMPLE_ROWS = 2000  # rows of the validation split scored by both runtimes
 MISSING_CATEGORY = ""  # how a missing categorical value is fed to the ONNX model (numeric: NaN)
@@ -334,12 +334,12 @@ def load_dataset(cfg: Config):
         col = df[f.name]
         if f.kind == "numeric":
             values = pd.to_numeric(col, errors="coerce")
-            bad = col.notna() & values.isna()
+            bad = col.notna() & ~np.isfinite(values.astype(float))
             if bad.any():
                 first = col[bad].iloc[0]
                 raise TrainerError(
                     EXIT_DATA,
-                    f"column {f.name!r}: {int(bad.sum())} value(s) are not numbers "
+                    f"column {f.name!r}: {int(bad.sum())} value(s) are not finite numbers "
                     f"(first: {str(first)[:40]!r})",
                 )
             # float32 is what the ONNX model receives: train on exactly those values.
@@ -402,6 +402,11 @@ def make_scaling_exact(preprocess) -> None:
     scaler = preprocess.named_transformers_["num"].named_steps["scale"]
     scaler.mean_ = scaler.mean_.astype(np.float32).astype(np.float64)
     scaler.scale_ = np.exp2(np.round(np.log2(scaler.scale_)))
+
+
+def default_opset(model) -> int:
+    """The model's opset of the default ONNX domain."""
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def initial_types(cfg: Config):
@@ -592,12 +597,17 @@ def train_torch(cfg: Config, X_train, y_train):
             return label, probabilities
 
     head = Head(net_cpu).eval()
+    # The fitted preprocessing becomes the first half of the graph. skl2onnx picks the lowest opset its
+    # operators need (at most ONNX_OPSET); the MLP is exported at that same opset so the halves compose.
+    pre_model = convert_sklearn(pre, initial_types=initial_types(cfg), target_opset=ONNX_OPSET)
+    pre_output = pre_model.graph.output[0].name
+    opset = default_opset(pre_model)
     buffer = io.BytesIO()
     export_args: dict[str, Any] = dict(
         input_names=["features"],
         output_names=[LABEL_OUTPUT, PROBABILITY_OUTPUT],
         dynamic_axes={"features": {0: "N"}, LABEL_OUTPUT: {0: "N"}, PROBABILITY_OUTPUT: {0: "N"}},
-        opset_version=ONNX_OPSET,
+        opset_version=opset,
     )
     dummy = torch.zeros(2, width, dtype=torch.float32)
     try:
@@ -606,9 +616,7 @@ def train_torch(cfg: Config, X_train, y_train):
         torch.onnx.export(head, (dummy,), buffer, **export_args)
     mlp_model = onnx.load_from_string(buffer.getvalue())
 
-    pre_model = convert_sklearn(pre, initial_types=initial_types(cfg), target_opset=ONNX_OPSET)
-    pre_output = pre_model.graph.output[0].name
-    # Both halves must agree on the IR version and the default-domain opset to be composed.
+    # Both halves must also agree on the IR version to be composed.
     ir_version = min(pre_model.ir_version, mlp_model.ir_version)
     pre_model.ir_version = ir_version
     mlp_model.ir_version = ir_version
@@ -721,7 +729,7 @@ def run(cfg: Config) -> None:
         "validation_rows": str(len(y_val)),
         "feature_spec_name": str(cfg.spec.get("name")),
         "feature_spec_version": str(cfg.spec.get("version")),
-        "onnx_opset": str(ONNX_OPSET),
+        "onnx_opset": str(default_opset(onx)),
         "onnx_parity_runtime": runtime,
         **{k: str(v) for k, v in extra.items()},
     }
@@ -768,6 +776,8 @@ def mark_failed(env: dict[str, str], message: str) -> None:
 
 
 def main() -> int:
+    # MLflow prints a run link built from the tracking host; keep URLs (and anything in them) out of the logs.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     env = dict(os.environ)
     try:
         cfg = read_config(env)

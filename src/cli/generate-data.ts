@@ -67,9 +67,13 @@ const FLAG_FOR_OPTION: Record<string, string> = {
   'poisonedBatch.mode': '--poison-mode',
 };
 
-class UsageError extends Error {}
+/** Bad command-line arguments; the message names the flag. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
 
-function parseCli(argv: string[]) {
+/** Parses the flags into generator options; undefined for --help. Throws {@link UsageError}. */
+export function parseGenerateArgs(argv: string[]) {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -129,10 +133,11 @@ function parseCli(argv: string[]) {
   };
 }
 
-async function main(argv: string[]): Promise<number> {
-  let cli: ReturnType<typeof parseCli>;
+/** Runs the command; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let cli: ReturnType<typeof parseGenerateArgs>;
   try {
-    cli = parseCli(argv);
+    cli = parseGenerateArgs(argv);
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`generate-data: ${err.message}\n${USAGE}`);

@@ -273,7 +273,11 @@ function drawTransaction(r: Random, drift: number): Transaction {
   const anyHour = r.bernoulli(0.12);
   const dayHour = r.normal(14 + 2.5 * drift, 3.8);
   const hour = anyHour ? r.int(0, 23) : ((Math.round(dayHour) % 24) + 24) % 24;
-  const customerAgeDays = clamp(Math.floor(Math.exp(r.normal(6.3 - 0.6 * drift, 1.1))), 0, 20_000);
+  const customerAgeDays = clamp(
+    Math.floor(Math.exp(r.normal(6.3 - 0.6 * drift, 1.1))),
+    0,
+    FRAUD_MAX_CUSTOMER_AGE_DAYS,
+  );
   const txnCount24h = Math.min(
     FRAUD_MAX_TXN_COUNT_24H,
     r.poisson(1.5 * (1 + drift)) + (cardPresent === 1 ? 0 : r.poisson(0.6)),

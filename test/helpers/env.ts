@@ -37,13 +37,17 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   });
 }
 
-export function testWorkerConfig(stateDir: string, extraImages: Record<string, string[]> = {}): WorkerConfig {
+export function testWorkerConfig(
+  stateDir: string,
+  extraImages: Record<string, string[]> = {},
+  overrides: Partial<WorkerConfig> = {},
+): WorkerConfig {
   const cfg = loadWorkerConfig({
     MLFLOW_TRACKING_URI: inject('mlflowTrackingUri'),
     MLOPS_STATE_DIR: stateDir,
     MLOPS_TASK_QUEUE: `test-${path.basename(stateDir)}`,
   });
-  return { ...cfg, localImages: { ...cfg.localImages, ...extraImages } };
+  return { ...cfg, ...overrides, localImages: { ...cfg.localImages, ...extraImages } };
 }
 
 export function mlflowClient(): MlflowClient {
@@ -68,4 +72,15 @@ export function writeFile(dir: string, name: string, content: string | Buffer): 
 /** A unique model name per test so tests sharing one MLflow server never collide. */
 export function uniqueModel(prefix: string): string {
   return `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Polls `probe` until it returns a value, or fails after `timeoutMs`; an error thrown by `probe` ends it at once. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms`);
 }
