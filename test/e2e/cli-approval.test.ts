@@ -1,0 +1,337 @@
+/**
+ * Human approval end to end, as users drive it: a worker on the test stack with the shipped governance
+ * policies (deploy/policies), the `temporal` binary to start the pipeline, watch its `status` and send the
+ * `submitApproval` update and the `approve` signal, and the project's own `approve` command
+ * (src/cli/approve.ts) run as a separate process, including the command it prints with `--print-command`.
+ *
+ * Rules of this file:
+ * - Model `fraud` with the default policy dir is used when `fraud` has no champion on the MLflow server (a
+ *   fresh test stack): the gate then judges the candidate on the policy's absolute minimums. When an
+ *   outside MLflow server already holds a `fraud` champion, a candidate trained on the same kind of data may
+ *   fairly be judged no better, so the test uses a unique model whose policy is a verbatim copy of
+ *   deploy/policies/fraud.json instead. The assertions are the same either way.
+ * - The rejection test runs before the promotion test, so neither candidate faces a champion made here.
+ */
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { execFile } from 'node:child_process';
+import { copyFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { WorkerConfig } from '../../src/config';
+import { DEFAULT_POLICY_DIR } from '../../src/config';
+import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
+import type { PipelineResult, PipelineStage, PipelineStatus } from '../../src/contracts/retraining';
+import { PROJECT_ROOT } from '../../src/stack/paths';
+import { createWorker } from '../../workers/worker';
+import { json, temporal, type CliResult } from '../helpers/cli';
+import {
+  eventually,
+  mlflowClient,
+  tempDir,
+  testWorkerConfig,
+  uniqueModel,
+  writeDataset,
+} from '../helpers/env';
+
+/** Stages after which a pipeline can no longer reach the approval wait. */
+const TERMINAL_STAGES: readonly PipelineStage[] = [
+  'completed',
+  'rejected',
+  'rejected-data',
+  'expired',
+  'failed',
+];
+/** Snapshot, validation, training and evaluation of 4000 + 2500 rows take ~10 s; leave room on a slow machine. */
+const AWAIT_APPROVAL_TIMEOUT_MS = 240_000;
+/** The shipped policy's approvers that hold a required role, in policy order. */
+const ELIGIBLE_APPROVERS = ['alice', 'bob', 'carol'];
+
+let connection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+let config: WorkerConfig;
+let train: string;
+let holdout: string;
+/** `fraud`, or a unique model under a copy of its policy (see the file comment). */
+let model: string;
+/** Passed only for a model other than `fraud`, whose feature spec is built in. */
+let featureSpec: typeof FRAUD_FEATURE_SPEC | undefined;
+/** The `champion` version of `model` before this file ran (undefined on a fresh stack). */
+let championBefore: string | undefined;
+
+beforeAll(async () => {
+  championBefore = (await mlflowClient().findModelVersionByAlias('fraud', 'champion'))?.version;
+  let policyDir = DEFAULT_POLICY_DIR;
+  model = 'fraud';
+  if (championBefore !== undefined) {
+    model = uniqueModel('fraud-appr');
+    policyDir = tempDir('e2e-approval-policies');
+    copyFileSync(path.join(DEFAULT_POLICY_DIR, 'fraud.json'), path.join(policyDir, `${model}.json`));
+    featureSpec = FRAUD_FEATURE_SPEC;
+    championBefore = undefined;
+    console.warn(
+      `[cli-approval] fraud already has a champion here; using ${model} with a copy of its policy`,
+    );
+  }
+  connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  config = testWorkerConfig(tempDir('e2e-approval'), {}, { policyDir });
+  expect(config.policyDir).toBe(policyDir);
+  worker = await createWorker({ connection, config });
+  running = worker.run();
+  const data = tempDir('e2e-approval-data');
+  [train, holdout] = await Promise.all([
+    writeDataset(data, 'train.csv', { rows: 4000, seed: 41 }),
+    writeDataset(data, 'holdout.csv', { rows: 2500, seed: 99 }),
+  ]);
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await connection?.close();
+});
+
+/** `temporal workflow start` of a pipeline with a holdout, as a user types it. */
+async function startPipeline(workflowId: string, initiator: string): Promise<void> {
+  const input = {
+    model,
+    dataset: { uri: pathToFileURL(train).href },
+    holdout: { uri: pathToFileURL(holdout).href },
+    trigger: { kind: 'manual', by: initiator },
+    initiator,
+    ...(featureSpec !== undefined ? { featureSpec } : {}),
+  };
+  // prettier-ignore
+  const started = await temporal([
+    'workflow', 'start',
+    '--task-queue', config.taskQueue,
+    '--type', 'retrainingPipeline',
+    '--workflow-id', workflowId,
+    '--input', JSON.stringify(input),
+  ]);
+  expect(started.code, started.stderr).toBe(0);
+}
+
+async function queryStatus(workflowId: string): Promise<PipelineStatus> {
+  const r = json<{ queryResult: PipelineStatus[] }>(
+    await temporal(['workflow', 'query', '--workflow-id', workflowId, '--name', 'status', '-o', 'json']),
+  );
+  const status = r.queryResult[0];
+  if (status === undefined) throw new Error(`status query of ${workflowId} returned nothing`);
+  return status;
+}
+
+/** Polls `status` until the pipeline waits for approval; a terminal stage fails at once with its decisions. */
+async function awaitApproval(workflowId: string): Promise<PipelineStatus> {
+  return eventually(async () => {
+    const s = await queryStatus(workflowId);
+    if (TERMINAL_STAGES.includes(s.stage)) {
+      throw new Error(
+        `${workflowId} ended at ${s.stage} before approval (gate: ${JSON.stringify(s.gate)}, ` +
+          `error: ${s.error ?? '-'}): ${JSON.stringify(s.decisions)}`,
+      );
+    }
+    return s.stage === 'awaiting-approval' ? s : undefined;
+  }, AWAIT_APPROVAL_TIMEOUT_MS);
+}
+
+async function pipelineResult(workflowId: string): Promise<{ status: string; result: PipelineResult }> {
+  return json(await temporal(['workflow', 'result', '--workflow-id', workflowId, '-o', 'json']));
+}
+
+function submitApproval(workflowId: string, payload: Record<string, unknown>): Promise<CliResult> {
+  // prettier-ignore
+  return temporal([
+    'workflow', 'update', 'execute',
+    '--workflow-id', workflowId,
+    '--name', 'submitApproval',
+    '--input', JSON.stringify(payload),
+  ]);
+}
+
+/** Runs `npx tsx src/cli/approve.ts ...` with the Temporal connection from the environment, as a user would. */
+function approveCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runProcess('npx', ['tsx', path.join('src', 'cli', 'approve.ts'), ...args], {
+    ...process.env,
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    ...env,
+  });
+}
+
+function runProcess(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(file, args, { cwd: PROJECT_ROOT, env, timeout: 120_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('approval through the temporal CLI and the approve command', () => {
+  it('approve command: refuses unknown and self approvals with exit 1, sends a rejection, runs its printed command', async () => {
+    const workflowId = `retrain-${uniqueModel('cli-reject')}`;
+    // alice (ml-lead) starts it, so the shipped four-eyes rule forbids her approving it.
+    await startPipeline(workflowId, 'alice');
+    const waiting = await awaitApproval(workflowId);
+    const version = waiting.candidate?.version;
+    expect(version).toMatch(/^\d+$/);
+    expect(waiting.gate?.decision).toBe('promote');
+    expect(waiting.approval).toMatchObject({ outcome: 'pending', initiator: 'alice', modelVersion: version });
+    expect(waiting.approval?.eligibleApprovers).toEqual(ELIGIBLE_APPROVERS);
+
+    // --print-command does not connect: it prints the temporal command, which a user then runs.
+    const printed = await approveCli(
+      ['--workflow-id', workflowId, '--approver', 'mallory', '--version', version!, '--print-command'],
+      { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    );
+    expect(printed.code, printed.stderr).toBe(0);
+    const command = printed.stdout.trim();
+    expect(command).toBe(
+      `temporal workflow signal --workflow-id ${workflowId} --name approve ` +
+        `--input '${JSON.stringify({ approver: 'mallory', modelVersion: version })}'`,
+    );
+    const cliDir = path.dirname(inject('temporalCli'));
+    const viaShell = await runProcess('sh', ['-c', command], {
+      ...process.env,
+      PATH: `${cliDir}${path.delimiter}${process.env.PATH ?? ''}`,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+    });
+    expect(viaShell.code, viaShell.stderr).toBe(0);
+    // A signal is fire-and-forget: the refusal shows up in status.
+    const afterSignal = await eventually(async () => {
+      const s = await queryStatus(workflowId);
+      return (s.approval?.attempts.length ?? 0) >= 1 ? s : undefined;
+    });
+    expect(afterSignal.approval?.attempts[0]).toMatchObject({
+      approver: 'mallory',
+      accepted: false,
+      code: 'unknown-approver',
+    });
+
+    const both = await approveCli(['--model', model, '--workflow-id', workflowId, '--approver', 'mallory']);
+    // --model and --workflow-id together are a usage error (exit 2); the id alone names the pipeline.
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('give --model or --workflow-id, not both');
+
+    const mallory = await approveCli(['--workflow-id', workflowId, '--approver', 'mallory']);
+    expect(mallory.code, mallory.stdout + mallory.stderr).toBe(1);
+    expect(mallory.stderr).toContain('unknown-approver');
+    expect(mallory.stderr).toContain('mallory is not an approver');
+
+    const self = await approveCli(['--workflow-id', workflowId, '--approver', 'alice', '--comment', 'lgtm']);
+    expect(self.code, self.stdout + self.stderr).toBe(1);
+    expect(self.stderr).toContain('self-approval');
+
+    const stillWaiting = await queryStatus(workflowId);
+    expect(stillWaiting.stage).toBe('awaiting-approval');
+    expect(stillWaiting.approval?.outcome).toBe('pending');
+
+    const reject = await approveCli([
+      '--workflow-id',
+      workflowId,
+      '--approver',
+      'carol',
+      '--reject',
+      '--reason',
+      'too risky',
+    ]);
+    expect(reject.code, reject.stdout + reject.stderr).toBe(0);
+    expect(reject.stdout).toMatch(/^accepted: .*outcome rejected/m);
+
+    const { status, result } = await pipelineResult(workflowId);
+    expect(status).toMatch(/COMPLETED/);
+    expect(result.outcome).toBe('rejected');
+    expect(result.status.stage).toBe('rejected');
+    expect(result.status.approval).toMatchObject({
+      outcome: 'rejected',
+      rejectedBy: 'carol',
+      rejectReason: 'too risky',
+      approvals: [],
+    });
+    expect(result.status.approval?.attempts.map((a) => [a.approver, a.decision, a.accepted, a.code])).toEqual(
+      [
+        ['mallory', 'approve', false, 'unknown-approver'],
+        ['mallory', 'approve', false, 'unknown-approver'],
+        ['alice', 'approve', false, 'self-approval'],
+        ['carol', 'reject', true, undefined],
+      ],
+    );
+
+    const mlflow = mlflowClient();
+    expect((await mlflow.findModelVersionByAlias(model, 'champion'))?.version).toBe(championBefore);
+    const mv = await mlflow.getModelVersion(model, version!);
+    expect(mv.tags['mlops.workflow_id']).toBe(workflowId);
+    expect(mv.tags['mlops.outcome']).toBe('rejected');
+    expect(mv.tags['mlops.outcome_reason']).toContain('too risky');
+  });
+
+  it('temporal CLI: the update refuses malformed and unknown approvals, the approve signal promotes', async () => {
+    const workflowId = `retrain-${uniqueModel('cli-approve')}`;
+    await startPipeline(workflowId, 'dana');
+    const waiting = await awaitApproval(workflowId);
+    const version = waiting.candidate?.version;
+    expect(version).toMatch(/^\d+$/);
+    expect(waiting.gate?.decision).toBe('promote');
+    expect(waiting.evaluation?.champion).toBeUndefined();
+    expect(waiting.evaluation?.holdoutRows).toBe(2500);
+    expect(waiting.approval).toMatchObject({
+      outcome: 'pending',
+      initiator: 'dana',
+      modelVersion: version,
+      requiredApprovals: 1,
+      requiredRoles: ['ml-lead', 'risk-officer'],
+      timeout: '72h',
+    });
+
+    // The validator turns a payload without an approver away before it reaches the workflow.
+    const malformed = await submitApproval(workflowId, { decision: 'approve' });
+    expect(malformed.code).not.toBe(0);
+    expect(malformed.stdout + malformed.stderr).toMatch(
+      /malformed submitApproval payload: approver: Required/,
+    );
+
+    // dana started it, but is not in the policy at all.
+    const unknown = await submitApproval(workflowId, { decision: 'approve', approver: 'dana' });
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stdout + unknown.stderr).toContain('unknown-approver');
+
+    const mid = await queryStatus(workflowId);
+    expect(mid.stage).toBe('awaiting-approval');
+    // The validator's refusal never reached the workflow; the policy refusal is recorded.
+    expect(mid.approval?.attempts.map((a) => [a.approver, a.code])).toEqual([['dana', 'unknown-approver']]);
+
+    // prettier-ignore
+    const signalled = await temporal([
+      'workflow', 'signal',
+      '--workflow-id', workflowId,
+      '--name', 'approve',
+      '--input', JSON.stringify({ approver: 'bob', comment: 'ok' }),
+    ]);
+    expect(signalled.code, signalled.stderr).toBe(0);
+
+    const { status, result } = await pipelineResult(workflowId);
+    expect(status).toMatch(/COMPLETED/);
+    expect(result.outcome).toBe('promoted');
+    expect(result.status.stage).toBe('completed');
+    expect(result.status.champion?.version).toBe(version);
+    expect(result.status.approval).toMatchObject({ outcome: 'approved', approvals: ['bob'] });
+    expect(result.status.approval?.attempts.at(-1)).toMatchObject({
+      approver: 'bob',
+      accepted: true,
+      comment: 'ok',
+    });
+
+    const mlflow = mlflowClient();
+    expect((await mlflow.getModelVersionByAlias(model, 'champion')).version).toBe(version);
+    const mv = await mlflow.getModelVersion(model, version!);
+    expect(mv.tags['mlops.workflow_id']).toBe(workflowId);
+    expect(mv.tags['mlops.approved_by']).toBe('bob');
+    expect(mv.tags['mlops.outcome']).toBe('promoted');
+
+    // Once decided, a late approval through the project's command is refused as not pending... the workflow
+    // has completed, so the update cannot be delivered at all: exit 2 with the reason.
+    const late = await approveCli(['--workflow-id', workflowId, '--approver', 'carol']);
+    expect(late.code).toBe(2);
+  });
+});
