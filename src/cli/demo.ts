@@ -1,114 +1,213 @@
 /**
  * `npm run demo`: the main job on embedded defaults. Provisions and starts the local stack and a
- * worker, generates a synthetic fraud dataset, runs `retrainingPipeline` through the Temporal
- * client exactly as `temporal workflow start` would, and prints where the result lives.
+ * worker, then plays a month of a fraud model's life through `retrainingPipeline`, started through
+ * the Temporal client exactly as `temporal workflow start` would:
  *
- * Options: --rows N (dataset size), --seed N, --keep (leave the stack running until Ctrl-C).
+ * 1. Last month's data trains the first model; it is judged against the policy's absolute
+ *    minimums and approved by `alice` (through the `submitApproval` update) to become champion.
+ * 2. This month eight times more labelled data has arrived (trigger `new-data`). The retrained
+ *    challenger is compared with the champion on this month's frozen holdout (paired bootstrap interval), the
+ *    gate decides, a model card is written, and the pipeline waits for a human: the demo prints
+ *    the exact `temporal workflow signal` command, or sends the approval itself with
+ *    `--auto-approve`.
+ *
+ * It ends by printing the model, version, aliases, MLflow and Temporal UI links, the model card,
+ * and the audit log's verification. State lives in .state/demo (wiped at start; `--keep` leaves
+ * the stack running afterwards).
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fetchVerifiedModel } from '../../activities/registry';
 import { createWorker } from '../../workers/worker';
+import { verifyAuditLog, formatAuditVerifyResult } from '../audit';
 import { loadWorkerConfig } from '../config';
+import { ApprovalMessageName } from '../contracts/approval';
 import {
   retrainWorkflowId,
+  statusQuery,
+  submitApprovalUpdate,
   WORKFLOW_TYPES,
   type PipelineResult,
+  type PipelineStatus,
   type RetrainingInput,
 } from '../contracts/retraining';
 import { MlflowClient } from '../mlflow';
 import { STATE_DIR } from '../stack/paths';
-import { startStack } from '../stack/launcher';
+import { startStack, type Stack } from '../stack/launcher';
 import { generateFraudDataset, writeCsv } from '../workload/generator';
 
-/** Demo dataset size: big enough for a meaningful model, small enough to train in seconds. */
-export const DEMO_ROWS = 6000;
+/** October's labelled transactions: the first, small batch of labels the product launched with. */
+export const DEMO_FIRST_ROWS = 2000;
+/** November's labelled transactions: eight times more, arriving as new data. */
+export const DEMO_SECOND_ROWS = 16000;
+/** The frozen holdout: large enough for tight intervals and per-region fairness figures. */
+export const DEMO_HOLDOUT_ROWS = 8000;
 export const DEMO_SEED = 7;
+const MODEL = 'fraud';
+/** Who starts the demo pipelines; the fraud policy forbids the initiator from approving. */
+const INITIATOR = 'demo';
+
+const fmt = (v: number | null | undefined, d = 4): string =>
+  typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : 'n/a';
+
+function describeEvaluation(status: PipelineStatus): void {
+  const e = status.evaluation;
+  if (!e) return;
+  const m = e.primaryMetric as keyof typeof e.challenger.metrics;
+  console.log(`   holdout ${e.holdoutRows} rows, sha256 ${e.holdoutSha256.slice(0, 16)}...`);
+  console.log(`   challenger v${status.candidate?.version}: ${m} ${fmt(e.challenger.metrics[m])}, roc_auc ${fmt(e.challenger.metrics.roc_auc)}, ece ${fmt(e.challenger.calibration.ece)}, eod ${fmt(e.challenger.fairness?.eod)}`);
+  if (e.champion) {
+    const c = e.champion.evaluation;
+    console.log(`   champion   v${e.champion.version}: ${m} ${fmt(c.metrics[m])}, roc_auc ${fmt(c.metrics.roc_auc)}, ece ${fmt(c.calibration.ece)}, eod ${fmt(c.fairness?.eod)}`);
+  }
+  const cmp = e.comparison;
+  if (cmp?.method === 'bootstrap') {
+    console.log(
+      `   challenger - champion ${cmp.metric}: ${fmt(cmp.estimate)}  ${Math.round((1 - cmp.alpha) * 100)}% CI [${fmt(cmp.ciLow)}, ${fmt(cmp.ciHigh)}]  p=${fmt(cmp.pValue)}  (${cmp.iterations} paired bootstrap resamples)`,
+    );
+  } else if (!e.champion) {
+    console.log('   no champion yet: judged against the policy minimums');
+  }
+  if (status.gate) {
+    console.log(`   gate: ${status.gate.decision.toUpperCase()}`);
+    for (const r of status.gate.reasons) console.log(`     - ${r}`);
+  }
+}
+
+async function waitForStage(handle: WorkflowHandle, done: (s: PipelineStatus) => boolean): Promise<PipelineStatus> {
+  for (;;) {
+    const s = await handle.query(statusQuery);
+    if (done(s)) return s;
+    const desc = await handle.describe();
+    if (desc.status.name !== 'RUNNING') return s;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      rows: { type: 'string', default: String(DEMO_ROWS) },
-      seed: { type: 'string', default: String(DEMO_SEED) },
+      'auto-approve': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      seed: { type: 'string', default: String(DEMO_SEED) },
     },
   });
-  const rows = Number(values.rows);
   const seed = Number(values.seed);
-  if (!Number.isInteger(rows) || rows <= 0)
-    throw new Error(`--rows must be a positive integer, got ${values.rows}`);
-  if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${values.seed}`);
 
-  const stateDir = path.join(STATE_DIR, 'local');
-  console.log('== starting the local stack (first run builds tools; later runs reuse them)');
-  const stack = await startStack({ stateDir, persistent: true, ui: true });
+  const stateDir = path.join(STATE_DIR, 'demo');
+  rmSync(stateDir, { recursive: true, force: true });
+  console.log('== starting the local stack (the first run builds the tools; later runs reuse them)');
+  const stack: Stack = await startStack({ stateDir, persistent: true, ui: true });
   try {
-    console.log(`   Temporal ${stack.temporal.address}  UI ${stack.temporal.uiUrl}`);
+    console.log(`   Temporal ${stack.temporal.address}   UI ${stack.temporal.uiUrl}`);
     console.log(`   MLflow   ${stack.mlflow.trackingUri}`);
 
     const dataDir = path.join(stateDir, 'data');
     mkdirSync(dataDir, { recursive: true });
-    const datasetPath = path.join(dataDir, `fraud-seed${seed}-${rows}.csv`);
-    await writeCsv(datasetPath, generateFraudDataset({ rows, seed }));
-    console.log(`== generated ${rows} synthetic transactions -> ${datasetPath}`);
+    const files = {
+      lastMonth: path.join(dataDir, 'fraud-2026-10.csv'),
+      thisMonth: path.join(dataDir, 'fraud-2026-11.csv'),
+      holdout: path.join(dataDir, 'fraud-2026-11-holdout.csv'),
+    };
+    await writeCsv(files.lastMonth, generateFraudDataset({ rows: DEMO_FIRST_ROWS, seed }));
+    await writeCsv(files.thisMonth, generateFraudDataset({ rows: DEMO_SECOND_ROWS, seed: seed + 1 }));
+    await writeCsv(files.holdout, generateFraudDataset({ rows: DEMO_HOLDOUT_ROWS, seed: seed + 1000 }));
+    console.log(
+      `== generated synthetic transactions in ${dataDir}: October ${DEMO_FIRST_ROWS} rows, November ${DEMO_SECOND_ROWS}, holdout ${DEMO_HOLDOUT_ROWS}`,
+    );
 
-    const config = loadWorkerConfig({
-      ...process.env,
-      MLFLOW_TRACKING_URI: stack.mlflow.trackingUri,
-      MLOPS_STATE_DIR: stateDir,
-    });
+    const config = loadWorkerConfig({ ...process.env, MLFLOW_TRACKING_URI: stack.mlflow.trackingUri, MLOPS_STATE_DIR: stateDir });
     const workerConnection = await NativeConnection.connect({ address: stack.temporal.address });
     const worker = await createWorker({ connection: workerConnection, config });
     const connection = await Connection.connect({ address: stack.temporal.address });
     const client = new Client({ connection });
+    const mlflow = new MlflowClient({ trackingUri: stack.mlflow.trackingUri });
+    const workflowId = retrainWorkflowId(MODEL);
+    const uiLink = (runId: string) => `${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${runId}/history`;
 
-    const model = 'fraud';
-    const input: RetrainingInput = {
-      model,
-      dataset: { uri: pathToFileURL(datasetPath).href },
-      trigger: { kind: 'manual', by: 'demo' },
-      initiator: 'demo',
-      codeVersion: process.env.MLOPS_CODE_VERSION ?? 'demo',
-    };
-    const workflowId = retrainWorkflowId(model);
-    const result = await worker.runUntil(async () => {
+    const run = async (dataset: string, month: string, trigger: RetrainingInput['trigger']): Promise<WorkflowHandleWithFirstExecutionRunId> => {
+      const input: RetrainingInput = {
+        model: MODEL,
+        dataset: { uri: pathToFileURL(dataset).href },
+        holdout: { uri: pathToFileURL(files.holdout).href },
+        trigger,
+        initiator: INITIATOR,
+        codeVersion: process.env.MLOPS_CODE_VERSION ?? 'demo',
+      };
       const handle = await client.workflow.start(WORKFLOW_TYPES.retrainingPipeline, {
         taskQueue: config.taskQueue,
         workflowId,
         args: [input],
-        // A demo left running by an interrupted earlier demo is replaced, not joined.
-        workflowIdConflictPolicy: 'TERMINATE_EXISTING',
       });
-      console.log(`== started ${WORKFLOW_TYPES.retrainingPipeline} ${workflowId}`);
-      console.log(
-        `   ${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${handle.firstExecutionRunId}/history`,
-      );
-      return { runId: handle.firstExecutionRunId, value: (await handle.result()) as PipelineResult };
+      console.log(`\n== ${month}: started ${WORKFLOW_TYPES.retrainingPipeline} ${workflowId}`);
+      console.log(`   ${uiLink(handle.firstExecutionRunId)}`);
+      return handle;
+    };
+
+    const outcome = await worker.runUntil(async () => {
+      // 1. Seed the champion from last month's data.
+      const first = await run(files.lastMonth, 'October', { kind: 'manual', by: INITIATOR });
+      const firstStatus = await waitForStage(first, (s) => s.stage === 'awaiting-approval');
+      describeEvaluation(firstStatus);
+      if (firstStatus.stage === 'awaiting-approval') {
+        const r = await first.executeUpdate(submitApprovalUpdate, {
+          args: [{ decision: 'approve', approver: 'alice', comment: 'first model for this product' }],
+        });
+        console.log(`   alice approved via ${ApprovalMessageName.submitUpdate}: ${r.outcome}`);
+      }
+      const firstResult = (await first.result()) as PipelineResult;
+      console.log(`   outcome: ${firstResult.outcome}`);
+
+      // 2. Retrain on this month's data and face the champion.
+      const second = await run(files.thisMonth, 'November', { kind: 'new-data', batch: '2026-11' });
+      const status = await waitForStage(second, (s) => s.stage === 'awaiting-approval');
+      describeEvaluation(status);
+      if (status.modelCard) console.log(`   model card: ${status.modelCard}`);
+      if (status.stage === 'awaiting-approval') {
+        const approveInput = JSON.stringify({ approver: 'bob', comment: 'reviewed the model card' });
+        console.log('\n== waiting for approval (policy: one of alice [ml-lead], bob or carol [risk-officer]; not the initiator)');
+        console.log('   approve with:');
+        console.log(
+          `   ${stack.temporal.cli} workflow signal --address ${stack.temporal.address} --workflow-id ${workflowId} --name ${ApprovalMessageName.approveSignal} --input '${approveInput}'`,
+        );
+        console.log('   or: npm run approve -- --model fraud --approver bob   (with TEMPORAL_ADDRESS set)');
+        if (values['auto-approve']) {
+          console.log('   --auto-approve: bob approves now');
+          await second.executeUpdate(submitApprovalUpdate, {
+            args: [{ decision: 'approve', approver: 'bob', comment: 'auto-approved by the demo' }],
+          });
+        }
+      }
+      return { runId: second.firstExecutionRunId, result: (await second.result()) as PipelineResult };
     });
-    const { status } = result.value;
-    console.log(`== pipeline finished: ${result.value.outcome}`);
-    for (const d of status.decisions) console.log(`   [${d.stage}] ${d.decision}: ${d.reason}`);
-    if (status.candidate) {
-      const mlflow = new MlflowClient({ trackingUri: stack.mlflow.trackingUri });
-      const version = await mlflow.getModelVersionByAlias(model, status.candidate.alias ?? 'challenger');
-      const verified = await fetchVerifiedModel(mlflow, version);
+
+    const { result } = outcome;
+    console.log(`\n== pipeline finished: ${result.outcome}`);
+    for (const d of result.status.decisions) console.log(`   [${d.stage}] ${d.decision}: ${d.reason}`);
+    const version = result.status.candidate?.version;
+    if (version) {
+      const mv = await mlflow.getModelVersion(MODEL, version);
+      const verified = await fetchVerifiedModel(mlflow, mv);
+      const champion = await mlflow.findModelVersionByAlias(MODEL, 'champion');
+      const previous = await mlflow.findModelVersionByAlias(MODEL, 'previous-champion');
+      const cardPath = path.join(stateDir, `model-card-${MODEL}-v${version}.md`);
+      if (mv.runId) writeFileSync(cardPath, await mlflow.downloadArtifact(mv.runId, 'model_card/model_card.md'));
       console.log('');
-      console.log(`model   : ${model}`);
-      console.log(`version : ${version.version}`);
-      console.log(`alias   : ${status.candidate.alias}`);
-      console.log(`dataset : sha256 ${version.tags['mlops.dataset_sha256']}`);
-      console.log(
-        `digests : ${verified.manifest.files.length} file(s) match manifest ${version.tags['mlops.manifest_sha256']}`,
-      );
-      console.log(`MLflow  : ${stack.mlflow.trackingUri}/#/models/${model}/versions/${version.version}`);
+      console.log(`model     : ${MODEL}`);
+      console.log(`version   : ${version} (aliases: ${mv.aliases.join(', ') || 'none'})`);
+      console.log(`champion  : v${champion?.version ?? '-'}   previous-champion: v${previous?.version ?? '-'}`);
+      console.log(`dataset   : sha256 ${mv.tags['mlops.dataset_sha256']}`);
+      console.log(`digests   : ${verified.manifest.files.length} file(s) match manifest ${mv.tags['mlops.manifest_sha256']}`);
+      console.log(`model card: ${cardPath}`);
+      console.log(`MLflow    : ${stack.mlflow.trackingUri}/#/models/${MODEL}/versions/${version}`);
     }
-    console.log(
-      `Temporal: ${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${result.runId}/history`,
-    );
+    console.log(`Temporal  : ${uiLink(outcome.runId)}`);
+    console.log(`audit     : ${formatAuditVerifyResult(await verifyAuditLog(config.auditLogPath))} (${config.auditLogPath})`);
     await connection.close();
     await workerConnection.close();
     if (values.keep) {
