@@ -6,9 +6,34 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 const nodeBuiltins = [
-  'assert', 'buffer', 'child_process', 'cluster', 'crypto', 'dgram', 'dns', 'events', 'fs', 'fs/promises',
-  'http', 'http2', 'https', 'net', 'os', 'path', 'perf_hooks', 'process', 'readline', 'stream', 'timers',
-  'tls', 'url', 'util', 'v8', 'vm', 'worker_threads', 'zlib',
+  'assert',
+  'buffer',
+  'child_process',
+  'cluster',
+  'crypto',
+  'dgram',
+  'dns',
+  'events',
+  'fs',
+  'fs/promises',
+  'http',
+  'http2',
+  'https',
+  'net',
+  'os',
+  'path',
+  'perf_hooks',
+  'process',
+  'readline',
+  'stream',
+  'timers',
+  'tls',
+  'url',
+  'util',
+  'v8',
+  'vm',
+  'worker_threads',
+  'zlib',
 ];
 
 export default tseslint.config(
@@ -30,8 +55,14 @@ export default tseslint.config(
         'error',
         {
           paths: [
-            ...nodeBuiltins.map((name) => ({ name, message: 'Workflow code runs in a sandbox: no Node built-ins.' })),
-            ...nodeBuiltins.map((name) => ({ name: `node:${name}`, message: 'Workflow code runs in a sandbox: no Node built-ins.' })),
+            ...nodeBuiltins.map((name) => ({
+              name,
+              message: 'Workflow code runs in a sandbox: no Node built-ins.',
+            })),
+            ...nodeBuiltins.map((name) => ({
+              name: `node:${name}`,
+              message: 'Workflow code runs in a sandbox: no Node built-ins.',
+            })),
             { name: '@temporalio/activity', message: 'Activities are not callable from workflow code.' },
             { name: '@temporalio/client', message: 'Workflow code cannot use the client.' },
             { name: '@temporalio/worker', message: 'Workflow code cannot use the worker.' },
@@ -43,7 +74,15 @@ export default tseslint.config(
               message: 'Import activities as types only (proxyActivities<typeof activities>).',
             },
             {
-              group: ['**/src/mlflow/*', '**/src/jobs/*', '**/src/stack/*', '**/src/data/*', '**/src/security/*', '**/src/audit/*', '**/src/eval/*'],
+              group: [
+                '**/src/mlflow/*',
+                '**/src/jobs/*',
+                '**/src/stack/*',
+                '**/src/data/*',
+                '**/src/security/*',
+                '**/src/audit/*',
+                '**/src/eval/*',
+              ],
               allowTypeImports: true,
               message: 'Node-only parts of src/ may not be loaded in the workflow sandbox.',
             },

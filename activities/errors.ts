@@ -44,7 +44,10 @@ export function owningWorkflow(info: { workflowExecution?: { workflowId: string;
   runId: string;
 } {
   if (!info.workflowExecution) {
-    throw ApplicationFailure.nonRetryable('this activity must be scheduled by a workflow', FailureTypes.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      'this activity must be scheduled by a workflow',
+      FailureTypes.InvalidInput,
+    );
   }
   return info.workflowExecution;
 }

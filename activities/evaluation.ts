@@ -64,7 +64,11 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
   async function score(version: ModelVersion, holdout: Awaited<ReturnType<typeof loadHoldout>>) {
     const { files } = await fetchVerifiedModel(mlflow, version);
     try {
-      return await scoreModel(file(files, 'model.onnx'), parseInputSchema(file(files, 'input_schema.json')), holdout);
+      return await scoreModel(
+        file(files, 'model.onnx'),
+        parseInputSchema(file(files, 'input_schema.json')),
+        holdout,
+      );
     } catch (err) {
       if (err instanceof ModelContractError) {
         throw ApplicationFailure.nonRetryable(
@@ -97,7 +101,10 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
         holdout = await loadHoldout(input.holdout.snapshotPath, input.spec);
       } catch (err) {
         if (err instanceof HoldoutError || (err as { code?: string }).code?.startsWith('CSV_')) {
-          throw ApplicationFailure.nonRetryable(`holdout ${input.holdout.sourceUri}: ${(err as Error).message}`, 'HoldoutInvalid');
+          throw ApplicationFailure.nonRetryable(
+            `holdout ${input.holdout.sourceUri}: ${(err as Error).message}`,
+            'HoldoutInvalid',
+          );
         }
         throw err;
       }
@@ -163,7 +170,8 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
       const runId = challengerMv.runId;
       if (runId) {
         const metrics = metricsForMlflow('holdout_', challenger);
-        if (summary.champion) metrics.push(...metricsForMlflow('champion_holdout_', summary.champion.evaluation));
+        if (summary.champion)
+          metrics.push(...metricsForMlflow('champion_holdout_', summary.champion.evaluation));
         const c = summary.comparison;
         if (c?.method === 'bootstrap') {
           for (const [k, v] of [
@@ -183,13 +191,25 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
           championScores ? championScores[i] : '',
           challengerScore.scores[i],
         ]);
-        const csv = stringify(rows, { header: true, columns: ['index', 'label', 'group', 'champion_score', 'challenger_score'] });
+        const csv = stringify(rows, {
+          header: true,
+          columns: ['index', 'label', 'group', 'champion_score', 'challenger_score'],
+        });
         await mapped(() => mlflow.uploadArtifact(runId, `${EVALUATION_DIR}/per_example.csv`, csv));
         await mapped(() =>
-          mlflow.uploadArtifact(runId, `${EVALUATION_DIR}/summary.json`, `${JSON.stringify(summary, null, 2)}\n`),
+          mlflow.uploadArtifact(
+            runId,
+            `${EVALUATION_DIR}/summary.json`,
+            `${JSON.stringify(summary, null, 2)}\n`,
+          ),
         );
         await mapped(() =>
-          mlflow.setModelVersionTag(input.model, input.challengerVersion, 'mlops.holdout_sha256', input.holdout.sha256),
+          mlflow.setModelVersionTag(
+            input.model,
+            input.challengerVersion,
+            'mlops.holdout_sha256',
+            input.holdout.sha256,
+          ),
         );
       }
       return summary;
@@ -199,7 +219,10 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
     async writeModelCard(card: ModelCard): Promise<{ markdownPath: string; jsonPath: string }> {
       const mv = await mapped(() => mlflow.getModelVersion(card.model, card.version));
       if (!mv.runId) {
-        throw ApplicationFailure.nonRetryable(`${card.model} v${card.version} has no run to attach a card to`, FailureTypes.ArtifactIntegrity);
+        throw ApplicationFailure.nonRetryable(
+          `${card.model} v${card.version} has no run to attach a card to`,
+          FailureTypes.ArtifactIntegrity,
+        );
       }
       const markdownPath = `${MODEL_CARD_DIR}/model_card.md`;
       const jsonPath = `${MODEL_CARD_DIR}/model_card.json`;

@@ -27,7 +27,11 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createDataActivities({ snapshotDir: deps.snapshotDir }),
-    ...createTrainingActivities({ mlflow: deps.mlflow, jobs: deps.jobs, jobTrackingUri: deps.jobTrackingUri }),
+    ...createTrainingActivities({
+      mlflow: deps.mlflow,
+      jobs: deps.jobs,
+      jobTrackingUri: deps.jobTrackingUri,
+    }),
     ...createRegistryActivities({ mlflow: deps.mlflow }),
     ...createEvaluationActivities({ mlflow: deps.mlflow, snapshotDir: deps.snapshotDir }),
     ...createPolicyActivities({ policyDir: deps.policyDir }),

@@ -27,7 +27,10 @@ export function createPolicyActivities(cfg: { policyDir: string }) {
       try {
         json = JSON.parse(text);
       } catch (err) {
-        throw ApplicationFailure.nonRetryable(`${file} is not valid JSON: ${(err as Error).message}`, PolicyFailure);
+        throw ApplicationFailure.nonRetryable(
+          `${file} is not valid JSON: ${(err as Error).message}`,
+          PolicyFailure,
+        );
       }
       const parsed = ModelPolicySchema.safeParse(json);
       if (!parsed.success) {

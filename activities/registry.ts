@@ -5,7 +5,12 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { Aliases, MODEL_ARTIFACT_PATH, type RegisteredVersion, type Trigger } from '../src/contracts/retraining';
+import {
+  Aliases,
+  MODEL_ARTIFACT_PATH,
+  type RegisteredVersion,
+  type Trigger,
+} from '../src/contracts/retraining';
 import type { MlflowClient, ModelVersion } from '../src/mlflow';
 import {
   buildManifest,
@@ -127,7 +132,8 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
         );
       } else {
         for (const [k, v] of Object.entries(tags)) {
-          if (version.tags[k] !== v) await mapped(() => mlflow.setModelVersionTag(input.model, version!.version, k, v));
+          if (version.tags[k] !== v)
+            await mapped(() => mlflow.setModelVersionTag(input.model, version!.version, k, v));
         }
       }
       const deadline = Date.now() + VERSION_READY_TIMEOUT_MS;
@@ -185,12 +191,15 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
       let moved = false;
       let previousChampion: string | undefined;
       if (current?.version === input.version) {
-        previousChampion = (await mapped(() => mlflow.findModelVersionByAlias(input.model, Aliases.previousChampion)))
-          ?.version;
+        previousChampion = (
+          await mapped(() => mlflow.findModelVersionByAlias(input.model, Aliases.previousChampion))
+        )?.version;
       } else {
         if (current) {
           await mapped(() => mlflow.setAlias(input.model, Aliases.previousChampion, current.version));
-          await mapped(() => mlflow.setModelVersionTag(input.model, current.version, 'mlops.superseded_by', input.version));
+          await mapped(() =>
+            mlflow.setModelVersionTag(input.model, current.version, 'mlops.superseded_by', input.version),
+          );
           previousChampion = current.version;
         }
         await mapped(() => mlflow.setAlias(input.model, Aliases.champion, input.version));
@@ -203,19 +212,32 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
         'mlops.promoted_by': workflowId,
       };
       for (const [k, v] of Object.entries(tags)) {
-        if (target.tags[k] !== v) await mapped(() => mlflow.setModelVersionTag(input.model, input.version, k, v));
+        if (target.tags[k] !== v)
+          await mapped(() => mlflow.setModelVersionTag(input.model, input.version, k, v));
       }
       return { moved, previousChampion };
     },
 
     /** Records on the version why it was not promoted (gate, rejection, expiry). Aliases stay as they are. */
-    async markVersionOutcome(input: { model: string; version: string; outcome: string; reason: string }): Promise<void> {
-      await mapped(() => mlflow.setModelVersionTag(input.model, input.version, 'mlops.outcome', input.outcome));
-      await mapped(() => mlflow.setModelVersionTag(input.model, input.version, 'mlops.outcome_reason', input.reason));
+    async markVersionOutcome(input: {
+      model: string;
+      version: string;
+      outcome: string;
+      reason: string;
+    }): Promise<void> {
+      await mapped(() =>
+        mlflow.setModelVersionTag(input.model, input.version, 'mlops.outcome', input.outcome),
+      );
+      await mapped(() =>
+        mlflow.setModelVersionTag(input.model, input.version, 'mlops.outcome_reason', input.reason),
+      );
     },
 
     /** Downloads and digest-checks a version; returns the manifest summary (used before any deploy). */
-    async verifyModelVersion(input: { model: string; version: string }): Promise<{ files: number; manifestSha256: string }> {
+    async verifyModelVersion(input: {
+      model: string;
+      version: string;
+    }): Promise<{ files: number; manifestSha256: string }> {
       const version = await mapped(() => mlflow.getModelVersion(input.model, input.version));
       const { manifest } = await fetchVerifiedModel(mlflow, version);
       return { files: manifest.files.length, manifestSha256: version.tags[VersionTags.manifestSha256] ?? '' };

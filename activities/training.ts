@@ -63,7 +63,10 @@ export function createTrainingActivities(cfg: TrainingActivityConfig) {
 
       // Adopt the run of an earlier attempt if there is one.
       const found = await mapped(() =>
-        mlflow.searchRuns({ experimentIds: [experimentId], filter: `tags.\`${JOB_NAME_TAG}\` = '${jobName}'` }),
+        mlflow.searchRuns({
+          experimentIds: [experimentId],
+          filter: `tags.\`${JOB_NAME_TAG}\` = '${jobName}'`,
+        }),
       );
       let run = found.runs[0];
       if (run && run.info.status === 'FINISHED') {
@@ -113,7 +116,11 @@ export function createTrainingActivities(cfg: TrainingActivityConfig) {
       };
 
       let submitted = await mapped(() => jobs.submit(spec));
-      if (!submitted.created && submitted.status.phase === 'failed' && submitted.status.exitCode === undefined) {
+      if (
+        !submitted.created &&
+        submitted.status.phase === 'failed' &&
+        submitted.status.exitCode === undefined
+      ) {
         // The earlier attempt's job was lost (its worker died with it): start it again.
         await jobs.delete(jobName);
         submitted = await mapped(() => jobs.submit(spec));
@@ -122,7 +129,10 @@ export function createTrainingActivities(cfg: TrainingActivityConfig) {
       for (;;) {
         const status = await jobs.status(jobName);
         if (!status) {
-          throw ApplicationFailure.retryable(`job ${jobName} disappeared while running`, FailureTypes.TrainingFailed);
+          throw ApplicationFailure.retryable(
+            `job ${jobName} disappeared while running`,
+            FailureTypes.TrainingFailed,
+          );
         }
         ctx.heartbeat({ jobName, phase: status.phase, elapsedMs: Date.now() - started });
         if (status.phase === 'succeeded') break;
@@ -141,7 +151,9 @@ export function createTrainingActivities(cfg: TrainingActivityConfig) {
         } catch (err) {
           if (err instanceof CancelledFailure) {
             await jobs.delete(jobName);
-            await mlflow.updateRun({ runId: mlflowRunId, status: 'KILLED', endTime: Date.now() }).catch(() => {});
+            await mlflow
+              .updateRun({ runId: mlflowRunId, status: 'KILLED', endTime: Date.now() })
+              .catch(() => {});
           }
           throw err;
         }

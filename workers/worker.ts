@@ -3,7 +3,8 @@
  * to real clients. Used by the entry point, the demo and the tests alike.
  */
 import path from 'node:path';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type Activities } from '../activities';
 import { JsonlAuditSink } from '../src/audit';
 import { LocalProcessRunner } from '../src/jobs/local-runner';

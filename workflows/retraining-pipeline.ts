@@ -119,7 +119,13 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   const { workflowId, runId } = workflowInfo();
   const model = input.model;
   const initiator = input.initiator ?? (input.trigger.kind === 'manual' ? input.trigger.by : undefined);
-  const status: PipelineStatus = { workflowId, model, stage: 'starting', trigger: input.trigger, decisions: [] };
+  const status: PipelineStatus = {
+    workflowId,
+    model,
+    stage: 'starting',
+    trigger: input.trigger,
+    decisions: [],
+  };
 
   let auditSeq = 0;
   const audit = async (
@@ -143,7 +149,10 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   const decide = (decision: string, reason: string) => {
     status.decisions.push({ stage: status.stage, decision, reason, at: now() });
   };
-  const finish = async (outcome: PipelineOutcome, extra: Partial<PipelineResult> = {}): Promise<PipelineResult> => {
+  const finish = async (
+    outcome: PipelineOutcome,
+    extra: Partial<PipelineResult> = {},
+  ): Promise<PipelineResult> => {
     await condition(allHandlersFinished);
     return { outcome, status, ...extra };
   };
@@ -156,21 +165,39 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
     status.approval = {
       ...approval,
       eligibleApprovers: policy.approval.approvers
-        .filter((a) => !policy?.approval.requiredRoles || a.roles.some((r) => policy?.approval.requiredRoles?.includes(r)))
+        .filter(
+          (a) =>
+            !policy?.approval.requiredRoles ||
+            a.roles.some((r) => policy?.approval.requiredRoles?.includes(r)),
+        )
         .map((a) => a.id),
       requiredRoles: policy.approval.requiredRoles,
       timeout: policy.approval.timeout,
     };
   };
-  const handleAttempt = async (decision: ApprovalDecision, payload: unknown): Promise<SubmitApprovalResult> => {
+  const handleAttempt = async (
+    decision: ApprovalDecision,
+    payload: unknown,
+  ): Promise<SubmitApprovalResult> => {
     const at = now();
     const parsed = parseApprovalAttempt(decision, payload);
     const attempt: ApprovalAttemptInput = parsed.attempt;
     if (!approval || !policy) {
       const reason = `no version is awaiting approval (stage ${status.stage})`;
       decide('approval-refused', `${attempt.approver} (${decision}): ${reason}`);
-      await audit(AuditEventType.approvalAttempt, { decision, accepted: false, code: 'not-pending', reason }, { actor: attempt.approver });
-      return { accepted: false, code: 'not-pending', reason, outcome: ApprovalOutcome.pending, approvals: 0, requiredApprovals: 1 };
+      await audit(
+        AuditEventType.approvalAttempt,
+        { decision, accepted: false, code: 'not-pending', reason },
+        { actor: attempt.approver },
+      );
+      return {
+        accepted: false,
+        code: 'not-pending',
+        reason,
+        outcome: ApprovalOutcome.pending,
+        approvals: 0,
+        requiredApprovals: 1,
+      };
     }
     let verdict: ApprovalVerdict = parsed.ok
       ? checkApprovalAttempt({ state: approval, policy: policy.approval, attempt, nowIso: at })
@@ -183,7 +210,13 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
         publicKey,
       });
       // Re-check against the state as it is now: another attempt may have landed meanwhile.
-      verdict = checkApprovalAttempt({ state: approval, policy: policy.approval, attempt, nowIso: at, signatureVerified: verified });
+      verdict = checkApprovalAttempt({
+        state: approval,
+        policy: policy.approval,
+        attempt,
+        nowIso: at,
+        signatureVerified: verified,
+      });
     }
     approval = applyApprovalAttempt(approval, attempt, verdict, at);
     publishApproval();
@@ -206,7 +239,9 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
       { modelVersion: approval.modelVersion, actor: attempt.approver },
     );
     const result = submitApprovalResult(approval);
-    return recorded?.accepted ? result : { ...result, accepted: false, code: recorded?.code, reason: recorded?.reason ?? '' };
+    return recorded?.accepted
+      ? result
+      : { ...result, accepted: false, code: recorded?.code, reason: recorded?.reason ?? '' };
   };
   setHandler(statusQuery, () => status);
   setHandler(approveSignal, async (payload) => {
@@ -234,13 +269,20 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
       validator: (payload) => {
         const r = SubmitApprovalSchema.safeParse(payload);
         if (!r.success) {
-          throw ApplicationFailure.nonRetryable(`malformed submitApproval payload: ${formatZodError(r.error)}`, 'InvalidApproval');
+          throw ApplicationFailure.nonRetryable(
+            `malformed submitApproval payload: ${formatZodError(r.error)}`,
+            'InvalidApproval',
+          );
         }
       },
     },
   );
 
-  await audit(AuditEventType.pipelineStarted, { trigger: input.trigger, dataset: input.dataset.uri, initiator });
+  await audit(AuditEventType.pipelineStarted, {
+    trigger: input.trigger,
+    dataset: input.dataset.uri,
+    initiator,
+  });
   // The governance policy is needed only when a holdout makes evaluation possible; load it first so
   // a missing policy fails the pipeline before any GPU time is spent.
   if (input.holdout) policy = await io.loadModelPolicy({ model });
@@ -261,7 +303,15 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
       return finish('rejected-data', {
         validation: {
           ok: false,
-          checks: [{ check, passed: false, observed: f.message, threshold: 'readable, matching sha256', message: f.message }],
+          checks: [
+            {
+              check,
+              passed: false,
+              observed: f.message,
+              threshold: 'readable, matching sha256',
+              message: f.message,
+            },
+          ],
         },
       });
     }
@@ -282,7 +332,10 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
     failed: failedChecks.map((c) => c.message),
   });
   if (!report.ok) {
-    decide('rejected', `dataset failed ${failedChecks.length} check(s): ${failedChecks.map((c) => c.check).join(', ')}`);
+    decide(
+      'rejected',
+      `dataset failed ${failedChecks.length} check(s): ${failedChecks.map((c) => c.check).join(', ')}`,
+    );
     enter('rejected-data');
     return finish('rejected-data', { validation: report, profile });
   }
@@ -297,7 +350,13 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   });
   let training;
   try {
-    training = await trainer.trainCandidate({ model, snapshot, spec, training: input.training, trigger: input.trigger });
+    training = await trainer.trainCandidate({
+      model,
+      snapshot,
+      spec,
+      training: input.training,
+      trigger: input.trigger,
+    });
   } catch (err) {
     const f = failureOf(err);
     decide('failed', f.message);
@@ -325,7 +384,12 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   decide('registered', `version ${version} registered with ${registered.files} digested file(s)`);
   await audit(
     AuditEventType.modelRegistered,
-    { runId: registered.runId, manifestSha256: registered.manifestSha256, files: registered.files, metrics: training.metrics },
+    {
+      runId: registered.runId,
+      manifestSha256: registered.manifestSha256,
+      files: registered.files,
+      metrics: training.metrics,
+    },
     { modelVersion: version },
   );
 
@@ -377,7 +441,11 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   });
   status.gate = { decision: verdict.decision, reasons: verdict.reasons };
   decide(`gate-${verdict.decision}`, summariseVerdict(verdict));
-  await audit(AuditEventType.gateVerdict, { decision: verdict.decision, reasons: verdict.reasons }, { modelVersion: version });
+  await audit(
+    AuditEventType.gateVerdict,
+    { decision: verdict.decision, reasons: verdict.reasons },
+    { modelVersion: version },
+  );
 
   const card = (extra: Partial<ModelCard>): ModelCard => ({
     model,
@@ -408,7 +476,11 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   const written = await io.writeModelCard(card({}));
   status.modelCard = `runs:/${registered.runId}/${written.markdownPath}`;
 
-  const conclude = async (outcome: PipelineOutcome, reason: string, stage: PipelineStage): Promise<PipelineResult> => {
+  const conclude = async (
+    outcome: PipelineOutcome,
+    reason: string,
+    stage: PipelineStage,
+  ): Promise<PipelineResult> => {
     await io.markVersionOutcome({ model, version, outcome, reason });
     await io.writeModelCard(card({ approval, outcome: `${outcome}: ${reason}` }));
     decide(outcome, reason);
@@ -427,7 +499,11 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   publishApproval();
   await audit(
     AuditEventType.approvalRequested,
-    { required: policy.approval.minApprovals, timeout: policy.approval.timeout, initiator: initiator ?? null },
+    {
+      required: policy.approval.minApprovals,
+      timeout: policy.approval.timeout,
+      initiator: initiator ?? null,
+    },
     { modelVersion: version },
   );
   const decided = await condition(
@@ -437,24 +513,46 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   if (!decided && approval.outcome === ApprovalOutcome.pending) {
     approval = expireApproval(approval, now());
     publishApproval();
-    await audit(AuditEventType.approvalExpired, { timeout: policy.approval.timeout }, { modelVersion: version });
+    await audit(
+      AuditEventType.approvalExpired,
+      { timeout: policy.approval.timeout },
+      { modelVersion: version },
+    );
     return conclude('expired', `no decision within ${policy.approval.timeout}`, 'expired');
   }
   if (approval.outcome === ApprovalOutcome.rejected) {
-    return conclude('rejected', `rejected by ${approval.rejectedBy}: ${approval.rejectReason ?? ''}`, 'rejected');
+    return conclude(
+      'rejected',
+      `rejected by ${approval.rejectedBy}: ${approval.rejectReason ?? ''}`,
+      'rejected',
+    );
   }
 
   // 8. [canaryRollout slots in here as a child workflow.] Promote: verified artifact -> champion.
   enter('promoting');
-  const promoted = await io.promoteModel({ model, version, approvers: approval.approvals, verdict: verdict.decision });
+  const promoted = await io.promoteModel({
+    model,
+    version,
+    approvers: approval.approvals,
+    verdict: verdict.decision,
+  });
   status.champion = { version };
-  decide('promoted', `champion -> v${version}${promoted.previousChampion ? `, previous-champion -> v${promoted.previousChampion}` : ''}`);
+  decide(
+    'promoted',
+    `champion -> v${version}${promoted.previousChampion ? `, previous-champion -> v${promoted.previousChampion}` : ''}`,
+  );
   await audit(
     AuditEventType.modelPromoted,
-    { approvers: approval.approvals, previousChampion: promoted.previousChampion ?? null, moved: promoted.moved },
+    {
+      approvers: approval.approvals,
+      previousChampion: promoted.previousChampion ?? null,
+      moved: promoted.moved,
+    },
     { modelVersion: version },
   );
-  await io.writeModelCard(card({ approval, outcome: `promoted to champion, approved by ${approval.approvals.join(', ')}` }));
+  await io.writeModelCard(
+    card({ approval, outcome: `promoted to champion, approved by ${approval.approvals.join(', ')}` }),
+  );
   enter('completed');
   return finish('promoted', { validation: report, profile });
 }

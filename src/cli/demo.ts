@@ -15,7 +15,12 @@
  * and the audit log's verification. State lives in .state/demo (wiped at start; `--keep` leaves
  * the stack running afterwards).
  */
-import { Client, Connection, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -59,10 +64,14 @@ function describeEvaluation(status: PipelineStatus): void {
   if (!e) return;
   const m = e.primaryMetric as keyof typeof e.challenger.metrics;
   console.log(`   holdout ${e.holdoutRows} rows, sha256 ${e.holdoutSha256.slice(0, 16)}...`);
-  console.log(`   challenger v${status.candidate?.version}: ${m} ${fmt(e.challenger.metrics[m])}, roc_auc ${fmt(e.challenger.metrics.roc_auc)}, ece ${fmt(e.challenger.calibration.ece)}, eod ${fmt(e.challenger.fairness?.eod)}`);
+  console.log(
+    `   challenger v${status.candidate?.version}: ${m} ${fmt(e.challenger.metrics[m])}, roc_auc ${fmt(e.challenger.metrics.roc_auc)}, ece ${fmt(e.challenger.calibration.ece)}, eod ${fmt(e.challenger.fairness?.eod)}`,
+  );
   if (e.champion) {
     const c = e.champion.evaluation;
-    console.log(`   champion   v${e.champion.version}: ${m} ${fmt(c.metrics[m])}, roc_auc ${fmt(c.metrics.roc_auc)}, ece ${fmt(c.calibration.ece)}, eod ${fmt(c.fairness?.eod)}`);
+    console.log(
+      `   champion   v${e.champion.version}: ${m} ${fmt(c.metrics[m])}, roc_auc ${fmt(c.metrics.roc_auc)}, ece ${fmt(c.calibration.ece)}, eod ${fmt(c.fairness?.eod)}`,
+    );
   }
   const cmp = e.comparison;
   if (cmp?.method === 'bootstrap') {
@@ -78,7 +87,10 @@ function describeEvaluation(status: PipelineStatus): void {
   }
 }
 
-async function waitForStage(handle: WorkflowHandle, done: (s: PipelineStatus) => boolean): Promise<PipelineStatus> {
+async function waitForStage(
+  handle: WorkflowHandle,
+  done: (s: PipelineStatus) => boolean,
+): Promise<PipelineStatus> {
   for (;;) {
     const s = await handle.query(statusQuery);
     if (done(s)) return s;
@@ -97,7 +109,8 @@ async function main(): Promise<void> {
     },
   });
   const seed = Number(values.seed);
-  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${values.seed}`);
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new Error(`--seed must be a non-negative integer, got ${values.seed}`);
 
   const stateDir = path.join(STATE_DIR, 'demo');
   rmSync(stateDir, { recursive: true, force: true });
@@ -121,16 +134,25 @@ async function main(): Promise<void> {
       `== generated synthetic transactions in ${dataDir}: October ${DEMO_FIRST_ROWS} rows, November ${DEMO_SECOND_ROWS}, holdout ${DEMO_HOLDOUT_ROWS}`,
     );
 
-    const config = loadWorkerConfig({ ...process.env, MLFLOW_TRACKING_URI: stack.mlflow.trackingUri, MLOPS_STATE_DIR: stateDir });
+    const config = loadWorkerConfig({
+      ...process.env,
+      MLFLOW_TRACKING_URI: stack.mlflow.trackingUri,
+      MLOPS_STATE_DIR: stateDir,
+    });
     const workerConnection = await NativeConnection.connect({ address: stack.temporal.address });
     const worker = await createWorker({ connection: workerConnection, config });
     const connection = await Connection.connect({ address: stack.temporal.address });
     const client = new Client({ connection });
     const mlflow = new MlflowClient({ trackingUri: stack.mlflow.trackingUri });
     const workflowId = retrainWorkflowId(MODEL);
-    const uiLink = (runId: string) => `${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${runId}/history`;
+    const uiLink = (runId: string) =>
+      `${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${runId}/history`;
 
-    const run = async (dataset: string, month: string, trigger: RetrainingInput['trigger']): Promise<WorkflowHandleWithFirstExecutionRunId> => {
+    const run = async (
+      dataset: string,
+      month: string,
+      trigger: RetrainingInput['trigger'],
+    ): Promise<WorkflowHandleWithFirstExecutionRunId> => {
       const input: RetrainingInput = {
         model: MODEL,
         dataset: { uri: pathToFileURL(dataset).href },
@@ -170,7 +192,9 @@ async function main(): Promise<void> {
       if (status.modelCard) console.log(`   model card: ${status.modelCard}`);
       if (status.stage === 'awaiting-approval') {
         const approveInput = JSON.stringify({ approver: 'bob', comment: 'reviewed the model card' });
-        console.log('\n== waiting for approval (policy: one of alice [ml-lead], bob or carol [risk-officer]; not the initiator)');
+        console.log(
+          '\n== waiting for approval (policy: one of alice [ml-lead], bob or carol [risk-officer]; not the initiator)',
+        );
         console.log('   approve with:');
         console.log(
           `   ${stack.temporal.cli} workflow signal --address ${stack.temporal.address} --workflow-id ${workflowId} --name ${ApprovalMessageName.approveSignal} --input '${approveInput}'`,
@@ -196,18 +220,25 @@ async function main(): Promise<void> {
       const champion = await mlflow.findModelVersionByAlias(MODEL, 'champion');
       const previous = await mlflow.findModelVersionByAlias(MODEL, 'previous-champion');
       const cardPath = path.join(stateDir, `model-card-${MODEL}-v${version}.md`);
-      if (mv.runId) writeFileSync(cardPath, await mlflow.downloadArtifact(mv.runId, 'model_card/model_card.md'));
+      if (mv.runId)
+        writeFileSync(cardPath, await mlflow.downloadArtifact(mv.runId, 'model_card/model_card.md'));
       console.log('');
       console.log(`model     : ${MODEL}`);
       console.log(`version   : ${version} (aliases: ${mv.aliases.join(', ') || 'none'})`);
-      console.log(`champion  : v${champion?.version ?? '-'}   previous-champion: v${previous?.version ?? '-'}`);
+      console.log(
+        `champion  : v${champion?.version ?? '-'}   previous-champion: v${previous?.version ?? '-'}`,
+      );
       console.log(`dataset   : sha256 ${mv.tags['mlops.dataset_sha256']}`);
-      console.log(`digests   : ${verified.manifest.files.length} file(s) match manifest ${mv.tags['mlops.manifest_sha256']}`);
+      console.log(
+        `digests   : ${verified.manifest.files.length} file(s) match manifest ${mv.tags['mlops.manifest_sha256']}`,
+      );
       console.log(`model card: ${cardPath}`);
       console.log(`MLflow    : ${stack.mlflow.trackingUri}/#/models/${MODEL}/versions/${version}`);
     }
     console.log(`Temporal  : ${uiLink(outcome.runId)}`);
-    console.log(`audit     : ${formatAuditVerifyResult(await verifyAuditLog(config.auditLogPath))} (${config.auditLogPath})`);
+    console.log(
+      `audit     : ${formatAuditVerifyResult(await verifyAuditLog(config.auditLogPath))} (${config.auditLogPath})`,
+    );
     await connection.close();
     await workerConnection.close();
     if (values.keep) {

@@ -56,8 +56,10 @@ export function renderModelCard(card: ModelCard): string {
         ]),
       );
     }
-    out.push(row(['brier', fmt(c.calibration.brier), champ ? fmt(champ.calibration.brier) : '-']));
-    out.push(row(['ece', fmt(c.calibration.ece), champ ? fmt(champ.calibration.ece) : '-']));
+    if (!('brier' in c.metrics))
+      out.push(row(['brier', fmt(c.calibration.brier), champ ? fmt(champ.calibration.brier) : '-']));
+    if (!('ece' in c.metrics))
+      out.push(row(['ece', fmt(c.calibration.ece), champ ? fmt(champ.calibration.ece) : '-']));
     out.push(row(['latency p95 (ms)', fmt(c.latency.p95, 3), champ ? fmt(champ.latency.p95, 3) : '-']));
     out.push('');
     const cmp = card.comparison;

@@ -43,11 +43,16 @@ describe('temporal CLI end to end', () => {
       trigger: { kind: 'manual', by: 'e2e' },
     };
     const started = await temporal([
-      'workflow', 'start',
-      '--task-queue', config.taskQueue,
-      '--type', 'retrainingPipeline',
-      '--workflow-id', workflowId,
-      '--input', JSON.stringify(input),
+      'workflow',
+      'start',
+      '--task-queue',
+      config.taskQueue,
+      '--type',
+      'retrainingPipeline',
+      '--workflow-id',
+      workflowId,
+      '--input',
+      JSON.stringify(input),
     ]);
     expect(started.code, started.stderr).toBe(0);
 
@@ -77,11 +82,16 @@ describe('temporal CLI end to end', () => {
   it('reports a malformed input as a failed workflow naming the field', async () => {
     const workflowId = `retrain-bad-${Date.now()}`;
     const started = await temporal([
-      'workflow', 'start',
-      '--task-queue', config.taskQueue,
-      '--type', 'retrainingPipeline',
-      '--workflow-id', workflowId,
-      '--input', JSON.stringify({ model: 'fraud', dataset: {}, trigger: { kind: 'manual' } }),
+      'workflow',
+      'start',
+      '--task-queue',
+      config.taskQueue,
+      '--type',
+      'retrainingPipeline',
+      '--workflow-id',
+      workflowId,
+      '--input',
+      JSON.stringify({ model: 'fraud', dataset: {}, trigger: { kind: 'manual' } }),
     ]);
     expect(started.code).toBe(0);
     const result = await temporal(['workflow', 'result', '--workflow-id', workflowId, '-o', 'json']);

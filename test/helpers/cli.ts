@@ -13,10 +13,14 @@ export interface CliResult {
 
 export async function temporal(args: string[]): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(inject('temporalCli'), [...args, '--address', inject('temporalAddress')], {
-      timeout: 300_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    const { stdout, stderr } = await run(
+      inject('temporalCli'),
+      [...args, '--address', inject('temporalAddress')],
+      {
+        timeout: 300_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };

@@ -104,7 +104,8 @@ describe('approval timeout (time-skipping)', () => {
     const handle = await start(model);
     await eventually(async () => {
       const s = await handle.query(statusQuery);
-      if (['failed', 'rejected', 'rejected-data', 'completed'].includes(s.stage)) throw new Error(`ended at ${s.stage}`);
+      if (['failed', 'rejected', 'rejected-data', 'completed'].includes(s.stage))
+        throw new Error(`ended at ${s.stage}`);
       return s.stage === 'awaiting-approval' ? s : undefined;
     }, 240_000);
     await env.sleep('71h');

@@ -120,9 +120,10 @@ async function startAndAwaitApproval(
 }
 
 async function updateError(handle: WorkflowHandle, payload: unknown): Promise<ApplicationFailure> {
-  const err = await handle
-    .executeUpdate(submitApprovalUpdate, { args: [payload as never] })
-    .then(() => undefined, (e: unknown) => e);
+  const err = await handle.executeUpdate(submitApprovalUpdate, { args: [payload as never] }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
   const cause = (err as WorkflowUpdateFailedError).cause;
   expect(cause).toBeInstanceOf(ApplicationFailure);
@@ -156,11 +157,15 @@ describe('evaluation, gate and approval', () => {
     expect(card).toContain(`# Model card: ${model} v${version}`);
     expect(card).toContain('Outcome: **approved**');
     expect(card).toContain('bob');
-    const cardJson = JSON.parse((await mlflow.downloadArtifact(mv.runId!, 'model_card/model_card.json')).toString('utf8'));
+    const cardJson = JSON.parse(
+      (await mlflow.downloadArtifact(mv.runId!, 'model_card/model_card.json')).toString('utf8'),
+    );
     expect(cardJson.verdict.decision).toBe('promote');
     expect(cardJson.data.holdout.sha256).toMatch(/^[0-9a-f]{64}$/);
     // Per-example outcomes were kept for paired tests.
-    const perExample = (await mlflow.downloadArtifact(mv.runId!, 'evaluation/per_example.csv')).toString('utf8');
+    const perExample = (await mlflow.downloadArtifact(mv.runId!, 'evaluation/per_example.csv')).toString(
+      'utf8',
+    );
     expect(perExample.split('\n')[0]).toBe('index,label,group,champion_score,challenger_score');
 
     // A second candidate now faces the champion on the same holdout with a paired bootstrap.
@@ -209,7 +214,11 @@ describe('evaluation, gate and approval', () => {
     const noRole = await updateError(handle, { decision: 'approve', approver: 'intern' });
     expect(noRole.message).toContain('missing-role');
 
-    const wrongVersion = await updateError(handle, { decision: 'approve', approver: 'bob', modelVersion: '999' });
+    const wrongVersion = await updateError(handle, {
+      decision: 'approve',
+      approver: 'bob',
+      modelVersion: '999',
+    });
     expect(wrongVersion.message).toContain('wrong-version');
 
     // The validator refuses a malformed payload before it reaches the workflow.
@@ -236,7 +245,9 @@ describe('evaluation, gate and approval', () => {
       'unknown-approver',
     ]);
 
-    const ok = await handle.executeUpdate(submitApprovalUpdate, { args: [{ decision: 'approve', approver: 'bob' }] });
+    const ok = await handle.executeUpdate(submitApprovalUpdate, {
+      args: [{ decision: 'approve', approver: 'bob' }],
+    });
     expect(ok.accepted).toBe(true);
     expect(ok.outcome).toBe('approved');
     const result = (await handle.result()) as PipelineResult;
@@ -263,7 +274,9 @@ describe('evaluation, gate and approval', () => {
     const model = uniqueModel('two');
     writePolicy(model, { minApprovals: 2 });
     const { handle } = await startAndAwaitApproval(model);
-    const first = await handle.executeUpdate(submitApprovalUpdate, { args: [{ decision: 'approve', approver: 'alice' }] });
+    const first = await handle.executeUpdate(submitApprovalUpdate, {
+      args: [{ decision: 'approve', approver: 'alice' }],
+    });
     expect(first).toMatchObject({ accepted: true, outcome: 'pending', approvals: 1, requiredApprovals: 2 });
     const dup = await updateError(handle, { decision: 'approve', approver: 'alice' });
     expect(dup.message).toContain('duplicate');
@@ -272,9 +285,11 @@ describe('evaluation, gate and approval', () => {
     const result = (await handle.result()) as PipelineResult;
     expect(result.outcome).toBe('promoted');
     expect(result.status.approval?.approvals).toEqual(['alice', 'carol']);
-    expect((await mlflowClient().getModelVersion(model, result.status.candidate!.version)).tags['mlops.approved_by']).toBe(
-      'alice,carol',
-    );
+    expect(
+      (await mlflowClient().getModelVersion(model, result.status.candidate!.version)).tags[
+        'mlops.approved_by'
+      ],
+    ).toBe('alice,carol');
   });
 
   it('expires when nobody decides within the timeout, leaving the champion untouched', async () => {
@@ -296,14 +311,19 @@ describe('evaluation, gate and approval', () => {
     const bobKeys = generateApproverKeyPair();
     const otherKeys = generateApproverKeyPair();
     writePolicy(model, {
-      approvers: APPROVERS.map((a) => ({ ...a, publicKey: generateApproverKeyPair().publicKeyPem })).map((a) =>
-        a.id === 'bob' ? { ...a, publicKey: bobKeys.publicKeyPem } : a,
+      approvers: APPROVERS.map((a) => ({ ...a, publicKey: generateApproverKeyPair().publicKeyPem })).map(
+        (a) => (a.id === 'bob' ? { ...a, publicKey: bobKeys.publicKeyPem } : a),
       ),
       requireSignature: true,
     });
     const { handle, status } = await startAndAwaitApproval(model);
     const version = status.candidate!.version;
-    const fields = { workflowId: retrainWorkflowId(model), modelVersion: version, decision: 'approve' as const, approver: 'bob' };
+    const fields = {
+      workflowId: retrainWorkflowId(model),
+      modelVersion: version,
+      decision: 'approve' as const,
+      approver: 'bob',
+    };
 
     const unsigned = await updateError(handle, { decision: 'approve', approver: 'bob' });
     expect(unsigned.message).toContain('signature-required');
@@ -313,8 +333,15 @@ describe('evaluation, gate and approval', () => {
     const bad = await updateError(handle, { decision: 'approve', approver: 'bob', signature: forged });
     expect(bad.message).toContain('signature-invalid');
 
-    const otherVersion = signApproval({ ...fields, modelVersion: `${version}0`, issuedAt }, bobKeys.privateKeyPem);
-    const replay = await updateError(handle, { decision: 'approve', approver: 'bob', signature: otherVersion });
+    const otherVersion = signApproval(
+      { ...fields, modelVersion: `${version}0`, issuedAt },
+      bobKeys.privateKeyPem,
+    );
+    const replay = await updateError(handle, {
+      decision: 'approve',
+      approver: 'bob',
+      signature: otherVersion,
+    });
     expect(replay.message).toContain('signature-invalid');
 
     const good = signApproval({ ...fields, issuedAt }, bobKeys.privateKeyPem);
@@ -335,7 +362,10 @@ describe('evaluation, gate and approval', () => {
         workflowId: retrainWorkflowId(model),
         args: [input(model, trainA)],
       })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     let cause: unknown = err;
     while (cause instanceof Error && !(cause instanceof ApplicationFailure)) cause = cause.cause;
     expect(cause).toBeInstanceOf(ApplicationFailure);

@@ -18,7 +18,15 @@ import {
 } from '../../src/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
 import { createWorker } from '../../workers/worker';
-import { createLocalEnv, mlflowClient, tempDir, testWorkerConfig, uniqueModel, writeDataset, writeFile } from '../helpers/env';
+import {
+  createLocalEnv,
+  mlflowClient,
+  tempDir,
+  testWorkerConfig,
+  uniqueModel,
+  writeDataset,
+  writeFile,
+} from '../helpers/env';
 import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
 
 let env: TestWorkflowEnvironment;
@@ -67,7 +75,10 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-async function run(input: RetrainingInput, workflowId = retrainWorkflowId(input.model)): Promise<PipelineResult> {
+async function run(
+  input: RetrainingInput,
+  workflowId = retrainWorkflowId(input.model),
+): Promise<PipelineResult> {
   return env.client.workflow.execute('retrainingPipeline', {
     taskQueue: config.taskQueue,
     workflowId,
@@ -143,22 +154,39 @@ describe('retrainingPipeline', () => {
 
   it('ends with rejected-data for a corrupt dataset, an unreadable one, and a sha256 mismatch', async () => {
     const model = uniqueModel('corrupt');
-    const garbage = writeFile(dataDir, 'garbage.csv', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0a, 0x00, 0x00]));
-    const corrupt = await run({ model, dataset: { uri: garbage }, trigger: { kind: 'new-data' }, featureSpec: FRAUD_FEATURE_SPEC }, `retrain-${model}-1`);
+    const garbage = writeFile(
+      dataDir,
+      'garbage.csv',
+      Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0a, 0x00, 0x00]),
+    );
+    const corrupt = await run(
+      { model, dataset: { uri: garbage }, trigger: { kind: 'new-data' }, featureSpec: FRAUD_FEATURE_SPEC },
+      `retrain-${model}-1`,
+    );
     expect(corrupt.outcome).toBe('rejected-data');
     expect(corrupt.status.stage).toBe('rejected-data');
     expect(corrupt.validation?.ok).toBe(false);
     expect(corrupt.validation?.checks.some((c) => !c.passed)).toBe(true);
 
     const missing = await run(
-      { model, dataset: { uri: `${dataDir}/does-not-exist.csv` }, trigger: { kind: 'new-data' }, featureSpec: FRAUD_FEATURE_SPEC },
+      {
+        model,
+        dataset: { uri: `${dataDir}/does-not-exist.csv` },
+        trigger: { kind: 'new-data' },
+        featureSpec: FRAUD_FEATURE_SPEC,
+      },
       `retrain-${model}-2`,
     );
     expect(missing.outcome).toBe('rejected-data');
     expect(missing.status.error).toMatch(/does-not-exist\.csv/);
 
     const mismatch = await run(
-      { model, dataset: { uri: cleanData, sha256: '0'.repeat(64) }, trigger: { kind: 'new-data' }, featureSpec: FRAUD_FEATURE_SPEC },
+      {
+        model,
+        dataset: { uri: cleanData, sha256: '0'.repeat(64) },
+        trigger: { kind: 'new-data' },
+        featureSpec: FRAUD_FEATURE_SPEC,
+      },
       `retrain-${model}-3`,
     );
     expect(mismatch.outcome).toBe('rejected-data');
@@ -171,11 +199,25 @@ describe('retrainingPipeline', () => {
 
   it('rejects a poisoned dataset before training', async () => {
     const model = uniqueModel('poison');
-    const poisoned = await writeDataset(dataDir, 'poisoned.csv', { rows: 3000, seed: 12, poisonedBatch: { batch: 2 } });
-    const result = await run({ model, dataset: { uri: poisoned }, trigger: { kind: 'new-data' }, featureSpec: FRAUD_FEATURE_SPEC });
+    const poisoned = await writeDataset(dataDir, 'poisoned.csv', {
+      rows: 3000,
+      seed: 12,
+      poisonedBatch: { batch: 2 },
+    });
+    const result = await run({
+      model,
+      dataset: { uri: poisoned },
+      trigger: { kind: 'new-data' },
+      featureSpec: FRAUD_FEATURE_SPEC,
+    });
     expect(result.outcome).toBe('rejected-data');
     expect(result.status.training).toBeUndefined();
-    expect(result.validation?.checks.filter((c) => !c.passed).map((c) => c.check).join(' ')).toMatch(/poison|label|batch/i);
+    expect(
+      result.validation?.checks
+        .filter((c) => !c.passed)
+        .map((c) => c.check)
+        .join(' '),
+    ).toMatch(/poison|label|batch/i);
   });
 
   it('fails the training stage with the trainer log tail and registers nothing when the trainer exits non-zero', async () => {
@@ -222,6 +264,8 @@ describe('retrainingPipeline', () => {
     const exp = await mlflow.getExperimentByName(`mlops/${model}`);
     const runs = await mlflow.searchRuns({ experimentIds: [exp!.experimentId] });
     expect(runs.runs).toHaveLength(1);
-    expect((await mlflow.getModelVersionByAlias(model, 'challenger')).version).toBe(versions.modelVersions[0]!.version);
+    expect((await mlflow.getModelVersionByAlias(model, 'challenger')).version).toBe(
+      versions.modelVersions[0]!.version,
+    );
   });
 });
