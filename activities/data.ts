@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { DatasetProfile, FeatureSpec, ValidationReport } from '../src/contracts/feature-spec';
 import type { DatasetRef, DatasetSnapshot } from '../src/contracts/retraining';
-import { DatasetFormatError, profileDataset } from '../src/data/profile';
+import { DatasetFormatError, DatasetReadError, profileDataset } from '../src/data/profile';
 import { judgeDataset } from '../src/policy/validation';
 import { FailureTypes } from './errors';
 
@@ -115,6 +115,12 @@ export function createDataActivities(cfg: DataActivityConfig) {
               ],
             },
           };
+        }
+        if (err instanceof DatasetReadError) {
+          throw ApplicationFailure.nonRetryable(
+            `dataset snapshot is unreadable: ${err.message}`,
+            FailureTypes.DatasetUnreadable,
+          );
         }
         throw err;
       }

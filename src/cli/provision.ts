@@ -2,8 +2,10 @@
 import { MissingPrerequisiteError, provisionAll } from '../stack/provision';
 
 try {
-  const { temporalCli, python } = provisionAll();
-  console.log(`[provision] ready: temporal=${temporalCli} python=${python}`);
+  const { temporalCli, python, timeSkippingServer } = provisionAll();
+  console.log(
+    `[provision] ready: temporal=${temporalCli} python=${python} test-server=${timeSkippingServer}`,
+  );
 } catch (err) {
   if (err instanceof MissingPrerequisiteError) {
     console.error(`missing prerequisite: ${err.message}`);
