@@ -147,6 +147,15 @@ export const PIPELINE_STAGES = [
 ] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
 
+/** Stages a pipeline never leaves. */
+export const TERMINAL_STAGES: readonly PipelineStage[] = [
+  'completed',
+  'rejected-data',
+  'rejected',
+  'expired',
+  'failed',
+];
+
 /** How a pipeline ended. */
 export type PipelineOutcome =
   'registered' | 'promoted' | 'rejected-data' | 'rejected' | 'expired' | 'not-promoted';

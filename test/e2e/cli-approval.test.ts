@@ -21,11 +21,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WorkerConfig } from '../../src/config';
 import { DEFAULT_POLICY_DIR } from '../../src/config';
 import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
-import type { PipelineResult, PipelineStage, PipelineStatus } from '../../src/contracts/retraining';
+import type { PipelineResult, PipelineStatus } from '../../src/contracts/retraining';
 import { PROJECT_ROOT } from '../../src/stack/paths';
 import { createWorker } from '../../workers/worker';
-import { json, temporal, type CliResult } from '../helpers/cli';
+import { json, startPipeline as cliStartPipeline, temporal, type CliResult } from '../helpers/cli';
 import {
+  awaitApproval,
   eventually,
   mlflowClient,
   tempDir,
@@ -34,16 +35,6 @@ import {
   writeDataset,
 } from '../helpers/env';
 
-/** Stages after which a pipeline can no longer reach the approval wait. */
-const TERMINAL_STAGES: readonly PipelineStage[] = [
-  'completed',
-  'rejected',
-  'rejected-data',
-  'expired',
-  'failed',
-];
-/** Snapshot, validation, training and evaluation take ~10 s here; leave room on a slow machine. */
-const AWAIT_APPROVAL_TIMEOUT_MS = 240_000;
 /**
  * Holdout size: large enough that per-region true-positive rates (the gate's fairness guardrail, max gap 0.1)
  * are not noise. At 2500 rows a region has only 12-20 frauds, and the shipped gate rejected the candidate on
@@ -108,14 +99,7 @@ async function startPipeline(workflowId: string, initiator: string): Promise<voi
     initiator,
     ...(featureSpec !== undefined ? { featureSpec } : {}),
   };
-  // prettier-ignore
-  const started = await temporal([
-    'workflow', 'start',
-    '--task-queue', config.taskQueue,
-    '--type', 'retrainingPipeline',
-    '--workflow-id', workflowId,
-    '--input', JSON.stringify(input),
-  ]);
+  const started = await cliStartPipeline(config.taskQueue, workflowId, input);
   expect(started.code, started.stderr).toBe(0);
 }
 
@@ -126,20 +110,6 @@ async function queryStatus(workflowId: string): Promise<PipelineStatus> {
   const status = r.queryResult[0];
   if (status === undefined) throw new Error(`status query of ${workflowId} returned nothing`);
   return status;
-}
-
-/** Polls `status` until the pipeline waits for approval; a terminal stage fails at once with its decisions. */
-async function awaitApproval(workflowId: string): Promise<PipelineStatus> {
-  return eventually(async () => {
-    const s = await queryStatus(workflowId);
-    if (TERMINAL_STAGES.includes(s.stage)) {
-      throw new Error(
-        `${workflowId} ended at ${s.stage} before approval (gate: ${JSON.stringify(s.gate)}, ` +
-          `error: ${s.error ?? '-'}): ${JSON.stringify(s.decisions)}`,
-      );
-    }
-    return s.stage === 'awaiting-approval' ? s : undefined;
-  }, AWAIT_APPROVAL_TIMEOUT_MS);
 }
 
 async function pipelineResult(workflowId: string): Promise<{ status: string; result: PipelineResult }> {
@@ -179,7 +149,7 @@ describe('approval through the temporal CLI and the approve command', () => {
     const workflowId = `retrain-${uniqueModel('cli-reject')}`;
     // alice (ml-lead) starts it, so the shipped four-eyes rule forbids her approving it.
     await startPipeline(workflowId, 'alice');
-    const waiting = await awaitApproval(workflowId);
+    const waiting = await awaitApproval(workflowId, () => queryStatus(workflowId));
     const version = waiting.candidate?.version;
     expect(version).toMatch(/^\d+$/);
     expect(waiting.gate?.decision).toBe('promote');
@@ -277,7 +247,7 @@ describe('approval through the temporal CLI and the approve command', () => {
   it('temporal CLI: the update refuses malformed and unknown approvals, the approve signal promotes', async () => {
     const workflowId = `retrain-${uniqueModel('cli-approve')}`;
     await startPipeline(workflowId, 'dana');
-    const waiting = await awaitApproval(workflowId);
+    const waiting = await awaitApproval(workflowId, () => queryStatus(workflowId));
     const version = waiting.candidate?.version;
     expect(version).toMatch(/^\d+$/);
     expect(waiting.gate?.decision).toBe('promote');

@@ -9,7 +9,7 @@ import { inject } from 'vitest';
 import type { PipelineResult, PipelineStatus } from '../../src/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
 import { createWorker } from '../../workers/worker';
-import { json, temporal } from '../helpers/cli';
+import { json, startPipeline, temporal } from '../helpers/cli';
 import { mlflowClient, tempDir, testWorkerConfig, uniqueModel, writeDataset } from '../helpers/env';
 
 let connection: NativeConnection;
@@ -42,18 +42,7 @@ describe('temporal CLI end to end', () => {
       dataset: { uri: pathToFileURL(dataset).href },
       trigger: { kind: 'manual', by: 'e2e' },
     };
-    const started = await temporal([
-      'workflow',
-      'start',
-      '--task-queue',
-      config.taskQueue,
-      '--type',
-      'retrainingPipeline',
-      '--workflow-id',
-      workflowId,
-      '--input',
-      JSON.stringify(input),
-    ]);
+    const started = await startPipeline(config.taskQueue, workflowId, input);
     expect(started.code, started.stderr).toBe(0);
 
     const status = json<{ queryResult: PipelineStatus[] }>(
@@ -81,18 +70,11 @@ describe('temporal CLI end to end', () => {
 
   it('reports a malformed input as a failed workflow naming the field', async () => {
     const workflowId = `retrain-bad-${Date.now()}`;
-    const started = await temporal([
-      'workflow',
-      'start',
-      '--task-queue',
-      config.taskQueue,
-      '--type',
-      'retrainingPipeline',
-      '--workflow-id',
-      workflowId,
-      '--input',
-      JSON.stringify({ model: 'fraud', dataset: {}, trigger: { kind: 'manual' } }),
-    ]);
+    const started = await startPipeline(config.taskQueue, workflowId, {
+      model: 'fraud',
+      dataset: {},
+      trigger: { kind: 'manual' },
+    });
     expect(started.code).toBe(0);
     const result = await temporal(['workflow', 'result', '--workflow-id', workflowId, '-o', 'json']);
     expect(result.code).not.toBe(0);

@@ -33,3 +33,19 @@ export function json<T>(r: CliResult): T {
   if (r.code !== 0) throw new Error(`temporal exited ${r.code}: ${r.stderr || r.stdout}`);
   return JSON.parse(r.stdout) as T;
 }
+
+/** `temporal workflow start --type retrainingPipeline` with a JSON input, as the README shows. */
+export async function startPipeline(
+  taskQueue: string,
+  workflowId: string,
+  input: unknown,
+): Promise<CliResult> {
+  // prettier-ignore
+  return temporal([
+    'workflow', 'start',
+    '--task-queue', taskQueue,
+    '--type', 'retrainingPipeline',
+    '--workflow-id', workflowId,
+    '--input', JSON.stringify(input),
+  ]);
+}

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
 import { loadWorkerConfig, type WorkerConfig } from '../../src/config';
+import { TERMINAL_STAGES, type PipelineStatus } from '../../src/contracts/retraining';
 import { MlflowClient } from '../../src/mlflow';
 import { generateFraudDataset, writeCsv, type GenerateOptions } from '../../src/workload/generator';
 
@@ -83,4 +84,26 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`condition not met within ${timeoutMs} ms`);
+}
+
+/** How long a test waits for a pipeline to train, register, evaluate and reach approval. */
+export const AWAIT_APPROVAL_TIMEOUT_MS = 240_000;
+
+/**
+ * Polls a pipeline's `status` (through the SDK or the CLI) until it waits for approval; a terminal
+ * stage fails at once with the gate's reasons and the decisions so far.
+ */
+export async function awaitApproval(
+  label: string,
+  status: () => Promise<PipelineStatus>,
+): Promise<PipelineStatus> {
+  return eventually(async () => {
+    const s = await status();
+    if (TERMINAL_STAGES.includes(s.stage)) {
+      throw new Error(
+        `${label} ended at ${s.stage} before approval (gate: ${JSON.stringify(s.gate)}, error: ${s.error ?? '-'}): ${JSON.stringify(s.decisions)}`,
+      );
+    }
+    return s.stage === 'awaiting-approval' ? s : undefined;
+  }, AWAIT_APPROVAL_TIMEOUT_MS);
 }

@@ -23,7 +23,7 @@ import type { WorkerConfig } from '../../src/config';
 import { createWorker } from '../../workers/worker';
 import {
   createTimeSkippingEnv,
-  eventually,
+  awaitApproval,
   mlflowClient,
   tempDir,
   testWorkerConfig,
@@ -102,12 +102,7 @@ describe('approval timeout (time-skipping)', () => {
   it('still accepts an approval 71 hours in', async () => {
     const model = uniqueModel('ts-ok');
     const handle = await start(model);
-    await eventually(async () => {
-      const s = await handle.query(statusQuery);
-      if (['failed', 'rejected', 'rejected-data', 'completed'].includes(s.stage))
-        throw new Error(`ended at ${s.stage}`);
-      return s.stage === 'awaiting-approval' ? s : undefined;
-    }, 240_000);
+    await awaitApproval(model, () => handle.query(statusQuery));
     await env.sleep('71h');
     expect((await handle.query(statusQuery)).stage).toBe('awaiting-approval');
     await handle.signal(approveSignal, { approver: 'bob' });

@@ -28,6 +28,7 @@ import { verifyAuditLog } from '../../src/audit';
 import { generateApproverKeyPair, signApproval } from '../../src/security/approval-signing';
 import { createWorker } from '../../workers/worker';
 import {
+  awaitApproval,
   createLocalEnv,
   eventually,
   mlflowClient,
@@ -109,13 +110,7 @@ async function startAndAwaitApproval(
     workflowId: retrainWorkflowId(model),
     args: [input(model, dataset, initiator)],
   });
-  const status = await eventually(async () => {
-    const s = await handle.query(statusQuery);
-    if (['failed', 'rejected', 'rejected-data', 'completed'].includes(s.stage)) {
-      throw new Error(`pipeline ended at ${s.stage} before approval: ${JSON.stringify(s.decisions)}`);
-    }
-    return s.stage === 'awaiting-approval' ? s : undefined;
-  }, 240_000);
+  const status = await awaitApproval(model, () => handle.query(statusQuery));
   return { handle, status };
 }
 
