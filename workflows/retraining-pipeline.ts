@@ -63,6 +63,9 @@ import type { EvaluationSummary } from '../activities/evaluation';
 /** Extra time the training activity gets beyond the job's own deadline (scheduling, upload). */
 const TRAINING_SLACK_MS = 10 * 60_000;
 
+/** How many training budgets a training activity may spend across its retries. */
+const TRAINING_RETRY_BUDGET_FACTOR = 3;
+
 /** Retries for calls to outside systems: backoff up to a minute. */
 const OUTSIDE_RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } as const;
 
@@ -343,10 +346,14 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
 
   // 3. Train: the trainer runs as a job; the activity heartbeats while it waits.
   enter('training');
+  // A failing trainer is a non-retryable TrainingFailed; what is retried is the outside world
+  // (MLflow unreachable, a lost job), bounded by time rather than by a count of attempts.
+  const trainingBudget = parseDuration(input.training.timeout) + TRAINING_SLACK_MS;
   const trainer = proxyActivities<Activities>({
-    startToCloseTimeout: parseDuration(input.training.timeout) + TRAINING_SLACK_MS,
+    startToCloseTimeout: trainingBudget,
+    scheduleToCloseTimeout: TRAINING_RETRY_BUDGET_FACTOR * trainingBudget,
     heartbeatTimeout: '1m',
-    retry: { ...OUTSIDE_RETRY, maximumAttempts: 3 },
+    retry: OUTSIDE_RETRY,
   });
   let training;
   try {
