@@ -10,7 +10,14 @@ import type { PipelineResult, PipelineStatus } from '../../src/contracts/retrain
 import type { WorkerConfig } from '../../src/config';
 import { createWorker } from '../../workers/worker';
 import { json, startPipeline, temporal } from '../helpers/cli';
-import { mlflowClient, tempDir, testWorkerConfig, uniqueModel, writeDataset } from '../helpers/env';
+import {
+  eventually,
+  mlflowClient,
+  tempDir,
+  testWorkerConfig,
+  uniqueModel,
+  writeDataset,
+} from '../helpers/env';
 
 let connection: NativeConnection;
 let worker: Worker;
@@ -79,5 +86,45 @@ describe('temporal CLI end to end', () => {
     const result = await temporal(['workflow', 'result', '--workflow-id', workflowId, '-o', 'json']);
     expect(result.code).not.toBe(0);
     expect(result.stdout + result.stderr).toMatch(/dataset\.uri/);
+  });
+
+  it('runs from a schedule created with the CLI (overlap policy Skip)', async () => {
+    const scheduleId = `retrain-${uniqueModel('sched')}`;
+    const input = {
+      model: 'fraud',
+      dataset: { uri: pathToFileURL(dataset).href },
+      trigger: { kind: 'schedule', scheduleId },
+    };
+    // prettier-ignore
+    const created = await temporal([
+      'schedule', 'create',
+      '--schedule-id', scheduleId,
+      '--interval', '168h',
+      '--overlap-policy', 'Skip',
+      '--workflow-id', scheduleId,
+      '--task-queue', config.taskQueue,
+      '--type', 'retrainingPipeline',
+      '--input', JSON.stringify(input),
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    try {
+      expect((await temporal(['schedule', 'trigger', '--schedule-id', scheduleId])).code).toBe(0);
+      const runId = await eventually(async () => {
+        const d = json<{
+          info?: { recentActions?: Array<{ startWorkflowResult?: { workflowId?: string } }> };
+        }>(await temporal(['schedule', 'describe', '--schedule-id', scheduleId, '-o', 'json']));
+        return d.info?.recentActions?.[0]?.startWorkflowResult?.workflowId;
+      }, 60_000);
+      expect(runId.startsWith(scheduleId)).toBe(true);
+      const result = json<{ result: PipelineResult }>(
+        await temporal(['workflow', 'result', '--workflow-id', runId, '-o', 'json']),
+      );
+      expect(result.result.outcome).toBe('registered');
+      expect(result.result.status.trigger).toEqual({ kind: 'schedule', scheduleId });
+      const mv = await mlflowClient().getModelVersion('fraud', result.result.status.candidate!.version);
+      expect(mv.tags['mlops.trigger']).toBe('schedule');
+    } finally {
+      await temporal(['schedule', 'delete', '--schedule-id', scheduleId]);
+    }
   });
 });
