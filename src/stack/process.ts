@@ -4,7 +4,7 @@
  * group still running is killed when this process exits or receives SIGINT / SIGTERM: no orphans.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -31,9 +31,22 @@ function installExitHooks(): void {
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      for (const child of live) killGroup(child, 'SIGTERM');
-      // Re-raise default behaviour after cleanup so the exit code reflects the signal.
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+      // Give every server the grace period to shut down cleanly (Temporal closes its SQLite file),
+      // then kill what is left; exit with the conventional code for the signal.
+      const children = [...live];
+      for (const child of children) killGroup(child, 'SIGTERM');
+      const exits = children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) resolve();
+            else child.once('exit', () => resolve());
+          }),
+      );
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS));
+      void Promise.race([Promise.all(exits), grace]).finally(() => {
+        for (const child of children) killGroup(child, 'SIGKILL');
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      });
     });
   }
 }
@@ -56,15 +69,20 @@ export function startManaged(
 ): ManagedProcess {
   installExitHooks();
   mkdirSync(path.dirname(opts.logFile), { recursive: true });
-  const log = createWriteStream(opts.logFile, { flags: 'a' });
-  const child = spawn(cmd, args, {
-    cwd: opts.cwd,
-    env: opts.env ?? process.env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  // The server writes straight to its log file: no pipe through this process, so a busy or blocked
+  // event loop here can never stall the server on a full pipe.
+  const logFd = openSync(opts.logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+    });
+  } finally {
+    closeSync(logFd);
+  }
   live.add(child);
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {

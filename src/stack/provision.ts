@@ -43,6 +43,9 @@ const defaultLog: Logger = (line) => console.log(`[provision] ${line}`);
 
 function which(cmd: string): string | undefined {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  if (r.error) {
+    throw new MissingPrerequisiteError(`a POSIX shell (sh) is required on PATH (${r.error.message})`);
+  }
   const out = r.stdout.trim();
   return r.status === 0 && out ? out : undefined;
 }
@@ -113,7 +116,7 @@ export function ensurePythonEnv(log: Logger = defaultLog): string {
   const python = process.env.MLOPS_BOOTSTRAP_PYTHON ?? which('python3');
   if (!python) {
     throw new MissingPrerequisiteError(
-      'Python 3.10+ with venv is required for MLflow and the reference trainer: install it (`apt-get install python3 python3-venv`), or set MLFLOW_TRACKING_URI to an existing MLflow server',
+      'Python 3.10+ with venv is required for MLflow and the reference trainer: install it (`apt-get install python3 python3-venv`) or point MLOPS_BOOTSTRAP_PYTHON at one',
     );
   }
   if (!existsSync(VENV_PYTHON)) {
