@@ -18,7 +18,8 @@
  * - `--via update` (default) waits for the workflow's verdict and exits 1 on a refusal (the validator's message
  *   is printed); `--via signal` is fire-and-forget. `--print-command` prints the equivalent `temporal` command
  *   instead of sending (it needs `--version` to sign, since it does not connect).
- * - Exit status: 0 sent/accepted, 1 refused, 2 usage or connection error.
+ * - Exit status: 0 sent/accepted, 1 refused (a finished pipeline too: nothing awaits approval), 2 usage or
+ *   connection error.
  */
 import { Client, Connection, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
@@ -289,6 +290,14 @@ export async function main(argv: string[]): Promise<number> {
       ...(config.namespace !== undefined ? { namespace: config.namespace } : {}),
     });
     const handle = client.workflow.getHandle(opts.workflowId);
+    // A pipeline that has finished has nothing awaiting approval: that is a refusal, not an error.
+    const described = await handle.describe();
+    if (described.status.name !== 'RUNNING') {
+      console.error(
+        `refused (not-pending): ${opts.workflowId} is ${described.status.name.toLowerCase()}; nothing awaits approval`,
+      );
+      return 1;
+    }
 
     let version = opts.version;
     if (version === undefined) {

@@ -307,10 +307,11 @@ describe('approval through the temporal CLI and the approve command', () => {
     expect(mv.tags['mlops.approved_by']).toBe('bob');
     expect(mv.tags['mlops.outcome']).toBe('promoted');
 
-    // Once decided the workflow has completed: a late approval through the project's command cannot be
-    // delivered at all, which it reports (exit 2, not a policy refusal).
+    // Once decided the workflow has completed: a late approval is refused as not pending (exit 1).
     const late = await approveCli(['--workflow-id', workflowId, '--approver', 'carol']);
-    expect(late.code).toBe(2);
-    expect(late.stderr).toContain(`no running workflow ${workflowId}: workflow execution already completed`);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toContain(
+      `refused (not-pending): ${workflowId} is completed; nothing awaits approval`,
+    );
   });
 });
