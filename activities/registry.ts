@@ -232,15 +232,5 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
         mlflow.setModelVersionTag(input.model, input.version, 'mlops.outcome_reason', input.reason),
       );
     },
-
-    /** Downloads and digest-checks a version; returns the manifest summary (used before any deploy). */
-    async verifyModelVersion(input: {
-      model: string;
-      version: string;
-    }): Promise<{ files: number; manifestSha256: string }> {
-      const version = await mapped(() => mlflow.getModelVersion(input.model, input.version));
-      const { manifest } = await fetchVerifiedModel(mlflow, version);
-      return { files: manifest.files.length, manifestSha256: version.tags[VersionTags.manifestSha256] ?? '' };
-    },
   };
 }
