@@ -12,7 +12,7 @@
  *   deploy/policies/fraud.json instead. The assertions are the same either way.
  * - The rejection test runs before the promotion test, so neither candidate faces a champion made here.
  */
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { execFile } from 'node:child_process';
 import { copyFileSync } from 'node:fs';
 import path from 'node:path';
@@ -23,12 +23,13 @@ import { DEFAULT_POLICY_DIR } from '../../src/config';
 import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
 import type { PipelineResult, PipelineStatus } from '../../src/contracts/retraining';
 import { PROJECT_ROOT } from '../../src/stack/paths';
-import { createWorker } from '../../workers/worker';
 import { json, startPipeline as cliStartPipeline, temporal, type CliResult } from '../helpers/cli';
 import {
   awaitApproval,
   eventually,
   mlflowClient,
+  type RunningWorker,
+  runWorker,
   tempDir,
   testWorkerConfig,
   uniqueModel,
@@ -45,8 +46,7 @@ const HOLDOUT_ROWS = 10_000;
 const ELIGIBLE_APPROVERS = ['alice', 'bob', 'carol'];
 
 let connection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
+let worker: RunningWorker | undefined;
 let config: WorkerConfig;
 let train: string;
 let holdout: string;
@@ -74,8 +74,7 @@ beforeAll(async () => {
   connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   config = testWorkerConfig(tempDir('e2e-approval'), {}, { policyDir });
   expect(config.policyDir).toBe(policyDir);
-  worker = await createWorker({ connection, config });
-  running = worker.run();
+  worker = await runWorker({ connection, config });
   const data = tempDir('e2e-approval-data');
   [train, holdout] = await Promise.all([
     writeDataset(data, 'train.csv', { rows: 4000, seed: 41 }),
@@ -84,8 +83,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.stop();
   await connection?.close();
 });
 

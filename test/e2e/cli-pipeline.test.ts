@@ -2,17 +2,18 @@
  * End to end as a user drives it: a worker on the test stack, and the `temporal` binary to start
  * the pipeline, query its status and read its result.
  */
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import type { PipelineResult, PipelineStatus } from '../../src/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
-import { createWorker } from '../../workers/worker';
 import { json, startPipeline, temporal } from '../helpers/cli';
 import {
   eventually,
   mlflowClient,
+  type RunningWorker,
+  runWorker,
   tempDir,
   testWorkerConfig,
   uniqueModel,
@@ -20,22 +21,19 @@ import {
 } from '../helpers/env';
 
 let connection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
+let worker: RunningWorker | undefined;
 let config: WorkerConfig;
 let dataset: string;
 
 beforeAll(async () => {
   connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   config = testWorkerConfig(tempDir('e2e'));
-  worker = await createWorker({ connection, config });
-  running = worker.run();
+  worker = await runWorker({ connection, config });
   dataset = await writeDataset(tempDir('e2e-data'), 'fraud.csv', { rows: 3000, seed: 21 });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.stop();
   await connection?.close();
 });
 

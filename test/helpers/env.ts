@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
 import { loadWorkerConfig, type WorkerConfig } from '../../src/config';
+import { createWorker, type CreateWorkerOptions } from '../../workers/worker';
 import { TERMINAL_STAGES, type PipelineStatus } from '../../src/contracts/retraining';
 import { MlflowClient } from '../../src/mlflow';
 import { generateFraudDataset, writeCsv, type GenerateOptions } from '../../src/workload/generator';
@@ -106,4 +107,21 @@ export async function awaitApproval(
     }
     return s.stage === 'awaiting-approval' ? s : undefined;
   }, AWAIT_APPROVAL_TIMEOUT_MS);
+}
+
+export interface RunningWorker {
+  /** Shuts the worker down and waits until it has drained. */
+  stop(): Promise<void>;
+}
+
+/** Starts a project worker (the same factory as production) and returns how to stop it. */
+export async function runWorker(options: CreateWorkerOptions): Promise<RunningWorker> {
+  const worker = await createWorker(options);
+  const running = worker.run();
+  return {
+    async stop() {
+      worker.shutdown();
+      await running;
+    },
+  };
 }

@@ -5,7 +5,6 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,11 +19,12 @@ import {
   type RetrainingInput,
 } from '../../src/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
-import { createWorker } from '../../workers/worker';
 import {
-  createTimeSkippingEnv,
   awaitApproval,
+  createTimeSkippingEnv,
   mlflowClient,
+  type RunningWorker,
+  runWorker,
   tempDir,
   testWorkerConfig,
   uniqueModel,
@@ -34,8 +34,7 @@ import {
 const HOUR_MS = 3_600_000;
 
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
+let worker: RunningWorker | undefined;
 let config: WorkerConfig;
 let policyDir: string;
 let train: string;
@@ -50,13 +49,11 @@ beforeAll(async () => {
     writeDataset(data, 'train.csv', { rows: 4000, seed: 51 }),
     writeDataset(data, 'holdout.csv', { rows: 2500, seed: 98 }),
   ]);
-  worker = await createWorker({ connection: env.nativeConnection, config });
-  running = worker.run();
+  worker = await runWorker({ connection: env.nativeConnection, config });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.stop();
   await env?.teardown();
 });
 

@@ -6,7 +6,6 @@
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,12 +25,13 @@ import {
 import type { WorkerConfig } from '../../src/config';
 import { verifyAuditLog } from '../../src/audit';
 import { generateApproverKeyPair, signApproval } from '../../src/security/approval-signing';
-import { createWorker } from '../../workers/worker';
 import {
   awaitApproval,
   createLocalEnv,
   eventually,
   mlflowClient,
+  type RunningWorker,
+  runWorker,
   tempDir,
   testWorkerConfig,
   uniqueModel,
@@ -39,8 +39,7 @@ import {
 } from '../helpers/env';
 
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
+let worker: RunningWorker | undefined;
 let config: WorkerConfig;
 let policyDir: string;
 let trainA: string;
@@ -79,13 +78,11 @@ beforeAll(async () => {
     writeDataset(data, 'train-b.csv', { rows: 4000, seed: 32 }),
     writeDataset(data, 'holdout.csv', { rows: 2500, seed: 99 }),
   ]);
-  worker = await createWorker({ connection: env.nativeConnection, config });
-  running = worker.run();
+  worker = await runWorker({ connection: env.nativeConnection, config });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.stop();
   await env?.teardown();
 });
 

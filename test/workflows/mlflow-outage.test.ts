@@ -4,18 +4,18 @@
  * backoff; once the relay opens, the pipeline finishes with exactly one run and one version.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
 import { retrainWorkflowId, statusQuery, type PipelineResult } from '../../src/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
 import { freePort } from '../../src/stack/process';
-import { createWorker } from '../../workers/worker';
 import {
   createLocalEnv,
   eventually,
   mlflowClient,
+  type RunningWorker,
+  runWorker,
   tempDir,
   testWorkerConfig,
   uniqueModel,
@@ -23,8 +23,7 @@ import {
 } from '../helpers/env';
 
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
+let worker: RunningWorker | undefined;
 let config: WorkerConfig;
 let relayPort: number;
 let relay: net.Server | undefined;
@@ -52,13 +51,11 @@ beforeAll(async () => {
   env = await createLocalEnv();
   relayPort = await freePort();
   config = { ...testWorkerConfig(tempDir('outage')), trackingUri: `http://127.0.0.1:${relayPort}` };
-  worker = await createWorker({ connection: env.nativeConnection, config });
-  running = worker.run();
+  worker = await runWorker({ connection: env.nativeConnection, config });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.stop();
   for (const s of sockets) s.destroy();
   await new Promise((r) => (relay ? relay.close(r) : r(undefined)));
   await env?.teardown();

@@ -5,7 +5,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities';
@@ -17,10 +16,11 @@ import {
   type RetrainingInput,
 } from '../../src/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
-import { createWorker } from '../../workers/worker';
 import {
   createLocalEnv,
   mlflowClient,
+  type RunningWorker,
+  runWorker,
   tempDir,
   testWorkerConfig,
   uniqueModel,
@@ -30,9 +30,8 @@ import {
 import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
 
 let env: TestWorkflowEnvironment;
-let worker: Worker;
+let worker: RunningWorker | undefined;
 let config: WorkerConfig;
-let running: Promise<void>;
 let dataDir: string;
 let cleanData: string;
 /** Fault injection around the real activities: fail once *after* the real call succeeded. */
@@ -48,7 +47,7 @@ beforeAll(async () => {
     // A trainer image whose process fails the way a broken user image would.
     'test/failing-trainer': ['sh', '-c', 'echo "loading data"; echo "fatal: CUDA out of memory" >&2; exit 3'],
   });
-  worker = await createWorker({
+  worker = await runWorker({
     connection: env.nativeConnection,
     config,
     wrapActivities: (acts) => {
@@ -66,12 +65,10 @@ beforeAll(async () => {
       return wrapped as unknown as Activities;
     },
   });
-  running = worker.run();
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.stop();
   await env?.teardown();
 });
 
