@@ -88,6 +88,18 @@ class CheckList {
     this.checks.push(check);
   }
 
+  /** Records a check that passed or failed. */
+  record(
+    passed: boolean,
+    name: string,
+    severity: GateCheck['severity'],
+    observed: GateCheck['observed'],
+    threshold: GateCheck['threshold'],
+    detail: string,
+  ): void {
+    this.add({ name, passed, severity, observed, threshold, detail });
+  }
+
   pass(
     name: string,
     severity: GateCheck['severity'],
@@ -95,7 +107,7 @@ class CheckList {
     threshold: GateCheck['threshold'],
     detail: string,
   ): void {
-    this.add({ name, passed: true, severity, observed, threshold, detail });
+    this.record(true, name, severity, observed, threshold, detail);
   }
 
   fail(
@@ -105,7 +117,7 @@ class CheckList {
     threshold: GateCheck['threshold'],
     detail: string,
   ): void {
-    this.add({ name, passed: false, severity, observed, threshold, detail });
+    this.record(false, name, severity, observed, threshold, detail);
   }
 
   /** Records that `what` could not be checked because `value` is not measured. */
@@ -153,8 +165,7 @@ function checkAtMost(
   const detail = ok
     ? `${what} ${fmt(observed)}${unit} within allowed ${fmt(limit)}${unit}`
     : `${what} ${fmt(observed)}${unit} exceeds allowed ${fmt(limit)}${unit}`;
-  if (ok) list.pass(name, 'reject', observed, limit, detail);
-  else list.fail(name, 'reject', observed, limit, detail);
+  list.record(ok, name, 'reject', observed, limit, detail);
 }
 
 /** Increase check `challenger - champion <= tolerance`. */
@@ -171,8 +182,7 @@ function checkRegression(
   const increase = challenger - champion;
   const ok = increase <= tolerance + FLOAT_TOLERANCE;
   const detail = `${what} ${ok ? 'change' : 'regressed'}: challenger ${fmt(challenger)} vs champion ${fmt(champion)} (increase ${fmt(increase)}, allowed ${fmt(tolerance)})`;
-  if (ok) list.pass(name, 'reject', increase, tolerance, detail);
-  else list.fail(name, 'reject', increase, tolerance, detail);
+  list.record(ok, name, 'reject', increase, tolerance, detail);
 }
 
 function checkHoldout(
@@ -231,8 +241,7 @@ function checkMinimums(list: CheckList, policy: GatePolicy, challenger: ModelEva
     const ok = higher ? value >= bar - FLOAT_TOLERANCE : value <= bar + FLOAT_TOLERANCE;
     const relation = higher ? 'at least' : 'at most';
     const detail = `${metric} ${fmt(value)} ${ok ? 'meets' : 'fails'} the first-model bar (${relation} ${fmt(bar)})`;
-    if (ok) list.pass(name, 'reject', value, bar, detail);
-    else list.fail(name, 'reject', value, bar, detail);
+    list.record(ok, name, 'reject', value, bar, detail);
   }
 }
 
@@ -314,8 +323,14 @@ function checkLatency(
   const ratio = b / a;
   const ok = ratio <= g.maxLatencyRegressionRatio + FLOAT_TOLERANCE;
   const detail = `p95 latency ratio challenger/champion ${fmt(ratio)} (${fmt(b)} ms vs ${fmt(a)} ms), allowed ${fmt(g.maxLatencyRegressionRatio)}`;
-  if (ok) list.pass(name, 'reject', ratio, g.maxLatencyRegressionRatio, detail);
-  else list.fail(name, 'reject', ratio, g.maxLatencyRegressionRatio, `latency regressed: ${detail}`);
+  list.record(
+    ok,
+    name,
+    'reject',
+    ratio,
+    g.maxLatencyRegressionRatio,
+    ok ? detail : `latency regressed: ${detail}`,
+  );
 }
 
 function checkComparison(
@@ -408,8 +423,7 @@ function checkComparison(
   } else {
     const ok = improvement >= policy.minImprovement - FLOAT_TOLERANCE;
     const detail = `${metric} improvement ${fmt(improvement)} ${ok ? 'reaches' : 'is below'} the required ${fmt(policy.minImprovement)}`;
-    if (ok) list.pass('primary.improvement', 'inconclusive', improvement, policy.minImprovement, detail);
-    else list.fail('primary.improvement', 'inconclusive', improvement, policy.minImprovement, detail);
+    list.record(ok, 'primary.improvement', 'inconclusive', improvement, policy.minImprovement, detail);
   }
 
   if (comparison.method === 'bootstrap') {

@@ -464,30 +464,20 @@ function poisoningChecks(p: DatasetProfile, spec: FeatureSpec, checks: Validatio
       `(z = ${f.z.toFixed(2)}, effect ${f.effect.toFixed(2)}); flagged when |z| > ${maxZ} and ` +
       `effect >= ${t.minEffectSize}`;
 
-    const label = labelFindings[i];
-    if (label !== undefined) {
+    const pushFinding = (check: string, f: Finding | undefined, maxZ: number): void => {
+      if (f === undefined) return;
       checks.push({
-        check: C.poisonLabelRate,
-        column: label.column,
+        check,
+        column: f.column,
         batch,
-        passed: !isFailing(label, t.maxLabelRateZ, t.minEffectSize),
-        observed: label.z,
-        threshold: t.maxLabelRateZ,
-        message: `${name}: ${label.describe} ${effectNote(label, t.maxLabelRateZ)}`,
+        passed: !isFailing(f, maxZ, t.minEffectSize),
+        observed: f.z,
+        threshold: maxZ,
+        message: `${name}: ${f.describe} ${effectNote(f, maxZ)}`,
       });
-    }
-    const shift = shiftFindings[i];
-    if (shift !== undefined) {
-      checks.push({
-        check: C.poisonFeatureShift,
-        column: shift.column,
-        batch,
-        passed: !isFailing(shift, t.maxFeatureShiftZ, t.minEffectSize),
-        observed: shift.z,
-        threshold: t.maxFeatureShiftZ,
-        message: `${name}: ${shift.describe} ${effectNote(shift, t.maxFeatureShiftZ)}`,
-      });
-    }
+    };
+    pushFinding(C.poisonLabelRate, labelFindings[i], t.maxLabelRateZ);
+    pushFinding(C.poisonFeatureShift, shiftFindings[i], t.maxFeatureShiftZ);
 
     const repeatedRate = rate(b.repeatedVectors, b.rows);
     checks.push({
