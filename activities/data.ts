@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import type { DatasetProfile, FeatureSpec, ValidationReport } from '../src/contracts/feature-spec';
 import type { DatasetRef, DatasetSnapshot } from '../src/contracts/retraining';
 import { DatasetFormatError, DatasetReadError, profileDataset } from '../src/data/profile';
-import { judgeDataset } from '../src/policy/validation';
+import { failedReport, judgeDataset } from '../src/policy/validation';
 import { FailureTypes } from './errors';
 
 export interface DataActivityConfig {
@@ -102,25 +102,23 @@ export function createDataActivities(cfg: DataActivityConfig) {
       } catch (err) {
         if (err instanceof DatasetFormatError) {
           return {
-            report: {
-              ok: false,
-              checks: [
-                {
-                  check: 'format',
-                  passed: false,
-                  observed: err.message,
-                  threshold: 'a CSV file with a header row',
-                  message: `dataset is not a readable CSV: ${err.message}`,
-                },
-              ],
-            },
+            report: failedReport(
+              'format',
+              err.message,
+              'a CSV file with a header row',
+              `dataset is not a readable CSV: ${err.message}`,
+            ),
           };
         }
         if (err instanceof DatasetReadError) {
-          throw ApplicationFailure.nonRetryable(
-            `dataset snapshot is unreadable: ${err.message}`,
-            FailureTypes.DatasetUnreadable,
-          );
+          return {
+            report: failedReport(
+              'readable',
+              err.message,
+              'a readable file',
+              `dataset snapshot is unreadable: ${err.message}`,
+            ),
+          };
         }
         throw err;
       }

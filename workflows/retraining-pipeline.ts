@@ -58,6 +58,7 @@ import {
   type ApprovalVerdict,
 } from '../src/policy/approval';
 import { decidePromotion, summariseVerdict, type GateVerdict } from '../src/policy/gate';
+import { failedReport } from '../src/policy/validation';
 import type { EvaluationSummary } from '../activities/evaluation';
 
 /** Extra time the training activity gets beyond the job's own deadline (scheduling, upload). */
@@ -304,18 +305,7 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
       await audit(AuditEventType.pipelineRejected, { stage: 'snapshotting', reason: f.message });
       const check = f.type === 'DatasetIntegrity' ? 'integrity' : 'readable';
       return finish('rejected-data', {
-        validation: {
-          ok: false,
-          checks: [
-            {
-              check,
-              passed: false,
-              observed: f.message,
-              threshold: 'readable, matching sha256',
-              message: f.message,
-            },
-          ],
-        },
+        validation: failedReport(check, f.message, 'readable, matching sha256', f.message),
       });
     }
     throw err;

@@ -40,6 +40,7 @@ import {
   type PipelineStatus,
   type RetrainingInput,
 } from '../contracts/retraining';
+import { fmt } from '../eval/model-card';
 import { MlflowClient } from '../mlflow';
 import { STATE_DIR } from '../stack/paths';
 import { startStack, type Stack } from '../stack/launcher';
@@ -55,9 +56,6 @@ export const DEMO_SEED = 7;
 const MODEL = 'fraud';
 /** Who starts the demo pipelines; the fraud policy forbids the initiator from approving. */
 const INITIATOR = 'demo';
-
-const fmt = (v: number | null | undefined, d = 4): string =>
-  typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : 'n/a';
 
 function describeEvaluation(status: PipelineStatus): void {
   const e = status.evaluation;

@@ -4,7 +4,8 @@
 import type { ModelCard } from '../contracts/model-card';
 import type { Measured } from '../contracts/gate';
 
-const fmt = (v: Measured | undefined, digits = 4): string =>
+/** A measured value for people: fixed digits, or `n/a` when it is NaN, null or missing. */
+export const fmt = (v: Measured | undefined, digits = 4): string =>
   typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : 'n/a';
 
 function row(cells: string[]): string {

@@ -507,6 +507,16 @@ function poisoningChecks(p: DatasetProfile, spec: FeatureSpec, checks: Validatio
   });
 }
 
+/** A report of one failed check: the dataset could not be judged at all (unreadable, corrupt, wrong hash). */
+export function failedReport(
+  check: string,
+  observed: string,
+  threshold: string,
+  message: string,
+): ValidationReport {
+  return { ok: false, checks: [{ check, passed: false, observed, threshold, message }] };
+}
+
 /** Judges a dataset profile against its feature spec: schema, quality and the poisoning screen. */
 export function judgeDataset(profile: DatasetProfile, spec: FeatureSpec): ValidationReport {
   const checks: ValidationCheck[] = [];
