@@ -49,7 +49,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['workflows/**/*.ts', 'src/contracts/**/*.ts', 'src/policy/**/*.ts', 'src/stats/**/*.ts'],
+    files: ['workflows/**/*.ts', 'src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

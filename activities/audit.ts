@@ -4,8 +4,8 @@
  * Signature checks need node:crypto, so they run here rather than in the workflow.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import type { ApprovalSignature } from '../src/contracts/approval';
-import type { AuditEventInput } from '../src/contracts/audit';
+import type { ApprovalSignature } from '../src/core/contracts/approval';
+import type { AuditEventInput } from '../src/core/contracts/audit';
 import { AuditEventConflictError, AuditEventInvalidError, type AuditSink } from '../src/audit';
 import { verifyApprovalSignature, type ApprovalSignedFields } from '../src/security/approval-signing';
 

@@ -17,10 +17,10 @@ import {
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import type { DatasetProfile, FeatureSpec, ValidationReport } from '../src/contracts/feature-spec';
-import type { DatasetRef, DatasetSnapshot } from '../src/contracts/retraining';
+import type { DatasetProfile, FeatureSpec, ValidationReport } from '../src/core/contracts/feature-spec';
+import type { DatasetRef, DatasetSnapshot } from '../src/core/contracts/retraining';
 import { DatasetFormatError, DatasetReadError, profileDataset } from '../src/data/profile';
-import { failedReport, judgeDataset } from '../src/policy/validation';
+import { failedReport, judgeDataset } from '../src/core/policy/validation';
 import { FailureTypes } from './errors';
 
 export interface DataActivityConfig {

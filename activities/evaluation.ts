@@ -2,22 +2,22 @@
  * Champion/challenger evaluation. Both models are fetched from MLflow and digest-verified before
  * use, scored with onnxruntime-node on the same frozen holdout (its own snapshot, checked to share
  * no row with the training data), and compared on per-example outcomes (paired bootstrap or
- * McNemar). Measuring happens here; judging is the pure gate in src/policy/gate.ts.
+ * McNemar). Measuring happens here; judging is the pure gate in src/core/policy/gate.ts.
  *
  * Per-example outcomes stay out of workflow history: they go to MLflow as an artifact.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { stringify } from 'csv-stringify/sync';
-import type { FeatureSpec } from '../src/contracts/feature-spec';
-import type { Comparison, GatePolicy, ModelEvaluation } from '../src/contracts/gate';
-import { Aliases, MODEL_ARTIFACT_PATH, type DatasetSnapshot } from '../src/contracts/retraining';
+import type { FeatureSpec } from '../src/core/contracts/feature-spec';
+import type { Comparison, GatePolicy, ModelEvaluation } from '../src/core/contracts/gate';
+import { Aliases, MODEL_ARTIFACT_PATH, type DatasetSnapshot } from '../src/core/contracts/retraining';
 import { HoldoutError, loadHoldout, rowFingerprints } from '../src/eval/holdout';
-import type { ModelCard } from '../src/contracts/model-card';
+import type { ModelCard } from '../src/core/contracts/model-card';
 import { renderModelCard } from '../src/eval/model-card';
 import { ModelContractError, parseInputSchema, scoreModel } from '../src/eval/score';
 import type { MlflowClient, ModelVersion } from '../src/mlflow';
-import { mcnemar, pairedBootstrap } from '../src/stats/bootstrap';
-import { evaluateModel, predictAt } from '../src/stats/metrics';
+import { mcnemar, pairedBootstrap } from '../src/core/stats/bootstrap';
+import { evaluateModel, predictAt } from '../src/core/stats/metrics';
 import { FailureTypes, mapped } from './errors';
 import { fetchVerifiedModel } from './registry';
 

@@ -5,8 +5,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { formatZodError } from '../src/contracts/errors';
-import { ModelPolicySchema, policyFileName, type ModelPolicy } from '../src/contracts/model-policy';
+import { formatZodError } from '../src/core/contracts/errors';
+import { ModelPolicySchema, policyFileName, type ModelPolicy } from '../src/core/contracts/model-policy';
 
 export const PolicyFailure = 'PolicyInvalid';
 

@@ -10,7 +10,7 @@ import {
   MODEL_ARTIFACT_PATH,
   type RegisteredVersion,
   type Trigger,
-} from '../src/contracts/retraining';
+} from '../src/core/contracts/retraining';
 import type { MlflowClient, ModelVersion } from '../src/mlflow';
 import {
   buildManifest,

@@ -8,15 +8,15 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import type { FeatureSpec } from '../src/contracts/feature-spec';
+import type { FeatureSpec } from '../src/core/contracts/feature-spec';
 import {
   MODEL_ARTIFACT_PATH,
   type DatasetSnapshot,
   type TrainingOptions,
   type TrainingResult,
   type Trigger,
-} from '../src/contracts/retraining';
-import { parseDuration } from '../src/contracts/approval';
+} from '../src/core/contracts/retraining';
+import { parseDuration } from '../src/core/contracts/approval';
 import { OWNER_LABEL, type JobRunner, type JobSpec } from '../src/jobs/types';
 import type { MlflowClient, Run } from '../src/mlflow';
 import { FailureTypes, mapped, owningWorkflow } from './errors';

@@ -5,8 +5,8 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { formatZodError } from './contracts/errors';
-import { DEFAULT_TASK_QUEUE } from './contracts/retraining';
+import { formatZodError } from './core/contracts/errors';
+import { DEFAULT_TASK_QUEUE } from './core/contracts/retraining';
 import { PROJECT_ROOT, STATE_DIR, TRAINER_SCRIPT, VENV_PYTHON } from './stack/paths';
 
 /** Image name the local runner maps to the reference trainer script. */

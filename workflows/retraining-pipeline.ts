@@ -1,7 +1,7 @@
 /**
  * `retrainingPipeline`: from a dataset to a registered challenger, then through evaluation, the
  * promotion gate, human approval and promotion to champion. The workflow only sequences
- * activities and carries out verdicts computed by pure functions (src/policy); its state is plain
+ * activities and carries out verdicts computed by pure functions (src/core/policy); its state is plain
  * JSON, answered by the `status` query, and every decision is appended to the audit log.
  *
  * Stages: snapshot -> validate -> train -> register (alias `challenger`) -> evaluate -> gate ->
@@ -23,12 +23,12 @@ import {
   parseDuration,
   SubmitApprovalSchema,
   type SubmitApprovalResult,
-} from '../src/contracts/approval';
-import { AuditEventType, auditEventId } from '../src/contracts/audit';
-import { formatZodError } from '../src/contracts/errors';
-import type { FeatureSpec } from '../src/contracts/feature-spec';
-import { DEFAULT_INTENDED_USE, STANDARD_LIMITATIONS, type ModelCard } from '../src/contracts/model-card';
-import type { ModelPolicy } from '../src/contracts/model-policy';
+} from '../src/core/contracts/approval';
+import { AuditEventType, auditEventId } from '../src/core/contracts/audit';
+import { formatZodError } from '../src/core/contracts/errors';
+import type { FeatureSpec } from '../src/core/contracts/feature-spec';
+import { DEFAULT_INTENDED_USE, STANDARD_LIMITATIONS, type ModelCard } from '../src/core/contracts/model-card';
+import type { ModelPolicy } from '../src/core/contracts/model-policy';
 import {
   Aliases,
   approveSignal,
@@ -44,7 +44,7 @@ import {
   type PipelineStage,
   type PipelineStatus,
   type RetrainingInput,
-} from '../src/contracts/retraining';
+} from '../src/core/contracts/retraining';
 import {
   applyApprovalAttempt,
   approverPublicKey,
@@ -56,9 +56,9 @@ import {
   type ApprovalAttemptInput,
   type ApprovalState,
   type ApprovalVerdict,
-} from '../src/policy/approval';
-import { decidePromotion, summariseVerdict, type GateVerdict } from '../src/policy/gate';
-import { failedReport } from '../src/policy/validation';
+} from '../src/core/policy/approval';
+import { decidePromotion, summariseVerdict, type GateVerdict } from '../src/core/policy/gate';
+import { failedReport } from '../src/core/policy/validation';
 import type { EvaluationSummary } from '../activities/evaluation';
 
 /** Extra time the training activity gets beyond the job's own deadline (scheduling, upload). */

@@ -12,9 +12,9 @@
  */
 import canonicalize from 'canonicalize';
 import { createHash } from 'node:crypto';
-import { AUDIT_FIRST_SEQ, AUDIT_GENESIS_HASH, AuditEntrySchema } from '../contracts/audit';
-import type { AuditBreak, AuditEntry, AuditEvent } from '../contracts/audit';
-import { formatZodError } from '../contracts/errors';
+import { AUDIT_FIRST_SEQ, AUDIT_GENESIS_HASH, AuditEntrySchema } from '../core/contracts/audit';
+import type { AuditBreak, AuditEntry, AuditEvent } from '../core/contracts/audit';
+import { formatZodError } from '../core/contracts/errors';
 
 function canonical(value: unknown): string {
   const out = canonicalize(value);

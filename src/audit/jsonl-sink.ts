@@ -20,9 +20,9 @@ import { acquireFileLock } from './lock';
 import type { FileLockOptions } from './lock';
 import type { AuditSink } from './sink';
 import { verifyAuditLog } from './verify';
-import { AUDIT_GENESIS_HASH, AuditEntrySchema, AuditEventSchema } from '../contracts/audit';
-import type { AuditBreak, AuditEntry, AuditEventInput, AuditVerifyResult } from '../contracts/audit';
-import { formatZodError } from '../contracts/errors';
+import { AUDIT_GENESIS_HASH, AuditEntrySchema, AuditEventSchema } from '../core/contracts/audit';
+import type { AuditBreak, AuditEntry, AuditEventInput, AuditVerifyResult } from '../core/contracts/audit';
+import { formatZodError } from '../core/contracts/errors';
 
 /** The event is not a valid {@link AuditEventInput}; never retryable. */
 export class AuditEventInvalidError extends Error {

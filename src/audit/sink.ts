@@ -7,7 +7,7 @@
  *   different content.
  * - Entries form a hash chain (seq, prevHash, hash) that `verify` checks end to end.
  */
-import type { AuditEntry, AuditEventInput, AuditVerifyResult } from '../contracts/audit';
+import type { AuditEntry, AuditEventInput, AuditVerifyResult } from '../core/contracts/audit';
 
 export interface AuditSink {
   /** Appends the event, or returns the entry already recorded under its eventId. */

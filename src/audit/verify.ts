@@ -10,7 +10,7 @@
  */
 import { AuditChainChecker } from './chain';
 import { readRawLines } from './lines';
-import type { AuditVerifyResult } from '../contracts/audit';
+import type { AuditVerifyResult } from '../core/contracts/audit';
 
 export interface VerifyAuditLogOptions {
   /** A head recorded earlier: the log must still contain this entry with this hash. */

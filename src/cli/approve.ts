@@ -32,14 +32,14 @@ import {
   RejectPayloadSchema,
   SubmitApprovalResultSchema,
   SubmitApprovalSchema,
-} from '../contracts/approval';
-import type { ApprovePayload, RejectPayload, SubmitApproval } from '../contracts/approval';
-import { parseOrThrow } from '../contracts/errors';
-import type { PipelineStatus } from '../contracts/retraining';
+} from '../core/contracts/approval';
+import type { ApprovePayload, RejectPayload, SubmitApproval } from '../core/contracts/approval';
+import { parseOrThrow } from '../core/contracts/errors';
+import type { PipelineStatus } from '../core/contracts/retraining';
 import { loadPrivateKey, signApproval } from '../security/approval-signing';
 import type { PrivateKeySource } from '../security/approval-signing';
 
-/** Prefix of a retraining pipeline's workflow id (`retrain-<model>`, see src/contracts/retraining.ts). */
+/** Prefix of a retraining pipeline's workflow id (`retrain-<model>`, see src/core/contracts/retraining.ts). */
 export const RETRAIN_WORKFLOW_ID_PREFIX = 'retrain-';
 
 /** How the decision is delivered. */

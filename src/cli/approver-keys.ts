@@ -13,8 +13,8 @@ import { createPublicKey } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ApproverIdSchema } from '../contracts/approval';
-import { parseOrThrow } from '../contracts/errors';
+import { ApproverIdSchema } from '../core/contracts/approval';
+import { parseOrThrow } from '../core/contracts/errors';
 import {
   generateApproverKeyPair,
   publicKeyFingerprint,

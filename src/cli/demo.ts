@@ -30,7 +30,7 @@ import { fetchVerifiedModel } from '../../activities/registry';
 import { createWorker } from '../../workers/worker';
 import { verifyAuditLog, formatAuditVerifyResult } from '../audit';
 import { loadWorkerConfig } from '../config';
-import { ApprovalMessageName } from '../contracts/approval';
+import { ApprovalMessageName } from '../core/contracts/approval';
 import {
   retrainWorkflowId,
   statusQuery,
@@ -39,7 +39,7 @@ import {
   type PipelineResult,
   type PipelineStatus,
   type RetrainingInput,
-} from '../contracts/retraining';
+} from '../core/contracts/retraining';
 import { fmt } from '../eval/model-card';
 import { MlflowClient } from '../mlflow';
 import { STATE_DIR } from '../stack/paths';

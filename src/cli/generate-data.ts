@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { InputValidationError } from '../contracts/errors';
+import { InputValidationError } from '../core/contracts/errors';
 import {
   DEFAULT_FRAUD_RATE,
   POISON_MODES,

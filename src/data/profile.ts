@@ -1,6 +1,6 @@
 /**
  * Dataset profiling: one streaming pass over a CSV file measuring what validation needs (see
- * {@link DatasetProfile}); the verdict is `judgeDataset` in `src/policy/validation.ts`.
+ * {@link DatasetProfile}); the verdict is `judgeDataset` in `src/core/policy/validation.ts`.
  *
  * Rules:
  * - Node-only (file I/O, node:crypto). Memory is bounded except for duplicate detection: the sha1 digests of
@@ -32,7 +32,7 @@ import {
   type LabelProfile,
   type NumericColumnProfile,
   type NumericFeature,
-} from '../contracts/feature-spec';
+} from '../core/contracts/feature-spec';
 
 /** Cells read as missing; the same tokens pandas' read_csv turns into NaN by default (a common subset). */
 export const MISSING_VALUE_TOKENS: readonly string[] = [

@@ -6,7 +6,7 @@
 import { parse } from 'csv-parse';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { FeatureSpec } from '../contracts/feature-spec';
+import type { FeatureSpec } from '../core/contracts/feature-spec';
 
 export interface Holdout {
   rows: number;

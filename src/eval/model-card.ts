@@ -1,8 +1,8 @@
 /**
  * Renders a model card as Markdown: a human-readable page in the MLflow UI beside the JSON twin.
  */
-import type { ModelCard } from '../contracts/model-card';
-import type { Measured } from '../contracts/gate';
+import type { ModelCard } from '../core/contracts/model-card';
+import type { Measured } from '../core/contracts/gate';
 
 /** A measured value for people: fixed digits, or `n/a` when it is NaN, null or missing. */
 export const fmt = (v: Measured | undefined, digits = 4): string =>

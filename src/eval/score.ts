@@ -6,7 +6,7 @@
 import * as ort from 'onnxruntime-node';
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
-import { formatZodError } from '../contracts/errors';
+import { formatZodError } from '../core/contracts/errors';
 import type { Holdout } from './holdout';
 
 /** Examples timed one at a time for the latency guardrail: enough for a stable p95 and p99. */

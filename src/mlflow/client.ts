@@ -19,7 +19,7 @@
  *   `mlflow-artifacts:` cannot be read or written through this client.
  * - Artifact paths are relative, `/`-separated, and may not contain empty, `.` or `..` segments.
  */
-import { formatIssuePath } from '../contracts/errors';
+import { formatIssuePath } from '../core/contracts/errors';
 import {
   MlflowAlreadyExistsError,
   type MlflowError,

@@ -26,9 +26,9 @@ import {
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ApprovalDecision, ApproverIdSchema, ModelVersionSchema } from '../contracts/approval';
-import type { ApprovalSignature } from '../contracts/approval';
-import { formatZodError } from '../contracts/errors';
+import { ApprovalDecision, ApproverIdSchema, ModelVersionSchema } from '../core/contracts/approval';
+import type { ApprovalSignature } from '../core/contracts/approval';
+import { formatZodError } from '../core/contracts/errors';
 
 /** Domain-separation tag inside every signed payload (bump the version if the payload shape ever changes). */
 export const APPROVAL_SIGNATURE_CONTEXT = 'mlops-approval/v1';

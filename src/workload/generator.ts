@@ -28,7 +28,7 @@ import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { z } from 'zod';
-import { parseOrThrow } from '../contracts/errors';
+import { parseOrThrow } from '../core/contracts/errors';
 import {
   FRAUD_COLUMNS,
   FRAUD_MAX_AMOUNT,
@@ -39,7 +39,7 @@ import {
   FRAUD_REGIONS,
   type FraudMerchantCategory,
   type FraudRegion,
-} from '../contracts/fraud';
+} from '../core/contracts/fraud';
 
 /** Share of fraudulent transactions when none is asked for: a typical card-fraud rate in labelled data. */
 export const DEFAULT_FRAUD_RATE = 0.03;

@@ -8,9 +8,9 @@
  * time it in full), ms per resample, the speed-up ratio, and whether both gave the same interval and p-value
  * for the same seed and `naiveIterations` resamples.
  */
-import { naivePairedBootstrap, pairedBootstrap } from '../../src/stats/bootstrap';
-import type { MetricName } from '../../src/stats/metrics';
-import { createSeededRandom } from '../../src/stats/random';
+import { naivePairedBootstrap, pairedBootstrap } from '../../src/core/stats/bootstrap';
+import type { MetricName } from '../../src/core/stats/metrics';
+import { createSeededRandom } from '../../src/core/stats/random';
 
 const n = Number(process.argv[2] ?? 20_000);
 const iterations = Number(process.argv[3] ?? 1000);

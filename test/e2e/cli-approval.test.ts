@@ -20,8 +20,8 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WorkerConfig } from '../../src/config';
 import { DEFAULT_POLICY_DIR } from '../../src/config';
-import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
-import type { PipelineResult, PipelineStatus } from '../../src/contracts/retraining';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
+import type { PipelineResult, PipelineStatus } from '../../src/core/contracts/retraining';
 import { PROJECT_ROOT } from '../../src/stack/paths';
 import { json, startPipeline as cliStartPipeline, temporal, type CliResult } from '../helpers/cli';
 import {

@@ -6,7 +6,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import type { PipelineResult, PipelineStatus } from '../../src/contracts/retraining';
+import type { PipelineResult, PipelineStatus } from '../../src/core/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
 import { json, startPipeline, temporal } from '../helpers/cli';
 import {

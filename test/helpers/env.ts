@@ -10,7 +10,7 @@ import path from 'node:path';
 import { inject } from 'vitest';
 import { loadWorkerConfig, type WorkerConfig } from '../../src/config';
 import { createWorker, type CreateWorkerOptions } from '../../workers/worker';
-import { TERMINAL_STAGES, type PipelineStatus } from '../../src/contracts/retraining';
+import { TERMINAL_STAGES, type PipelineStatus } from '../../src/core/contracts/retraining';
 import { MlflowClient } from '../../src/mlflow';
 import { generateFraudDataset, writeCsv, type GenerateOptions } from '../../src/workload/generator';
 

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import { MlflowClient } from '../../src/mlflow';
 import { generateFraudDataset, writeCsv, type FraudRow } from '../../src/workload/generator';
 

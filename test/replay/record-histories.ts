@@ -12,14 +12,14 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadWorkerConfig } from '../../src/config';
-import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
-import type { ModelPolicyInput } from '../../src/contracts/model-policy';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
+import type { ModelPolicyInput } from '../../src/core/contracts/model-policy';
 import {
   approveSignal,
   statusQuery,
   submitApprovalUpdate,
   type RetrainingInput,
-} from '../../src/contracts/retraining';
+} from '../../src/core/contracts/retraining';
 import { startStack } from '../../src/stack/launcher';
 import { generateFraudDataset, writeCsv } from '../../src/workload/generator';
 import { createWorker } from '../../workers/worker';

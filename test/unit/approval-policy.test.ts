@@ -9,9 +9,9 @@ import {
   SIGNATURE_FUTURE_SKEW_SECONDS,
   SubmitApprovalSchema,
   parseDuration,
-} from '../../src/contracts/approval';
-import type { ApprovalPolicyInput, RefusalCode } from '../../src/contracts/approval';
-import { formatZodError } from '../../src/contracts/errors';
+} from '../../src/core/contracts/approval';
+import type { ApprovalPolicyInput, RefusalCode } from '../../src/core/contracts/approval';
+import { formatZodError } from '../../src/core/contracts/errors';
 import {
   MAX_RECORDED_ATTEMPTS,
   UNKNOWN_APPROVER_LABEL,
@@ -21,8 +21,8 @@ import {
   expireApproval,
   parseApprovalAttempt,
   submitApprovalResult,
-} from '../../src/policy/approval';
-import type { ApprovalAttemptInput, ApprovalState, ApprovalVerdict } from '../../src/policy/approval';
+} from '../../src/core/policy/approval';
+import type { ApprovalAttemptInput, ApprovalState, ApprovalVerdict } from '../../src/core/policy/approval';
 
 // A syntactically valid raw Ed25519 public key (base64 of 32 bytes); crypto is not exercised here.
 const PUB = Buffer.alloc(32, 7).toString('base64');

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ApprovalPolicySchema } from '../../src/contracts/approval';
+import { ApprovalPolicySchema } from '../../src/core/contracts/approval';
 import {
   APPROVAL_SIGNATURE_CONTEXT,
   ApprovalSigningError,

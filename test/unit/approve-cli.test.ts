@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ApprovalPolicySchema, SubmitApprovalSchema } from '../../src/contracts/approval';
-import { checkApprovalAttempt, createApprovalState, parseApprovalAttempt } from '../../src/policy/approval';
+import { ApprovalPolicySchema, SubmitApprovalSchema } from '../../src/core/contracts/approval';
+import { checkApprovalAttempt, createApprovalState, parseApprovalAttempt } from '../../src/core/policy/approval';
 import {
   UsageError,
   buildApprovalRequest,

@@ -13,8 +13,8 @@ import {
   verifyAuditLog,
 } from '../../src/audit';
 import { acquireFileLock } from '../../src/audit/lock';
-import { AUDIT_GENESIS_HASH, auditEventId } from '../../src/contracts/audit';
-import type { AuditEventInput } from '../../src/contracts/audit';
+import { AUDIT_GENESIS_HASH, auditEventId } from '../../src/core/contracts/audit';
+import type { AuditEventInput } from '../../src/core/contracts/audit';
 
 const ROOT = resolve(__dirname, '../..');
 const tmp = mkdtempSync(join(tmpdir(), 'audit-test-'));

@@ -1,24 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { ComparisonSchema } from '../../src/contracts/gate';
-import type { PairedBootstrapInput } from '../../src/stats/bootstrap';
+import { ComparisonSchema } from '../../src/core/contracts/gate';
+import type { PairedBootstrapInput } from '../../src/core/stats/bootstrap';
 import {
   MCNEMAR_EXACT_THRESHOLD,
   mcnemar,
   mcnemarFromCounts,
   naivePairedBootstrap,
   pairedBootstrap,
-} from '../../src/stats/bootstrap';
+} from '../../src/core/stats/bootstrap';
 import {
   binomialCdf,
   chiSquareSurvival,
   logGamma,
   regularizedGammaP,
   regularizedGammaQ,
-} from '../../src/stats/distributions';
-import { StatsInputError } from '../../src/stats/errors';
-import type { MetricName } from '../../src/stats/metrics';
-import { brierScore, METRIC_NAMES, prAuc, rocAuc } from '../../src/stats/metrics';
-import { createSeededRandom, MAX_SEED, seedFromString } from '../../src/stats/random';
+} from '../../src/core/stats/distributions';
+import { StatsInputError } from '../../src/core/stats/errors';
+import type { MetricName } from '../../src/core/stats/metrics';
+import { brierScore, METRIC_NAMES, prAuc, rocAuc } from '../../src/core/stats/metrics';
+import { createSeededRandom, MAX_SEED, seedFromString } from '../../src/core/stats/random';
 
 function expectStatsError(fn: () => unknown, code: StatsInputError['code'], fragment?: string): void {
   try {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createDataActivities } from '../../activities/data';
-import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mlops-data-acts-'));
 const acts = createDataActivities({ snapshotDir: path.join(dir, 'snapshots') });

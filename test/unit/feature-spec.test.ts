@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatZodError } from '../../src/contracts/errors';
+import { formatZodError } from '../../src/core/contracts/errors';
 import {
   DEFAULT_MAX_NULL_RATE,
   DEFAULT_MAX_UNKNOWN_RATE,
@@ -10,8 +10,8 @@ import {
   signedLog1p,
   specColumns,
   type FeatureSpecInput,
-} from '../../src/contracts/feature-spec';
-import { FRAUD_COLUMNS, FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
+} from '../../src/core/contracts/feature-spec';
+import { FRAUD_COLUMNS, FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 
 const minimal: FeatureSpecInput = {
   name: 'toy',

@@ -5,7 +5,7 @@ import type {
   GatePolicyInput,
   McNemarComparison,
   ModelEvaluation,
-} from '../../src/contracts/gate';
+} from '../../src/core/contracts/gate';
 import {
   DEFAULT_ABSOLUTE_MINIMUMS,
   DEFAULT_GATE_POLICY,
@@ -13,12 +13,12 @@ import {
   DEFAULT_MIN_IMPROVEMENT,
   GatePolicySchema,
   ModelEvaluationSchema,
-} from '../../src/contracts/gate';
-import type { GateVerdict, PromotionInput } from '../../src/policy/gate';
-import { decidePromotion, summariseVerdict } from '../../src/policy/gate';
-import { mcnemar, pairedBootstrap } from '../../src/stats/bootstrap';
-import { evaluateModel, predictAt } from '../../src/stats/metrics';
-import { createSeededRandom } from '../../src/stats/random';
+} from '../../src/core/contracts/gate';
+import type { GateVerdict, PromotionInput } from '../../src/core/policy/gate';
+import { decidePromotion, summariseVerdict } from '../../src/core/policy/gate';
+import { mcnemar, pairedBootstrap } from '../../src/core/stats/bootstrap';
+import { evaluateModel, predictAt } from '../../src/core/stats/metrics';
+import { createSeededRandom } from '../../src/core/stats/random';
 
 // ---------------------------------------------------------------------------------------------------------
 // Builders: a healthy champion, a challenger that is clearly better, and a significant bootstrap.

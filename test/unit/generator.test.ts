@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputValidationError } from '../../src/contracts/errors';
-import { FRAUD_COLUMNS, FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
+import { InputValidationError } from '../../src/core/contracts/errors';
+import { FRAUD_COLUMNS, FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import { profileDataset } from '../../src/data/profile';
-import { judgeDataset } from '../../src/policy/validation';
+import { judgeDataset } from '../../src/core/policy/validation';
 import {
   DEFAULT_BATCHES,
   generateFraudDataset,

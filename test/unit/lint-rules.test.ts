@@ -37,13 +37,13 @@ describe('workflow sandbox lint rules', () => {
       "import { MlflowClient } from '../src/mlflow/client';\nexport const a = MlflowClient;\n",
       /Node-only/,
     ],
-    ['src/policy/x.ts', "import crypto from 'crypto';\nexport const a = crypto;\n", /no Node built-ins/],
+    ['src/core/policy/x.ts', "import crypto from 'crypto';\nexport const a = crypto;\n", /no Node built-ins/],
     [
-      'src/contracts/x.ts',
+      'src/core/contracts/x.ts',
       "import { Client } from '@temporalio/client';\nexport const a = Client;\n",
       /cannot use the client/,
     ],
-    ['src/stats/x.ts', "import os from 'node:os';\nexport const a = os;\n", /no Node built-ins/],
+    ['src/core/stats/x.ts', "import os from 'node:os';\nexport const a = os;\n", /no Node built-ins/],
   ])('refuses in %s: %s', async (file, code, message) => {
     const messages = await restricted(file, code);
     expect(messages.length).toBeGreaterThan(0);
@@ -58,7 +58,7 @@ describe('workflow sandbox lint rules', () => {
     ],
     [
       'workflows/x.ts',
-      "import { decidePromotion } from '../src/policy/gate';\nexport const a = decidePromotion;\n",
+      "import { decidePromotion } from '../src/core/policy/gate';\nexport const a = decidePromotion;\n",
     ],
     ['activities/x.ts', "import fs from 'node:fs';\nexport const a = fs;\n"],
   ])('allows in %s: %s', async (file, code) => {

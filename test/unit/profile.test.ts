@@ -7,9 +7,9 @@ import {
   FeatureSpecSchema,
   type FeatureSpec,
   type NumericColumnProfile,
-} from '../../src/contracts/feature-spec';
+} from '../../src/core/contracts/feature-spec';
 import { DatasetFormatError, DatasetReadError, profileDataset } from '../../src/data/profile';
-import { judgeDataset } from '../../src/policy/validation';
+import { judgeDataset } from '../../src/core/policy/validation';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mlops-profile-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

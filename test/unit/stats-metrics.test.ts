@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ModelEvaluationSchema } from '../../src/contracts/gate';
-import { StatsInputError } from '../../src/stats/errors';
+import { ModelEvaluationSchema } from '../../src/core/contracts/gate';
+import { StatsInputError } from '../../src/core/stats/errors';
 import {
   brierScore,
   confusionAt,
@@ -21,7 +21,7 @@ import {
   predictAt,
   recallAtPrecision,
   rocAuc,
-} from '../../src/stats/metrics';
+} from '../../src/core/stats/metrics';
 
 // Hand-checked vectors. Values in comments are derived by hand; the sklearn semantics (roc_auc_score,
 // average_precision_score, brier_score_loss, log_loss) give the same numbers.

@@ -5,7 +5,7 @@ import {
   type BatchProfile,
   type DatasetProfile,
   type FeatureSpec,
-} from '../../src/contracts/feature-spec';
+} from '../../src/core/contracts/feature-spec';
 import {
   MAX_REPORTED_Z,
   cohenH,
@@ -13,7 +13,7 @@ import {
   judgeDataset,
   median,
   robustBatchZ,
-} from '../../src/policy/validation';
+} from '../../src/core/policy/validation';
 
 const SPEC: FeatureSpec = FeatureSpecSchema.parse({
   name: 'toy',

@@ -8,16 +8,16 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_APPROVAL_TIMEOUT } from '../../src/contracts/approval';
-import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
-import type { ModelPolicyInput } from '../../src/contracts/model-policy';
+import { DEFAULT_APPROVAL_TIMEOUT } from '../../src/core/contracts/approval';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
+import type { ModelPolicyInput } from '../../src/core/contracts/model-policy';
 import {
   approveSignal,
   retrainWorkflowId,
   statusQuery,
   type PipelineResult,
   type RetrainingInput,
-} from '../../src/contracts/retraining';
+} from '../../src/core/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
 import {
   awaitApproval,

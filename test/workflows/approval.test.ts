@@ -9,9 +9,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApprovalPolicyInput } from '../../src/contracts/approval';
-import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
-import type { ModelPolicyInput } from '../../src/contracts/model-policy';
+import type { ApprovalPolicyInput } from '../../src/core/contracts/approval';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
+import type { ModelPolicyInput } from '../../src/core/contracts/model-policy';
 import {
   approveSignal,
   rejectSignal,
@@ -21,7 +21,7 @@ import {
   type PipelineResult,
   type PipelineStatus,
   type RetrainingInput,
-} from '../../src/contracts/retraining';
+} from '../../src/core/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
 import { verifyAuditLog } from '../../src/audit';
 import { generateApproverKeyPair, signApproval } from '../../src/security/approval-signing';

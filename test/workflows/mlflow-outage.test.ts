@@ -6,8 +6,8 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
-import { retrainWorkflowId, statusQuery, type PipelineResult } from '../../src/contracts/retraining';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
+import { retrainWorkflowId, statusQuery, type PipelineResult } from '../../src/core/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
 import { freePort } from '../../src/stack/process';
 import {

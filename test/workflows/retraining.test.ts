@@ -14,7 +14,7 @@ import {
   statusQuery,
   type PipelineResult,
   type RetrainingInput,
-} from '../../src/contracts/retraining';
+} from '../../src/core/contracts/retraining';
 import type { WorkerConfig } from '../../src/config';
 import {
   createLocalEnv,
@@ -27,7 +27,7 @@ import {
   writeDataset,
   writeFile,
 } from '../helpers/env';
-import { FRAUD_FEATURE_SPEC } from '../../src/contracts/fraud';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 
 let env: TestWorkflowEnvironment;
 let worker: RunningWorker | undefined;

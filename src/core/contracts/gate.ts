@@ -194,7 +194,7 @@ export type Comparison = z.infer<typeof ComparisonSchema>;
 export type BootstrapComparison = z.infer<typeof BootstrapComparisonSchema>;
 export type McNemarComparison = z.infer<typeof McNemarComparisonSchema>;
 
-// Compile-time checks that what src/stats produces fits these contracts without conversion.
+// Compile-time checks that what src/core/stats produces fits these contracts without conversion.
 type Assert<T extends true> = T;
 type _BootstrapFits = Assert<BootstrapResult extends BootstrapComparison ? true : false>;
 type _McNemarFits = Assert<McNemarResult extends McNemarComparison ? true : false>;

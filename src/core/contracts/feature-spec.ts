@@ -1,7 +1,7 @@
 /**
  * The feature spec of a tabular dataset and the shapes that dataset validation produces from it: the
  * {@link DatasetProfile} measured by `src/data/profile.ts` and the {@link ValidationReport} judged by
- * `src/policy/validation.ts`.
+ * `src/core/policy/validation.ts`.
  *
  * Rules:
  * - Sandbox-safe: no Node built-ins, no I/O, no clocks; loaded inside the workflow bundle.
@@ -99,7 +99,7 @@ export const QualityThresholdsSchema = z
   })
   .strict();
 
-/** Thresholds of the poisoning screen; see `src/policy/validation.ts` for the statistics they bound. */
+/** Thresholds of the poisoning screen; see `src/core/policy/validation.ts` for the statistics they bound. */
 export const PoisoningThresholdsSchema = z
   .object({
     minBatchRows: z.number().int().min(2).default(DEFAULT_POISON_MIN_BATCH_ROWS),
@@ -375,7 +375,7 @@ export interface DatasetProfile {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Validation report: what src/policy/validation.ts decides.
+// Validation report: what src/core/policy/validation.ts decides.
 // ---------------------------------------------------------------------------------------------------------
 
 /** Stable names of the validation checks (part of the report's contract). */
