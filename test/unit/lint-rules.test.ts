@@ -1,6 +1,9 @@
 /**
- * The lint rules that keep workflow code deterministic: no Node built-ins and no activity values
- * in workflows/ or the sandbox-safe folders of src/, type-only activity imports allowed.
+ * The sandbox boundary lint rule (`sandbox/imports` in eslint.config.mjs), run with the real config
+ * over in-memory sources: workflows/ and src/core/ may load as values only allowlisted packages and
+ * relative paths inside their sandbox roots; type-only imports of anything are allowed; everything
+ * else (Node built-ins, other packages, every other folder, including ones that do not exist yet) is
+ * refused by default.
  */
 import { ESLint } from 'eslint';
 import path from 'node:path';
@@ -9,59 +12,130 @@ import { describe, expect, it } from 'vitest';
 const root = path.resolve(__dirname, '..', '..');
 const eslint = new ESLint({ cwd: root });
 
-async function restricted(file: string, code: string): Promise<string[]> {
+/** The messages of the sandbox rule for `code` linted as if it were `file`. */
+async function refusals(file: string, code: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath: path.join(root, file) });
-  return (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+  const messages = result?.messages ?? [];
+  // A parse error would hide every rule: fail loudly instead of passing the "allowed" cases.
+  expect(messages.filter((m) => m.fatal === true)).toEqual([]);
+  return messages.filter((m) => m.ruleId === 'sandbox/imports').map((m) => m.message);
 }
 
-describe('workflow sandbox lint rules', () => {
+/** A module that loads `source` as a value and uses it. */
+const valueImport = (source: string): string => `import * as m from '${source}';\nexport const a = m;\n`;
+
+describe('sandbox boundary lint rule', () => {
   it.each([
-    ['workflows/x.ts', "import fs from 'fs';\nexport const a = fs;\n", /sandbox: no Node built-ins/],
+    // The leaks of the old denylist.
+    ['workflows/x.ts', valueImport('../src/mlflow'), /resolves to src\/mlflow, which is Node-only/],
+    ['workflows/x.ts', valueImport('../src/mlflow/client'), /Node-only/],
+    ['workflows/x.ts', valueImport('../src/audit'), /resolves to src\/audit, which is Node-only/],
+    ['workflows/x.ts', valueImport('../src/config'), /resolves to src\/config, which is Node-only/],
+    ['workflows/x.ts', valueImport('../src/workload'), /resolves to src\/workload, which is Node-only/],
+    ['workflows/x.ts', valueImport('../src/cli/demo'), /resolves to src\/cli\/demo, which is Node-only/],
+    ['workflows/x.ts', valueImport('node:async_hooks'), /'node:async_hooks' is a Node built-in/],
+    ['workflows/x.ts', valueImport('async_hooks'), /'async_hooks' is a Node built-in/],
+    ['workflows/x.ts', valueImport('node:stream/promises'), /'node:stream\/promises' is a Node built-in/],
+    ['workflows/x.ts', valueImport('string_decoder'), /'string_decoder' is a Node built-in/],
+    // Refused by default: a folder created tomorrow, without editing the lint config.
+    [
+      'workflows/x.ts',
+      valueImport('../src/brand-new-folder/x'),
+      /src\/brand-new-folder\/x, which is Node-only/,
+    ],
+    ['workflows/stages/deep/x.ts', valueImport('../../../src/brand-new-folder/x'), /Node-only/],
+    // Climbing out of core through a path that only looks like it stays inside.
+    ['workflows/x.ts', valueImport('../src/core/../mlflow'), /resolves to src\/mlflow/],
+    ['workflows/x.ts', valueImport('..'), /Node-only/],
+    // Built-ins and packages.
+    ['workflows/x.ts', "import fs from 'fs';\nexport const a = fs;\n", /'fs' is a Node built-in/],
     [
       'workflows/x.ts',
       "import { readFile } from 'node:fs/promises';\nexport const a = readFile;\n",
-      /no Node built-ins/,
+      /Node built-in/,
     ],
+    ['workflows/x.ts', valueImport('node:test'), /Node built-in/],
+    ['workflows/x.ts', valueImport('@temporalio/activity'), /not a sandbox-safe package/],
+    ['workflows/x.ts', valueImport('@temporalio/client'), /not a sandbox-safe package/],
+    ['workflows/x.ts', valueImport('canonicalize'), /not a sandbox-safe package/],
+    ['workflows/x.ts', valueImport('src/config'), /not a sandbox-safe package/],
+    ['workflows/x.ts', valueImport('zodiac'), /not a sandbox-safe package/],
+    // Activities as values, in every syntax that loads a module.
     [
       'workflows/x.ts',
       "import { createActivities } from '../activities';\nexport const a = createActivities;\n",
-      /as types only/,
+      /import activities as types only/,
     ],
+    ['workflows/x.ts', "export { createActivities } from '../activities';\n", /types only/],
+    ['workflows/x.ts', "export * from '../activities/evaluation';\n", /types only/],
+    ['workflows/x.ts', "import '../activities';\n", /types only/],
+    ['workflows/x.ts', "export const a = () => import('../src/mlflow');\n", /Node-only/],
+    ['workflows/x.ts', "import fs = require('node:fs');\nexport const a = fs;\n", /Node built-in/],
+    ['workflows/x.ts', 'export const a = (n: string) => import(n);\n', /computed import/],
+    // Mixed type and value specifiers still load the module.
     [
       'workflows/x.ts',
-      "import { Context } from '@temporalio/activity';\nexport const a = Context;\n",
-      /not callable/,
+      "import { type Activities, createActivities } from '../activities';\nexport const a: Activities = createActivities();\n",
+      /types only/,
     ],
-    [
-      'workflows/x.ts',
-      "import { MlflowClient } from '../src/mlflow/client';\nexport const a = MlflowClient;\n",
-      /Node-only/,
-    ],
-    ['src/core/policy/x.ts', "import crypto from 'crypto';\nexport const a = crypto;\n", /no Node built-ins/],
+    // src/core: only itself, never workflows/ or the Node-only side.
+    ['src/core/stats/x.ts', valueImport('../../mlflow'), /resolves to src\/mlflow, which is Node-only/],
+    ['src/core/contracts/x.ts', valueImport('../../brand-new-folder'), /Node-only/],
     [
       'src/core/contracts/x.ts',
-      "import { Client } from '@temporalio/client';\nexport const a = Client;\n",
-      /cannot use the client/,
+      valueImport('../../../workflows/retraining-pipeline'),
+      /src\/core\/ must not depend on workflow code/,
     ],
-    ['src/core/stats/x.ts', "import os from 'node:os';\nexport const a = os;\n", /no Node built-ins/],
+    ['src/core/policy/x.ts', "import crypto from 'crypto';\nexport const a = crypto;\n", /Node built-in/],
+    ['src/core/stats/x.ts', "import os from 'node:os';\nexport const a = os;\n", /Node built-in/],
+    ['src/core/contracts/x.ts', valueImport('@temporalio/client'), /not a sandbox-safe package/],
+    ['src/core/x.ts', valueImport('../../activities'), /types only/],
   ])('refuses in %s: %s', async (file, code, message) => {
-    const messages = await restricted(file, code);
-    expect(messages.length).toBeGreaterThan(0);
-    expect(messages.join('\n')).toMatch(message);
+    const messages = await refusals(file, code);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatch(message);
+    // Every refusal says what is allowed instead.
+    expect(messages[0]).toMatch(/may import only .*@temporalio\/workflow.*zod/);
   });
 
   it.each([
     ['workflows/x.ts', "import type { Activities } from '../activities';\nexport type A = Activities;\n"],
+    ['workflows/x.ts', "import { type Activities } from '../activities';\nexport type A = Activities;\n"],
+    [
+      'workflows/x.ts',
+      "import type { EvaluationSummary } from '../activities/evaluation';\nexport type A = EvaluationSummary;\n",
+    ],
+    ['workflows/x.ts', "export type { Activities } from '../activities';\n"],
+    [
+      'workflows/x.ts',
+      "import type { MlflowClient } from '../src/mlflow/client';\nexport type A = MlflowClient;\n",
+    ],
+    ['workflows/x.ts', "import type { Readable } from 'node:stream';\nexport type A = Readable;\n"],
+    ['workflows/x.ts', "export type A = import('../src/mlflow/client').MlflowClient;\n"],
     [
       'workflows/x.ts',
       "import { proxyActivities } from '@temporalio/workflow';\nexport const a = proxyActivities;\n",
     ],
+    ['workflows/x.ts', "import { z } from 'zod';\nexport const a = z.string();\n"],
     [
       'workflows/x.ts',
       "import { decidePromotion } from '../src/core/policy/gate';\nexport const a = decidePromotion;\n",
     ],
+    ['workflows/stages/x.ts', valueImport('../../src/core/contracts/retraining')],
+    ['workflows/stages/x.ts', valueImport('../retraining-pipeline')],
+    ['workflows/x.ts', valueImport('./retraining-pipeline')],
+    ['src/core/contracts/x.ts', valueImport('../stats/metrics')],
+    ['src/core/contracts/x.ts', valueImport('zod')],
+    ['src/core/contracts/x.ts', valueImport('@temporalio/workflow')],
+    [
+      'src/core/contracts/x.ts',
+      "import type { Activities } from '../../../activities';\nexport type A = Activities;\n",
+    ],
+    // The Node-only side is not checked.
     ['activities/x.ts', "import fs from 'node:fs';\nexport const a = fs;\n"],
+    ['src/mlflow/x.ts', valueImport('node:async_hooks')],
+    ['src/brand-new-folder/x.ts', valueImport('../mlflow/client')],
   ])('allows in %s: %s', async (file, code) => {
-    expect(await restricted(file, code)).toEqual([]);
+    expect(await refusals(file, code)).toEqual([]);
   });
 });
