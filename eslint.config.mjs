@@ -142,6 +142,12 @@ export default tseslint.config(
     },
   },
   {
+    // Type-aware rules over the whole TypeScript tree (the tsconfig's project, found per file).
+    files: ['**/*.{ts,mts,cts}'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: repoRoot } },
+    rules: { '@typescript-eslint/no-floating-promises': 'error' },
+  },
+  {
     // Everything in workflows/ and src/core/ (the rule finds the sandbox root from the file's path).
     files: ['workflows/**/*.{ts,mts,cts,js,mjs,cjs}', 'src/core/**/*.{ts,mts,cts,js,mjs,cjs}'],
     plugins: { sandbox: sandboxPlugin },

@@ -3,14 +3,27 @@
  * over in-memory sources: workflows/ and src/core/ may load as values only allowlisted packages and
  * relative paths inside their sandbox roots; type-only imports of anything are allowed; everything
  * else (Node built-ins, other packages, every other folder, including ones that do not exist yet) is
- * refused by default.
+ * refused by default. Also: type-aware no-floating-promises is on for the whole tree.
  */
 import { ESLint } from 'eslint';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(__dirname, '..', '..');
-const eslint = new ESLint({ cwd: root });
+/** The real config, type-aware rules included: it can lint only files that exist in the tsconfig project. */
+const typedEslint = new ESLint({ cwd: root });
+/**
+ * The real config without type information, for sources at paths that do not exist (the project
+ * service refuses those); the sandbox rule reads only the syntax tree.
+ */
+const eslint = new ESLint({
+  cwd: root,
+  overrideConfig: {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: false } },
+    rules: { '@typescript-eslint/no-floating-promises': 'off' },
+  },
+});
 
 /** The messages of the sandbox rule for `code` linted as if it were `file`. */
 async function refusals(file: string, code: string): Promise<string[]> {
@@ -138,4 +151,30 @@ describe('sandbox boundary lint rule', () => {
   ])('allows in %s: %s', async (file, code) => {
     expect(await refusals(file, code)).toEqual([]);
   });
+});
+
+/** The first type-aware lint loads the whole tsconfig project (about 10 s on a loaded 2-core machine). */
+const TYPED_LINT_TIMEOUT_MS = 60_000;
+
+describe('type-aware lint rules', () => {
+  // Linted as existing files of each side, so the project service has them in the tsconfig project.
+  it.each([
+    'workflows/index.ts',
+    'src/core/stats/random.ts',
+    'src/cli/demo.ts',
+    'test/unit/lint-rules.test.ts',
+  ])(
+    'refuses a floating promise in %s',
+    async (file) => {
+      const code =
+        'async function f(): Promise<void> {}\nf();\nvoid f();\nexport const g = (): Promise<void> => f();\n';
+      const [result] = await typedEslint.lintText(code, { filePath: path.join(root, file) });
+      const messages = result?.messages ?? [];
+      expect(messages.filter((m) => m.fatal === true)).toEqual([]);
+      expect(
+        messages.filter((m) => m.ruleId === '@typescript-eslint/no-floating-promises').map((m) => m.line),
+      ).toEqual([2]);
+    },
+    TYPED_LINT_TIMEOUT_MS,
+  );
 });
