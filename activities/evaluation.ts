@@ -14,7 +14,13 @@ import { Aliases, MODEL_ARTIFACT_PATH, type DatasetSnapshot } from '../src/core/
 import { HoldoutError, loadHoldout, rowFingerprints } from '../src/eval/holdout';
 import type { ModelCard } from '../src/core/contracts/model-card';
 import { renderModelCard } from '../src/eval/model-card';
-import { ModelContractError, parseInputSchema, scoreModel } from '../src/eval/score';
+import {
+  ModelContractError,
+  parseInputSchema,
+  scoreModels,
+  type ModelToScore,
+  type ScoreResult,
+} from '../src/eval/score';
 import type { MlflowClient, ModelVersion } from '../src/mlflow';
 import { mcnemar, pairedBootstrap } from '../src/core/stats/bootstrap';
 import { evaluateModel, predictAt } from '../src/core/stats/metrics';
@@ -61,23 +67,46 @@ function metricsForMlflow(prefix: string, e: ModelEvaluation): Array<{ key: stri
 export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshotDir: string }) {
   const { mlflow } = cfg;
 
-  async function score(version: ModelVersion, holdout: Awaited<ReturnType<typeof loadHoldout>>) {
-    const { files } = await fetchVerifiedModel(mlflow, version);
-    try {
-      return await scoreModel(
-        file(files, 'model.onnx'),
-        parseInputSchema(file(files, 'input_schema.json')),
-        holdout,
+  function rethrowContract(version: ModelVersion, err: unknown): never {
+    if (err instanceof ModelContractError) {
+      throw ApplicationFailure.nonRetryable(
+        `${version.name} v${version.version}: ${err.message}`,
+        FailureTypes.ArtifactIntegrity,
       );
-    } catch (err) {
-      if (err instanceof ModelContractError) {
-        throw ApplicationFailure.nonRetryable(
-          `${version.name} v${version.version}: ${err.message}`,
-          FailureTypes.ArtifactIntegrity,
-        );
-      }
-      throw err;
     }
+    throw err;
+  }
+
+  /**
+   * Scores the challenger and (when given) the champion on the holdout; their latencies are timed
+   * interleaved over the same rows, so background load lands on both alike (src/eval/score.ts).
+   */
+  async function scoreVersions(
+    holdout: Awaited<ReturnType<typeof loadHoldout>>,
+    challenger: ModelVersion,
+    champion?: ModelVersion,
+  ): Promise<{ challenger: ScoreResult; champion?: ScoreResult }> {
+    const versions = champion === undefined ? [challenger] : [challenger, champion];
+    const models: ModelToScore[] = [];
+    for (const version of versions) {
+      const { files } = await fetchVerifiedModel(mlflow, version);
+      try {
+        const schema = parseInputSchema(file(files, 'input_schema.json'));
+        models.push({ onnx: file(files, 'model.onnx'), schema });
+      } catch (err) {
+        rethrowContract(version, err);
+      }
+    }
+    let results: ScoreResult[];
+    try {
+      results = await scoreModels(models, holdout);
+    } catch (err) {
+      const index = err instanceof ModelContractError ? (err.modelIndex ?? 0) : 0;
+      rethrowContract(versions[index] ?? challenger, err);
+    }
+    const [a, b] = results;
+    if (a === undefined) throw new Error('scoreModels returned fewer results than models');
+    return b === undefined ? { challenger: a } : { challenger: a, champion: b };
   }
 
   return {
@@ -122,7 +151,10 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
       const challengerMv = await mapped(() => mlflow.getModelVersion(input.model, input.challengerVersion));
       const championMv = await mapped(() => mlflow.findModelVersionByAlias(input.model, Aliases.champion));
       const threshold = input.gate.decisionThreshold;
-      const challengerScore = await score(challengerMv, holdout);
+      const championToScore =
+        championMv && championMv.version !== input.challengerVersion ? championMv : undefined;
+      const scored = await scoreVersions(holdout, challengerMv, championToScore);
+      const challengerScore = scored.challenger;
       const challenger = evaluateModel({
         labels: holdout.labels,
         scores: challengerScore.scores,
@@ -135,11 +167,11 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
         challenger: { version: input.challengerVersion, evaluation: challenger },
       };
       let championScores: Float64Array | undefined;
-      if (championMv && championMv.version !== input.challengerVersion) {
-        const s = await score(championMv, holdout);
+      if (championToScore && scored.champion) {
+        const s = scored.champion;
         championScores = s.scores;
         summary.champion = {
-          version: championMv.version,
+          version: championToScore.version,
           evaluation: evaluateModel({
             labels: holdout.labels,
             scores: s.scores,

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import type { Holdout } from '../../src/eval/holdout';
+import {
+  LATENCY_SAMPLE,
+  ModelContractError,
+  interleavedSchedule,
+  scoreModels,
+  type ModelInputSchema,
+} from '../../src/eval/score';
+
+// --- A real ONNX model, encoded by hand (protobuf wire format) so the test needs no Python trainer ---------
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  let v = n;
+  while (v > 0x7f) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+}
+const key = (field: number, wire: number) => varint(field * 8 + wire);
+const int = (field: number, n: number) => [...key(field, 0), ...varint(n)];
+const bytes = (field: number, b: number[]) => [...key(field, 2), ...varint(b.length), ...b];
+const str = (field: number, s: string) => bytes(field, [...Buffer.from(s, 'utf8')]);
+
+/** ValueInfoProto of a float tensor [N, cols] (N symbolic). */
+function floatTensor(name: string, cols: number): number[] {
+  const dims = [...bytes(1, str(2, 'N')), ...bytes(1, int(1, cols))];
+  const tensorType = [...int(1, 1 /* FLOAT */), ...bytes(2, dims)];
+  return [...str(1, name), ...bytes(2, bytes(1, tensorType))];
+}
+
+/** `probabilities = Concat([x, x], axis=1)`: a [N, 2] output whose positive-class column is the input. */
+function echoModel(): Buffer {
+  const axis = [...str(1, 'axis'), ...int(3, 1), ...int(20, 2 /* INT */)];
+  const node = [
+    ...str(1, 'x'),
+    ...str(1, 'x'),
+    ...str(2, 'probabilities'),
+    ...str(4, 'Concat'),
+    ...bytes(5, axis),
+  ];
+  const graph = [
+    ...bytes(1, node),
+    ...str(2, 'echo'),
+    ...bytes(11, floatTensor('x', 1)),
+    ...bytes(12, floatTensor('probabilities', 2)),
+  ];
+  const opset = [...str(1, ''), ...int(2, 13)];
+  return Buffer.from([...int(1, 7 /* IR version */), ...bytes(8, opset), ...bytes(7, graph)]);
+}
+
+const SCHEMA: ModelInputSchema = {
+  inputs: [{ name: 'x', kind: 'numeric', dtype: 'float32', order: 0 }],
+  probabilityOutput: 'probabilities',
+  positiveClassIndex: 1,
+};
+
+function holdout(rows: number): Holdout {
+  const x = Array.from({ length: rows }, (_, i) => String((i % 8) / 8));
+  return { rows, labels: Uint8Array.from(x, (_, i) => i % 2), columns: { x } };
+}
+
+describe('interleavedSchedule', () => {
+  it.each([
+    [
+      'two models alternate A,B then B,A over the same rows',
+      2,
+      3,
+      [
+        [0, 0],
+        [1, 0],
+        [1, 1],
+        [0, 1],
+        [0, 2],
+        [1, 2],
+      ],
+    ],
+    [
+      'one model is timed row after row',
+      1,
+      3,
+      [
+        [0, 0],
+        [0, 1],
+        [0, 2],
+      ],
+    ],
+    ['no rows, no calls', 2, 0, []],
+  ])('%s', (_label, models, rows, expected) => {
+    expect(interleavedSchedule(models, rows).map((c) => [c.model, c.row])).toEqual(expected);
+  });
+
+  it('gives every model every row exactly once, and each model the first call on half the rows', () => {
+    const calls = interleavedSchedule(2, 200);
+    for (const model of [0, 1]) {
+      const rows = calls.filter((c) => c.model === model).map((c) => c.row);
+      expect(rows).toEqual(Array.from({ length: 200 }, (_, i) => i));
+      const first = calls.filter((c, i) => i % 2 === 0 && c.model === model).length;
+      expect(first).toBe(100);
+    }
+  });
+});
+
+describe('scoreModels (onnxruntime-node, real sessions)', () => {
+  it('scores each model on the whole holdout and times both on the same rows', async () => {
+    const h = holdout(40);
+    const [a, b] = await scoreModels(
+      [
+        { onnx: echoModel(), schema: SCHEMA },
+        { onnx: echoModel(), schema: SCHEMA },
+      ],
+      h,
+    );
+    const expected = h.columns.x?.map(Number);
+    expect(Array.from(a?.scores ?? [])).toEqual(expected);
+    expect(Array.from(b?.scores ?? [])).toEqual(expected);
+    for (const r of [a, b]) {
+      expect(r?.latenciesMs).toHaveLength(Math.min(LATENCY_SAMPLE, h.rows));
+      expect(r?.latenciesMs.every((ms) => Number.isFinite(ms) && ms >= 0)).toBe(true);
+    }
+  });
+
+  it('names the model that breaks the contract by its index', async () => {
+    const broken = { ...SCHEMA, probabilityOutput: 'nope' };
+    const run = scoreModels(
+      [
+        { onnx: echoModel(), schema: SCHEMA },
+        { onnx: echoModel(), schema: broken },
+      ],
+      holdout(10),
+    );
+    await expect(run).rejects.toBeInstanceOf(ModelContractError);
+    await expect(run).rejects.toMatchObject({
+      modelIndex: 1,
+      message: expect.stringMatching(/not the declared "nope"/) as unknown,
+    });
+  });
+});
