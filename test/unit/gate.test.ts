@@ -269,6 +269,61 @@ describe('decidePromotion with a champion', () => {
     expect(v.reasons).toHaveLength(5);
   });
 
+  describe('p95 latency ratio applies only above the floor (latencyRatioFloorMs, default 1 ms)', () => {
+    const ratioCheck = (v: GateVerdict) => v.checks.find((c) => c.name === 'guardrail.latency.p95.ratio');
+    it.each([
+      // challenger p95, champion p95, policy, decision, passed, detail
+      [0.11, 0.083, {}, 'promote', true, 'at or below the 1 ms floor of the ratio limit (ratio 1.325'],
+      [0.31, 0.15, {}, 'promote', true, 'at or below the 1 ms floor'],
+      [1, 0.5, {}, 'promote', true, 'at or below the 1 ms floor'],
+      [
+        4,
+        2,
+        {},
+        'reject',
+        false,
+        'latency regressed: p95 latency ratio challenger/champion 2 (4 ms vs 2 ms)',
+      ],
+      [3, 2, {}, 'reject', false, 'ratio challenger/champion 1.5 (3 ms vs 2 ms), allowed 1.25'],
+      [1.2, 1, {}, 'promote', true, 'ratio challenger/champion 1.2 (1.2 ms vs 1 ms), allowed 1.25'],
+      [0.11, 0.083, { latencyRatioFloorMs: 0 }, 'reject', false, 'ratio challenger/champion 1.325'],
+      [4, 2, { latencyRatioFloorMs: 5 }, 'promote', true, 'at or below the 5 ms floor'],
+      [0.5, 0, {}, 'promote', true, 'floor of the ratio limit'],
+    ] as const)(
+      'challenger %s ms vs champion %s ms, guardrails %j -> %s',
+      (b, a, guardrails, decision, passed, detail) => {
+        const v = decide({
+          policy: { guardrails },
+          champion: evaluation({ latency: { p95: a } }),
+          challenger: challenger({ latency: { p95: b } }),
+        });
+        expect(v.decision).toBe(decision);
+        expect(ratioCheck(v)?.passed).toBe(passed);
+        expect(ratioCheck(v)?.detail).toContain(detail);
+      },
+    );
+
+    it('the demo case: 0.11 ms vs 0.083 ms (ratio 1.33) passes, the absolute ceiling still applies', () => {
+      const v = decide({
+        champion: evaluation({ latency: { p95: 0.083 } }),
+        challenger: challenger({ latency: { p95: 0.11 } }),
+      });
+      expect(v.decision).toBe('promote');
+      const tooSlow = decide({
+        policy: { guardrails: { maxP95LatencyMs: 0.1 } },
+        champion: evaluation({ latency: { p95: 0.083 } }),
+        challenger: challenger({ latency: { p95: 0.11 } }),
+      });
+      expect(tooSlow.decision).toBe('reject');
+      expect(failed(tooSlow)).toEqual(['guardrail.latency.p95.max']);
+    });
+
+    it('a negative floor is refused naming the field', () => {
+      const r = GatePolicySchema.safeParse({ guardrails: { latencyRatioFloorMs: -1 } });
+      expect(r.success ? '' : r.error.issues[0]?.path.join('.')).toBe('guardrails.latencyRatioFloorMs');
+    });
+  });
+
   it('reject dominates inconclusive, and both reasons are listed', () => {
     const v = decide({
       challenger: challenger({ calibration: { ece: 0.06 } }),

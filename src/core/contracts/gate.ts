@@ -51,6 +51,8 @@ export const DEFAULT_MAX_FAIRNESS_REGRESSION = 0.02;
 export const DEFAULT_MAX_LATENCY_REGRESSION_RATIO = 1.25;
 /** Absolute p95 latency ceiling in ms: fits the gateway's scoring budget. */
 export const DEFAULT_MAX_P95_LATENCY_MS = 100;
+/** The ratio limit applies only above this challenger p95 (ms): below 1 ms a ratio measures timer noise, not users. */
+export const DEFAULT_LATENCY_RATIO_FLOOR_MS = 1;
 /** Fairness must be measured: a holdout without the sensitive attribute cannot pass a fairness guardrail. */
 export const DEFAULT_REQUIRE_FAIRNESS = true;
 
@@ -66,6 +68,7 @@ export const GuardrailsSchema = z.strictObject({
   maxFairnessRegression: nonNegative().default(DEFAULT_MAX_FAIRNESS_REGRESSION),
   maxLatencyRegressionRatio: z.number().min(1).default(DEFAULT_MAX_LATENCY_REGRESSION_RATIO),
   maxP95LatencyMs: z.number().positive().default(DEFAULT_MAX_P95_LATENCY_MS),
+  latencyRatioFloorMs: nonNegative().default(DEFAULT_LATENCY_RATIO_FLOOR_MS),
   requireFairness: z.boolean().default(DEFAULT_REQUIRE_FAIRNESS),
 });
 

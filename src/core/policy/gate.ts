@@ -20,8 +20,10 @@
  *   worse (bootstrap `ciHigh < 0`, McNemar `p < alpha` with b > c) -> `reject`.
  * - Guardrails with a champion, each a `reject` when exceeded: ECE and Brier may rise by at most
  *   `maxCalibrationRegression`; DPD and EOD must stay <= `maxFairnessGap` and rise by at most
- *   `maxFairnessRegression`; p95 latency must stay <= `maxP95LatencyMs` and <= `maxLatencyRegressionRatio` x the
- *   champion's. Fairness not measured while `requireFairness` -> `inconclusive`.
+ *   `maxFairnessRegression`; p95 latency must stay <= `maxP95LatencyMs` and, once the challenger's p95 is above
+ *   `latencyRatioFloorMs`, <= `maxLatencyRegressionRatio` x the champion's (at or below the floor the ratio check
+ *   passes: sub-millisecond ratios are timer noise). Fairness not measured while `requireFairness` ->
+ *   `inconclusive`.
  * - Tolerance comparisons allow {@link FLOAT_TOLERANCE} for rounding (0.03 - 0.02 is not above 0.01);
  *   significance comparisons are exact.
  * - Decision: any failed `reject` check -> `reject`; else any failed `inconclusive` check -> `inconclusive`;
@@ -309,6 +311,18 @@ function checkLatency(
   const a = champion.latency.p95;
   const b = challenger.latency.p95;
   if (!measured(b)) return list.unmeasured(name, 'challenger p95 latency', g.maxLatencyRegressionRatio);
+  if (b <= g.latencyRatioFloorMs) {
+    const ratio = measured(a) && a > 0 ? b / a : null;
+    const vs = ratio === null ? '' : ` (ratio ${fmt(ratio)} vs champion ${fmt(a)} ms not judged)`;
+    list.pass(
+      name,
+      'reject',
+      ratio,
+      g.maxLatencyRegressionRatio,
+      `challenger p95 latency ${fmt(b)} ms is at or below the ${fmt(g.latencyRatioFloorMs)} ms floor of the ratio limit${vs}`,
+    );
+    return;
+  }
   if (!measured(a)) return list.unmeasured(name, 'champion p95 latency', g.maxLatencyRegressionRatio);
   if (a <= 0) {
     list.fail(
