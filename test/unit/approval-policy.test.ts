@@ -8,7 +8,6 @@ import {
   RejectPayloadSchema,
   SIGNATURE_FUTURE_SKEW_SECONDS,
   SubmitApprovalSchema,
-  parseDuration,
 } from '../../src/core/contracts/approval';
 import type { ApprovalPolicyInput, RefusalCode } from '../../src/core/contracts/approval';
 import { formatZodError } from '../../src/core/contracts/errors';
@@ -514,23 +513,5 @@ describe('ApprovalPolicySchema', () => {
     const r = ApprovalPolicySchema.safeParse(input);
     expect(r.success).toBe(false);
     if (!r.success) expect(formatZodError(r.error)).toMatch(message);
-  });
-});
-
-describe('parseDuration', () => {
-  it.each([
-    ['72h', 72 * 3_600_000],
-    ['30m', 1_800_000],
-    ['15s', 15_000],
-    ['250ms', 250],
-    ['2d', 172_800_000],
-    ['1h30m', 5_400_000],
-    ['1.5h', 5_400_000],
-  ])('%s -> %d ms', (text, ms) => {
-    expect(parseDuration(text)).toBe(ms);
-  });
-
-  it.each(['', '72', 'h', '3 weeks', '10x', '-5m', '5m junk'])('refuses %j with a clear message', (text) => {
-    expect(() => parseDuration(text)).toThrow(/invalid duration .*expected a number followed by a unit/);
   });
 });

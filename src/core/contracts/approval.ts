@@ -1,6 +1,6 @@
 /**
  * Approval contracts: the payloads of the `approve` / `reject` signals and the `submitApproval` update, the
- * per-model approval policy, and duration strings.
+ * per-model approval policy.
  *
  * Rules:
  * - Sandbox-safe: zod only; no Node built-ins, no I/O, no clocks. Loaded by workflows, activities and CLIs alike.
@@ -14,6 +14,16 @@
  *   in Node code (src/security/approval-signing.ts) called from an activity.
  */
 import { z } from 'zod';
+import { DurationSchema, IsoDateTimeSchema, ModelVersionSchema } from './primitives';
+
+// Kept for importers that predate ./primitives (being moved over); new code imports from './primitives'.
+export {
+  DurationSchema,
+  IsoDateTimeSchema,
+  MODEL_VERSION_MAX_LENGTH,
+  ModelVersionSchema,
+  parseDuration,
+} from './primitives';
 
 /** Longest accepted approver id: long enough for an email address, short enough for log lines. */
 export const APPROVER_ID_MAX_LENGTH = 128;
@@ -21,8 +31,6 @@ export const APPROVER_ID_MAX_LENGTH = 128;
 export const COMMENT_MAX_LENGTH = 2000;
 /** Longest rejection reason (same bound as comments, for the same reason). */
 export const REASON_MAX_LENGTH = 2000;
-/** Longest model version string (MLflow versions are small integers; leave room for other schemes). */
-export const MODEL_VERSION_MAX_LENGTH = 64;
 /** Longest key id: a fingerprint or a short label. */
 export const KEY_ID_MAX_LENGTH = 128;
 /** Longest base64 signature value accepted (an Ed25519 signature is 88 base64 characters). */
@@ -80,51 +88,6 @@ export const ApprovalOutcome = {
 export type ApprovalOutcome = (typeof ApprovalOutcome)[keyof typeof ApprovalOutcome];
 
 // ---------------------------------------------------------------------------------------------------------------
-// Durations
-
-const DURATION_UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
-
-/**
- * Parses a duration such as `'72h'`, `'30m'`, `'15s'`, `'500ms'`, `'2d'` or a combination (`'1h30m'`) into
- * milliseconds (rounded to an integer). Throws an Error naming the accepted format otherwise.
- */
-export function parseDuration(text: string): number {
-  const fail = (why: string): never => {
-    throw new Error(
-      `invalid duration ${JSON.stringify(text)}: ${why}; expected a number followed by a unit ` +
-        `(ms, s, m, h, d), e.g. '72h', '30m', '15s' or '1h30m'`,
-    );
-  };
-  if (typeof text !== 'string') return fail('not a string');
-  const s = text.trim();
-  if (s === '') return fail('empty');
-  if (/^\d+(?:\.\d+)?$/.test(s)) return fail('missing unit');
-  let total = 0;
-  DURATION_PART.lastIndex = 0;
-  while (DURATION_PART.lastIndex < s.length) {
-    const m = DURATION_PART.exec(s);
-    if (m === null) return fail(`unexpected text at ${JSON.stringify(s.slice(DURATION_PART.lastIndex))}`);
-    total += Number(m[1]) * DURATION_UNIT_MS[m[2] as keyof typeof DURATION_UNIT_MS];
-  }
-  const ms = Math.round(total);
-  if (!Number.isSafeInteger(ms)) return fail('too large');
-  return ms;
-}
-
-/** A duration string that {@link parseDuration} accepts and that is longer than zero. */
-export const DurationSchema = z
-  .string()
-  .trim()
-  .superRefine((value, ctx) => {
-    try {
-      if (parseDuration(value) <= 0) ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    }
-  });
-
-// ---------------------------------------------------------------------------------------------------------------
 // Payloads
 
 /** Approver id: trimmed, non-empty, bounded, restricted characters. */
@@ -137,15 +100,6 @@ export const ApproverIdSchema = z
     /^[A-Za-z0-9][A-Za-z0-9._@-]*$/,
     'may contain only letters, digits and . _ @ - (starting with a letter or digit)',
   );
-
-/** Model version: a non-empty string; a JSON integer (`3`) is accepted and normalised to `'3'`. */
-export const ModelVersionSchema = z
-  .union([z.string(), z.number().int().nonnegative()])
-  .transform((v) => String(v).trim())
-  .pipe(z.string().min(1, 'must not be empty').max(MODEL_VERSION_MAX_LENGTH));
-
-/** An ISO-8601 date-time with `Z` or an explicit offset, e.g. `2026-11-26T10:00:00.000Z`. */
-export const IsoDateTimeSchema = z.iso.datetime({ offset: true });
 
 /** Strict padded base64, no whitespace. */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

@@ -13,7 +13,7 @@
  *   has `seq` 1 and `prevHash` {@link AUDIT_GENESIS_HASH}.
  */
 import { z } from 'zod';
-import { IsoDateTimeSchema } from './approval';
+import { IsoDateTimeSchema, Sha256HexSchema } from './primitives';
 
 /** `prevHash` of the first entry: 64 zeros (there is no previous entry). */
 export const AUDIT_GENESIS_HASH = '0'.repeat(64);
@@ -88,12 +88,10 @@ export const AuditEventSchema = z.strictObject({
 export type AuditEvent = z.output<typeof AuditEventSchema>;
 export type AuditEventInput = z.input<typeof AuditEventSchema>;
 
-const HashHex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
-
 export const AuditEntrySchema = AuditEventSchema.extend({
   seq: z.number().int().min(AUDIT_FIRST_SEQ),
-  prevHash: HashHex,
-  hash: HashHex,
+  prevHash: Sha256HexSchema,
+  hash: Sha256HexSchema,
 });
 export type AuditEntry = z.output<typeof AuditEntrySchema>;
 

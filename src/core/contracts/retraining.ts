@@ -17,6 +17,7 @@ import type {
   SubmitApprovalResult,
 } from './approval';
 import { ApprovalMessageName } from './approval';
+import { DurationSchema, ModelNameSchema, Sha256HexSchema } from './primitives';
 import type { Comparison, ModelEvaluation } from './gate';
 import type { ApprovalState } from '../policy/approval';
 import type { GateDecision } from '../policy/gate';
@@ -33,8 +34,7 @@ export const WORKFLOW_TYPES = {
 /** One pipeline per model at a time: the id is derived from the model name. */
 export const retrainWorkflowId = (model: string): string => `retrain-${model}`;
 
-/** Model names become MLflow registered-model names, Kubernetes label values and workflow ids. */
-export const MODEL_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$/;
+export { MODEL_NAME_PATTERN } from './primitives';
 
 /** Image the local and Kubernetes job runners run when the input names none. */
 export const DEFAULT_TRAINER_IMAGE = 'mlops/reference-trainer:latest';
@@ -54,15 +54,12 @@ export const Aliases = {
 /** Artifact folder (inside the MLflow run) the trainer writes the model to; versions point here. */
 export const MODEL_ARTIFACT_PATH = 'model';
 
-const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256 digest');
-const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 90s, 30m, 2h or 3d');
-
 export const DatasetRefSchema = z
   .object({
     /** file:// URI or a local path (object-storage URIs come with their own data connector). */
     uri: z.string().min(1),
     /** When given, the snapshot must hash to exactly this value or the pipeline is rejected. */
-    sha256: Sha256Hex.optional(),
+    sha256: Sha256HexSchema.optional(),
   })
   .strict();
 export type DatasetRef = z.infer<typeof DatasetRefSchema>;
@@ -97,14 +94,15 @@ export const TrainingOptionsSchema = z
     seed: z.number().int().nonnegative().default(DEFAULT_TRAINING_SEED),
     hyperparams: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
     gpus: z.number().int().nonnegative().default(0),
-    timeout: Duration.default(DEFAULT_TRAINING_TIMEOUT),
+    /** A duration such as `2h` or `1h30m` (see parseDuration). */
+    timeout: DurationSchema.default(DEFAULT_TRAINING_TIMEOUT),
   })
   .strict();
 export type TrainingOptions = z.infer<typeof TrainingOptionsSchema>;
 
 export const RetrainingInputSchema = z
   .object({
-    model: z.string().regex(MODEL_NAME_PATTERN, 'must be lowercase letters, digits and dashes (max 48)'),
+    model: ModelNameSchema,
     dataset: DatasetRefSchema,
     /**
      * The frozen holdout both champion and challenger are scored on. Without one the pipeline

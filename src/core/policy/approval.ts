@@ -20,7 +20,6 @@ import {
   ApprovalOutcome,
   ApprovalSignatureSchema,
   ApproverIdSchema,
-  ModelVersionSchema,
   RefusalCode,
   RejectPayloadSchema,
   ApprovePayloadSchema,
@@ -28,6 +27,7 @@ import {
 } from '../contracts/approval';
 import type { ApprovalPolicy, ApprovalSignature, SubmitApprovalResult } from '../contracts/approval';
 import { formatZodError } from '../contracts/errors';
+import { ModelVersionSchema } from '../contracts/primitives';
 
 /** Most attempts kept in state; older ones are dropped (and counted) so spam cannot grow workflow state unbounded. */
 export const MAX_RECORDED_ATTEMPTS = 200;
