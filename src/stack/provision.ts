@@ -3,10 +3,12 @@
  * itself when its output is already present and current, and fails with one line naming what to
  * install when a prerequisite is missing. Nothing is downloaded except from the package registries
  * (the Go module proxy for the Temporal CLI, PyPI for MLflow and the trainer, Maven Central for the
- * time-skipping test server).
+ * time-skipping test server). Every tool goes into its own versioned folder of the per-user cache
+ * (paths.ts); a folder appears only once complete (built beside it, then renamed), and builds that
+ * cannot move (the venv) run under a lock, so clones and CI runs sharing the cache never see half a
+ * tool.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   accessSync,
   chmodSync,
@@ -14,6 +16,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -21,16 +24,18 @@ import path from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import {
   STACK_REQUIREMENTS,
+  TEMPORAL_CLI_BIN,
+  TEMPORAL_CLI_DIR,
   TEMPORAL_CLI_MODULE,
   TEMPORAL_CLI_VERSION,
+  TEST_SERVER_DIR,
   TEST_SERVER_LIB,
   TEST_SERVER_POM,
-  TEST_SERVER_STAMP,
   TEST_SERVER_WRAPPER,
-  TOOLS_DIR,
   TRAINER_REQUIREMENTS,
   VENV_DIR,
   VENV_PYTHON,
+  VENV_STAMP,
 } from './paths';
 
 /** A prerequisite is missing; the message says what to install. */
@@ -41,7 +46,7 @@ export class MissingPrerequisiteError extends Error {
 export type Logger = (line: string) => void;
 const defaultLog: Logger = (line) => console.log(`[provision] ${line}`);
 
-function which(cmd: string): string | undefined {
+export function which(cmd: string): string | undefined {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
   if (r.error) {
     throw new MissingPrerequisiteError(`a POSIX shell (sh) is required on PATH (${r.error.message})`);
@@ -50,15 +55,98 @@ function which(cmd: string): string | undefined {
   return r.status === 0 && out ? out : undefined;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string): void {
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], env });
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string, cwd?: string): void {
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], env, cwd });
   if (r.error) throw new Error(`${what} could not start: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${what} failed with exit code ${r.status}`);
 }
 
+/** How long a provisioning step waits for another process building the same tool. */
+const LOCK_WAIT_MS = 60 * 60_000;
+/** Poll interval while waiting for that lock. */
+const LOCK_POLL_MS = 1_000;
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `fn` holding `<target>.lock` (a folder holding the owner's pid), so two processes sharing
+ * the cache never build the same tool at once. A lock whose owner died is taken over.
+ */
+export function withCacheLock<T>(target: string, fn: () => T, log: Logger = defaultLog): T {
+  const lock = `${target}.lock`;
+  const owner = path.join(lock, 'pid');
+  mkdirSync(path.dirname(target), { recursive: true });
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let told = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(owner, `${process.pid}\n`);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number.parseInt(existsSync(owner) ? readFileSync(owner, 'utf8') : '', 10);
+      if (Number.isInteger(pid) && !processAlive(pid)) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`gave up waiting for ${lock} (held by pid ${pid})`);
+      if (!told) log(`waiting for another process building ${path.basename(target)} (${lock})`);
+      told = true;
+      sleepSync(LOCK_POLL_MS);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Builds a tool folder beside `target` with `build(tmpDir)` and renames it into place, so the
+ * versioned folder exists only once complete. Under the cache lock: a second process waits, then
+ * finds the folder built.
+ */
+export function buildIntoPlace(
+  target: string,
+  isComplete: () => boolean,
+  build: (tmpDir: string) => void,
+  log: Logger = defaultLog,
+): void {
+  withCacheLock(
+    target,
+    () => {
+      if (isComplete()) return;
+      const tmp = `${target}.tmp-${process.pid}`;
+      rmSync(tmp, { recursive: true, force: true });
+      mkdirSync(tmp, { recursive: true });
+      try {
+        build(tmp);
+        rmSync(target, { recursive: true, force: true });
+        renameSync(tmp, target);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    },
+    log,
+  );
+}
+
 /**
  * The Temporal CLI: `$TEMPORAL_CLI`, else `temporal` on PATH, else the pinned version built with
- * `go install` (CGO off) into the tools folder. A second call does no work.
+ * `go install` (CGO off) into `temporal-cli-<version>/` of the cache. A second call does no work.
  */
 export function ensureTemporalCli(log: Logger = defaultLog): string {
   const fromEnv = process.env.TEMPORAL_CLI;
@@ -66,12 +154,7 @@ export function ensureTemporalCli(log: Logger = defaultLog): string {
     if (!existsSync(fromEnv)) throw new MissingPrerequisiteError(`TEMPORAL_CLI=${fromEnv} does not exist`);
     return fromEnv;
   }
-  const binDir = path.join(TOOLS_DIR, 'bin');
-  const built = path.join(binDir, 'temporal');
-  const stamp = path.join(binDir, 'temporal.version');
-  if (existsSync(built) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === TEMPORAL_CLI_VERSION) {
-    return built;
-  }
+  if (existsSync(TEMPORAL_CLI_BIN)) return TEMPORAL_CLI_BIN;
   const onPath = which('temporal');
   if (onPath) return onPath;
   const go = which('go');
@@ -80,72 +163,73 @@ export function ensureTemporalCli(log: Logger = defaultLog): string {
       'Go is required to build the Temporal CLI: install Go >= 1.23 (https://go.dev/doc/install or `apt-get install golang`), or set TEMPORAL_CLI to an existing temporal binary',
     );
   }
-  mkdirSync(binDir, { recursive: true });
   log(
-    `building Temporal CLI ${TEMPORAL_CLI_VERSION} with go install into ${binDir} (first run only, a few minutes)`,
+    `building Temporal CLI ${TEMPORAL_CLI_VERSION} with go install into ${TEMPORAL_CLI_DIR} (first run only, a few minutes)`,
   );
-  run(
-    go,
-    ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`],
-    { ...process.env, CGO_ENABLED: '0', GOBIN: binDir, GOFLAGS: '-buildvcs=false' },
-    'go install of the Temporal CLI',
+  buildIntoPlace(
+    TEMPORAL_CLI_DIR,
+    () => existsSync(TEMPORAL_CLI_BIN),
+    (tmp) =>
+      run(
+        go,
+        ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`],
+        { ...process.env, CGO_ENABLED: '0', GOBIN: tmp, GOFLAGS: '-buildvcs=false' },
+        'go install of the Temporal CLI',
+      ),
+    log,
   );
-  writeFileSync(stamp, `${TEMPORAL_CLI_VERSION}\n`);
-  log(`Temporal CLI ready: ${built}`);
-  return built;
-}
-
-function requirementsDigest(): string {
-  const h = createHash('sha256');
-  for (const f of [STACK_REQUIREMENTS, TRAINER_REQUIREMENTS]) {
-    if (existsSync(f)) h.update(readFileSync(f));
-  }
-  return h.digest('hex');
+  log(`Temporal CLI ready: ${TEMPORAL_CLI_BIN}`);
+  return TEMPORAL_CLI_BIN;
 }
 
 /**
- * The Python environment for the MLflow server and the reference trainer. Recreated only when the
- * pinned requirements change (a digest of them is stamped into the venv).
+ * The Python environment for the MLflow server and the reference trainer, in a cache folder named
+ * by a digest of the pinned requirements (a change of pins gives a new folder). A venv cannot be
+ * moved once built, so it is built in place under the cache lock and stamped complete last.
  */
 export function ensurePythonEnv(log: Logger = defaultLog): string {
-  const stamp = path.join(VENV_DIR, '.requirements.sha256');
-  const digest = requirementsDigest();
-  if (existsSync(VENV_PYTHON) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === digest) {
-    return VENV_PYTHON;
-  }
+  if (existsSync(VENV_PYTHON) && existsSync(VENV_STAMP)) return VENV_PYTHON;
   const python = process.env.MLOPS_BOOTSTRAP_PYTHON ?? which('python3');
   if (!python) {
     throw new MissingPrerequisiteError(
       'Python 3.10+ with venv is required for MLflow and the reference trainer: install it (`apt-get install python3 python3-venv`) or point MLOPS_BOOTSTRAP_PYTHON at one',
     );
   }
-  if (!existsSync(VENV_PYTHON)) {
-    log(`creating Python venv in ${VENV_DIR}`);
-    const r = spawnSync(python, ['-m', 'venv', VENV_DIR], { encoding: 'utf8' });
-    if (r.status !== 0) {
-      throw new MissingPrerequisiteError(
-        `python3 -m venv failed (${r.stderr.trim().split('\n').pop() ?? 'no output'}): install the venv module (\`apt-get install python3-venv\`)`,
+  withCacheLock(
+    VENV_DIR,
+    () => {
+      if (existsSync(VENV_PYTHON) && existsSync(VENV_STAMP)) return;
+      // A half-built venv (a killed pip) is rebuilt from scratch.
+      rmSync(VENV_DIR, { recursive: true, force: true });
+      log(`creating Python venv in ${VENV_DIR}`);
+      const r = spawnSync(python, ['-m', 'venv', VENV_DIR], { encoding: 'utf8' });
+      if (r.status !== 0) {
+        rmSync(VENV_DIR, { recursive: true, force: true });
+        throw new MissingPrerequisiteError(
+          `python3 -m venv failed (${r.stderr.trim().split('\n').pop() ?? 'no output'}): install the venv module (\`apt-get install python3-venv\`)`,
+        );
+      }
+      log('installing pinned MLflow and trainer requirements into the venv (first run only, a few minutes)');
+      run(
+        VENV_PYTHON,
+        [
+          '-m',
+          'pip',
+          'install',
+          '--quiet',
+          '--disable-pip-version-check',
+          '-r',
+          STACK_REQUIREMENTS,
+          '-r',
+          TRAINER_REQUIREMENTS,
+        ],
+        process.env,
+        'pip install of MLflow and the trainer requirements',
       );
-    }
-  }
-  log('installing pinned MLflow and trainer requirements into the venv (first run only, a few minutes)');
-  run(
-    VENV_PYTHON,
-    [
-      '-m',
-      'pip',
-      'install',
-      '--quiet',
-      '--disable-pip-version-check',
-      '-r',
-      STACK_REQUIREMENTS,
-      '-r',
-      TRAINER_REQUIREMENTS,
-    ],
-    process.env,
-    'pip install of MLflow and the trainer requirements',
+      writeFileSync(VENV_STAMP, `${new Date().toISOString()}\n`);
+    },
+    log,
   );
-  writeFileSync(stamp, `${digest}\n`);
   log(`Python venv ready: ${VENV_PYTHON}`);
   return VENV_PYTHON;
 }
@@ -165,14 +249,10 @@ function testServerWrapper(): string {
   return `#!/bin/sh\nexec java -cp '${classpath}' ${TEST_SERVER_MAIN_CLASS} "$@"\n`;
 }
 
-function testServerDigest(): string {
-  return createHash('sha256').update(readFileSync(TEST_SERVER_POM)).update(testServerWrapper()).digest('hex');
-}
-
 /**
  * The time-skipping test server (a JVM program): `$TEMPORAL_TEST_SERVER` if set, else a wrapper
- * script over the jars that Maven copies from Maven Central into the tools folder. Refetched only
- * when the pom (or the wrapper) changes; a second call does no work. Returns the executable's path,
+ * script over the jars that Maven copies from Maven Central into a cache folder keyed by the pom.
+ * A second call does no work. Returns the executable's path,
  * for `TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path } } })`.
  */
 export function ensureTimeSkippingServer(log: Logger = defaultLog): string {
@@ -186,47 +266,41 @@ export function ensureTimeSkippingServer(log: Logger = defaultLog): string {
     return fromEnv;
   }
   if (!which('java')) throw new MissingPrerequisiteError(TEST_SERVER_PREREQUISITES);
-  const digest = testServerDigest();
-  if (
-    existsSync(TEST_SERVER_WRAPPER) &&
-    existsSync(TEST_SERVER_STAMP) &&
-    readFileSync(TEST_SERVER_STAMP, 'utf8').trim() === digest
-  ) {
-    return TEST_SERVER_WRAPPER;
-  }
+  const complete = (): boolean =>
+    existsSync(TEST_SERVER_WRAPPER) && readFileSync(TEST_SERVER_WRAPPER, 'utf8') === testServerWrapper();
+  if (complete()) return TEST_SERVER_WRAPPER;
   const mvn = which('mvn');
   if (!mvn) throw new MissingPrerequisiteError(TEST_SERVER_PREREQUISITES);
-  // A stale stamp or a half-finished fetch: start from an empty lib/ so no old jar stays on the classpath.
-  rmSync(TEST_SERVER_STAMP, { force: true });
-  rmSync(TEST_SERVER_LIB, { recursive: true, force: true });
-  mkdirSync(TEST_SERVER_LIB, { recursive: true });
   log(
     `fetching the Temporal time-skipping test server from Maven Central into ${TEST_SERVER_LIB} (first run only)`,
   );
-  // Maven's output is captured: even with -q and -B it writes bare ANSI resets; errors are replayed.
-  const r = spawnSync(
-    mvn,
-    [
-      '-q',
-      '-B',
-      '-f',
-      TEST_SERVER_POM,
-      'dependency:copy-dependencies',
-      `-DoutputDirectory=${TEST_SERVER_LIB}`,
-    ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  buildIntoPlace(
+    TEST_SERVER_DIR,
+    complete,
+    (tmp) => {
+      const lib = path.join(tmp, path.basename(TEST_SERVER_LIB));
+      mkdirSync(lib);
+      // Maven's output is captured: even with -q and -B it writes bare ANSI resets; errors are replayed.
+      const r = spawnSync(
+        mvn,
+        ['-q', '-B', '-f', TEST_SERVER_POM, 'dependency:copy-dependencies', `-DoutputDirectory=${lib}`],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const output = stripVTControlCharacters(`${r.stdout ?? ''}${r.stderr ?? ''}`).trim();
+      if (output) process.stderr.write(`${output}\n`);
+      if (r.error) {
+        throw new Error(`mvn fetch of the time-skipping test server could not start: ${r.error.message}`);
+      }
+      if (r.status !== 0) {
+        throw new Error(`mvn fetch of the time-skipping test server failed with exit code ${r.status}`);
+      }
+      // The wrapper names the final lib/ folder: the rename moves the whole folder into place.
+      const wrapper = path.join(tmp, path.basename(TEST_SERVER_WRAPPER));
+      writeFileSync(wrapper, testServerWrapper(), { mode: 0o755 });
+      chmodSync(wrapper, 0o755);
+    },
+    log,
   );
-  const output = stripVTControlCharacters(`${r.stdout ?? ''}${r.stderr ?? ''}`).trim();
-  if (output) process.stderr.write(`${output}\n`);
-  if (r.error) {
-    throw new Error(`mvn fetch of the time-skipping test server could not start: ${r.error.message}`);
-  }
-  if (r.status !== 0) {
-    throw new Error(`mvn fetch of the time-skipping test server failed with exit code ${r.status}`);
-  }
-  writeFileSync(TEST_SERVER_WRAPPER, testServerWrapper(), { mode: 0o755 });
-  chmodSync(TEST_SERVER_WRAPPER, 0o755);
-  writeFileSync(TEST_SERVER_STAMP, `${digest}\n`);
   log(`time-skipping test server ready: ${TEST_SERVER_WRAPPER}`);
   return TEST_SERVER_WRAPPER;
 }

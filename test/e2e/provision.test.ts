@@ -5,7 +5,7 @@
  *
  * provisionAll runs its steps in order (Temporal CLI, Python venv, time-skipping test server), so
  * each later step is reached by satisfying the earlier ones: TEMPORAL_CLI names an existing file,
- * and the tools folder's `venv` links to the checkout's provisioned venv.
+ * and the tools folder's versioned venv folder links to the provisioned venv of the cache.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { PROJECT_ROOT, VENV_DIR } from '../../src/stack/paths';
+import { PROJECT_ROOT, TEMPORAL_CLI_DIR, TEST_SERVER_DIR, VENV_DIR } from '../../src/stack/paths';
 import { ensurePythonEnv, ensureTemporalCli } from '../../src/stack/provision';
 
 /** A tsx start-up plus the provisioning checks; generous for a loaded machine. */
@@ -88,7 +88,7 @@ describe('npm run provision with a prerequisite missing', () => {
     expect(line).toContain('install Go');
     expect(line).toContain('set TEMPORAL_CLI');
     // Failed before doing anything: the tools folder is still empty.
-    expect(existsSync(path.join(tools, 'bin'))).toBe(false);
+    expect(existsSync(path.join(tools, path.basename(TEMPORAL_CLI_DIR)))).toBe(false);
   });
 
   it('no sh on PATH (commands are looked up through it): names the shell', async () => {
@@ -111,22 +111,22 @@ describe('npm run provision with a prerequisite missing', () => {
     expect(line).toContain('Python 3.10+ with venv');
     expect(line).toContain('apt-get install python3 python3-venv');
     expect(line).toContain('MLOPS_BOOTSTRAP_PYTHON');
-    expect(existsSync(path.join(tools, 'venv'))).toBe(false);
+    expect(existsSync(path.join(tools, path.basename(VENV_DIR)))).toBe(false);
   });
 
   it('Temporal CLI and venv present, no java: names Java, Maven and TEMPORAL_TEST_SERVER', async () => {
-    expect(existsSync(VENV_DIR), `the checkout's venv (${VENV_DIR}): run npm run provision`).toBe(true);
+    expect(existsSync(VENV_DIR), `the cached venv (${VENV_DIR}): run npm run provision`).toBe(true);
     const tools = emptyToolsDir();
-    symlinkSync(VENV_DIR, path.join(tools, 'venv'));
+    symlinkSync(VENV_DIR, path.join(tools, path.basename(VENV_DIR)));
     const line = onlyLine(await provision({ MLOPS_TOOLS_DIR: tools, TEMPORAL_CLI: fakeTemporal }));
     expect(line).toContain('Java 11+ and Maven');
     expect(line).toContain('TEMPORAL_TEST_SERVER');
-    expect(existsSync(path.join(tools, 'temporal-test-server'))).toBe(false);
+    expect(existsSync(path.join(tools, path.basename(TEST_SERVER_DIR)))).toBe(false);
   });
 
   it('TEMPORAL_TEST_SERVER naming a file that is not executable: says so', async () => {
     const tools = emptyToolsDir();
-    symlinkSync(VENV_DIR, path.join(tools, 'venv'));
+    symlinkSync(VENV_DIR, path.join(tools, path.basename(VENV_DIR)));
     const notExecutable = path.join(tmp, 'test-server.txt');
     writeFileSync(notExecutable, 'not a program\n', { mode: 0o644 });
     const line = onlyLine(
