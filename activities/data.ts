@@ -21,7 +21,7 @@ import type { DatasetProfile, FeatureSpec, ValidationReport } from '../src/core/
 import type { DatasetRef, DatasetSnapshot } from '../src/core/contracts/retraining';
 import { DatasetFormatError, DatasetReadError, profileDataset } from '../src/data/profile';
 import { failedReport, judgeDataset } from '../src/core/policy/validation';
-import { FailureTypes } from './errors';
+import { FailureType as FailureTypes } from '../src/core/contracts/failures';
 
 export interface DataActivityConfig {
   /** Folder of content-addressed dataset snapshots (`<sha256>.csv`). */

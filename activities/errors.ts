@@ -1,31 +1,63 @@
 /**
- * Maps errors from outside systems onto Temporal failures with stable `type` strings: permanent
- * causes (bad input, unauthorised, corrupt data, a failed job) are non-retryable; transient ones
- * (MLflow unreachable or 5xx) are retried by Temporal with backoff.
+ * Every error class of the Node-only side mapped onto the failure taxonomy
+ * (`src/core/contracts/failures.ts`) in one place: permanent causes (bad input, unauthorised, corrupt
+ * data, a failed job, a caller bug) become non-retryable `ApplicationFailure`s; transient ones (the
+ * registry unreachable or failing) retryable ones that Temporal retries with backoff.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { AuditEventConflictError, AuditEventInvalidError, AuditLogCorruptError } from '../src/audit';
+import { InputValidationError } from '../src/core/contracts/errors';
+import { FailureType } from '../src/core/contracts/failures';
+import { StatsInputError } from '../src/core/stats/errors';
+import { HoldoutError } from '../src/eval/holdout';
+import { ModelContractError } from '../src/eval/score';
 import { JobOwnershipError, JobSpecError } from '../src/jobs/types';
-import { MlflowError } from '../src/mlflow';
+import {
+  MlflowAlreadyExistsError,
+  MlflowError,
+  MlflowInvalidRequestError,
+  MlflowNotFoundError,
+  MlflowProtocolError,
+  MlflowUnauthorizedError,
+} from '../src/mlflow';
 
-export const FailureTypes = {
-  InvalidInput: 'InvalidInput',
-  DatasetUnreadable: 'DatasetUnreadable',
-  DatasetIntegrity: 'DatasetIntegrity',
-  TrainingFailed: 'TrainingFailed',
-  ArtifactIntegrity: 'ArtifactIntegrity',
-  JobSpec: 'JobSpec',
-} as const;
+/** @deprecated name kept for readers of older code: use {@link FailureType}. */
+export const FailureTypes = FailureType;
 
+function mlflowFailureType(err: MlflowError): FailureType {
+  if (err instanceof MlflowUnauthorizedError) return FailureType.RegistryUnauthorized;
+  if (err instanceof MlflowNotFoundError) return FailureType.RegistryNotFound;
+  if (
+    err instanceof MlflowInvalidRequestError ||
+    err instanceof MlflowProtocolError ||
+    err instanceof MlflowAlreadyExistsError
+  ) {
+    return FailureType.RegistryRequest;
+  }
+  return err.retryable ? FailureType.RegistryUnavailable : FailureType.RegistryRequest;
+}
+
+/** The Temporal failure for `err`: an `ApplicationFailure` with a taxonomy type, or `err` unchanged. */
 export function toFailure(err: unknown): Error {
   if (err instanceof ApplicationFailure) return err;
+  const permanent = (type: FailureType, e: Error) =>
+    ApplicationFailure.create({ type, message: e.message, nonRetryable: true, cause: e });
   if (err instanceof MlflowError) {
+    const type = mlflowFailureType(err);
     return err.retryable
-      ? ApplicationFailure.retryable(err.message, err.name)
-      : ApplicationFailure.nonRetryable(err.message, err.name);
+      ? ApplicationFailure.create({ type, message: err.message, nonRetryable: false, cause: err })
+      : permanent(type, err);
   }
-  if (err instanceof JobSpecError || err instanceof JobOwnershipError) {
-    return ApplicationFailure.nonRetryable(err.message, FailureTypes.JobSpec);
+  if (err instanceof JobSpecError || err instanceof JobOwnershipError)
+    return permanent(FailureType.JobSpec, err);
+  if (err instanceof InputValidationError) return permanent(FailureType.InvalidInput, err);
+  if (err instanceof StatsInputError) return permanent(FailureType.StatsInput, err);
+  if (err instanceof ModelContractError) return permanent(FailureType.ModelContract, err);
+  if (err instanceof HoldoutError) return permanent(FailureType.HoldoutInvalid, err);
+  if (err instanceof AuditEventConflictError || err instanceof AuditEventInvalidError) {
+    return permanent(FailureType.AuditConflict, err);
   }
+  if (err instanceof AuditLogCorruptError) return permanent(FailureType.AuditCorrupt, err);
   return err instanceof Error ? err : new Error(String(err));
 }
 
@@ -46,7 +78,7 @@ export function owningWorkflow(info: { workflowExecution?: { workflowId: string;
   if (!info.workflowExecution) {
     throw ApplicationFailure.nonRetryable(
       'this activity must be scheduled by a workflow',
-      FailureTypes.InvalidInput,
+      FailureType.InvalidInput,
     );
   }
   return info.workflowExecution;

@@ -9,11 +9,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { stringify } from 'csv-stringify/sync';
 import type { FeatureSpec } from '../src/core/contracts/feature-spec';
-import type { Comparison, GatePolicy, ModelEvaluation } from '../src/core/contracts/gate';
-import { Aliases, MODEL_ARTIFACT_PATH, type DatasetSnapshot } from '../src/core/contracts/retraining';
+import type { GatePolicy, ModelEvaluation } from '../src/core/contracts/gate';
+import type { EvaluationSummary } from '../src/core/contracts/evaluation';
+import { FailureType } from '../src/core/contracts/failures';
+import { Aliases, MODEL_ARTIFACT_PATH, VersionTags } from '../src/core/contracts/registry';
+import type { DatasetSnapshot } from '../src/core/contracts/retraining';
 import { HoldoutError, loadHoldout, rowFingerprints } from '../src/eval/holdout';
-import type { ModelCard } from '../src/core/contracts/model-card';
-import { renderModelCard } from '../src/eval/model-card';
 import {
   ModelContractError,
   parseInputSchema,
@@ -21,30 +22,23 @@ import {
   type ModelToScore,
   type ScoreResult,
 } from '../src/eval/score';
-import type { MlflowClient, ModelVersion } from '../src/mlflow';
+import type { ModelRegistry, RegistryVersion } from '../src/ports/model-registry';
+import { fetchVerifiedModel } from '../src/registry/verified-model';
 import { mcnemar, pairedBootstrap } from '../src/core/stats/bootstrap';
 import { evaluateModel, predictAt } from '../src/core/stats/metrics';
-import { FailureTypes, mapped } from './errors';
-import { fetchVerifiedModel } from './registry';
+import { mapped } from './errors';
 
 /** Evaluation artifacts inside the challenger's run. */
 export const EVALUATION_DIR = 'evaluation';
-/** Model card artifacts inside the challenger's run; the version tag `mlops.model_card` points here. */
-export const MODEL_CARD_DIR = 'model_card';
 
-export interface EvaluationSummary {
-  holdout: { sha256: string; rows: number; positives: number };
-  challenger: { version: string; evaluation: ModelEvaluation };
-  champion?: { version: string; evaluation: ModelEvaluation };
-  comparison?: Comparison;
-}
+export type { EvaluationSummary };
 
 function file(files: Array<{ path: string; content: Buffer }>, name: string): Buffer {
   const f = files.find((x) => x.path === `${MODEL_ARTIFACT_PATH}/${name}`);
   if (!f) {
     throw ApplicationFailure.nonRetryable(
       `model artifacts lack ${MODEL_ARTIFACT_PATH}/${name} (see the job contract)`,
-      FailureTypes.ArtifactIntegrity,
+      FailureType.ArtifactIntegrity,
     );
   }
   return f.content;
@@ -64,14 +58,14 @@ function metricsForMlflow(prefix: string, e: ModelEvaluation): Array<{ key: stri
   return out;
 }
 
-export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshotDir: string }) {
-  const { mlflow } = cfg;
+export function createEvaluationActivities(cfg: { registry: ModelRegistry; snapshotDir: string }) {
+  const { registry } = cfg;
 
-  function rethrowContract(version: ModelVersion, err: unknown): never {
+  function rethrowContract(version: RegistryVersion, err: unknown): never {
     if (err instanceof ModelContractError) {
       throw ApplicationFailure.nonRetryable(
         `${version.name} v${version.version}: ${err.message}`,
-        FailureTypes.ArtifactIntegrity,
+        FailureType.ArtifactIntegrity,
       );
     }
     throw err;
@@ -83,13 +77,13 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
    */
   async function scoreVersions(
     holdout: Awaited<ReturnType<typeof loadHoldout>>,
-    challenger: ModelVersion,
-    champion?: ModelVersion,
+    challenger: RegistryVersion,
+    champion?: RegistryVersion,
   ): Promise<{ challenger: ScoreResult; champion?: ScoreResult }> {
     const versions = champion === undefined ? [challenger] : [challenger, champion];
     const models: ModelToScore[] = [];
     for (const version of versions) {
-      const { files } = await fetchVerifiedModel(mlflow, version);
+      const { files } = await mapped(() => fetchVerifiedModel(registry, version));
       try {
         const schema = parseInputSchema(file(files, 'input_schema.json'));
         models.push({ onnx: file(files, 'model.onnx'), schema });
@@ -122,7 +116,7 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
       if (input.holdout.sha256 === input.trainingSha256) {
         throw ApplicationFailure.nonRetryable(
           'the holdout is the training dataset itself: evaluation needs a frozen holdout never used for training',
-          'HoldoutLeak',
+          FailureType.HoldoutLeak,
         );
       }
       let holdout;
@@ -132,7 +126,7 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
         if (err instanceof HoldoutError || (err as { code?: string }).code?.startsWith('CSV_')) {
           throw ApplicationFailure.nonRetryable(
             `holdout ${input.holdout.sourceUri}: ${(err as Error).message}`,
-            'HoldoutInvalid',
+            FailureType.HoldoutInvalid,
           );
         }
         throw err;
@@ -144,12 +138,12 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
       if (shared > 0) {
         throw ApplicationFailure.nonRetryable(
           `holdout shares ${shared} row(s) with the training snapshot: it is not a clean holdout`,
-          'HoldoutLeak',
+          FailureType.HoldoutLeak,
         );
       }
 
-      const challengerMv = await mapped(() => mlflow.getModelVersion(input.model, input.challengerVersion));
-      const championMv = await mapped(() => mlflow.findModelVersionByAlias(input.model, Aliases.champion));
+      const challengerMv = await mapped(() => registry.getVersion(input.model, input.challengerVersion));
+      const championMv = await mapped(() => registry.findVersionByAlias(input.model, Aliases.champion));
       const threshold = input.gate.decisionThreshold;
       const championToScore =
         championMv && championMv.version !== input.challengerVersion ? championMv : undefined;
@@ -215,7 +209,7 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
             if (typeof v === 'number' && Number.isFinite(v)) metrics.push({ key: k, value: v });
           }
         }
-        await mapped(() => mlflow.logBatch({ runId, metrics: metrics.map((m) => ({ ...m, step: 0 })) }));
+        await mapped(() => registry.logMetrics(runId, metrics));
         const rows = Array.from(holdout.labels, (y, i) => [
           i,
           y,
@@ -227,44 +221,24 @@ export function createEvaluationActivities(cfg: { mlflow: MlflowClient; snapshot
           header: true,
           columns: ['index', 'label', 'group', 'champion_score', 'challenger_score'],
         });
-        await mapped(() => mlflow.uploadArtifact(runId, `${EVALUATION_DIR}/per_example.csv`, csv));
+        await mapped(() => registry.uploadArtifact(runId, `${EVALUATION_DIR}/per_example.csv`, csv));
         await mapped(() =>
-          mlflow.uploadArtifact(
+          registry.uploadArtifact(
             runId,
             `${EVALUATION_DIR}/summary.json`,
             `${JSON.stringify(summary, null, 2)}\n`,
           ),
         );
         await mapped(() =>
-          mlflow.setModelVersionTag(
+          registry.setVersionTag(
             input.model,
             input.challengerVersion,
-            'mlops.holdout_sha256',
+            VersionTags.holdoutSha256,
             input.holdout.sha256,
           ),
         );
       }
       return summary;
-    },
-
-    /** Writes the model card (Markdown and JSON) to the version's run and links it from a version tag. */
-    async writeModelCard(card: ModelCard): Promise<{ markdownPath: string; jsonPath: string }> {
-      const mv = await mapped(() => mlflow.getModelVersion(card.model, card.version));
-      if (!mv.runId) {
-        throw ApplicationFailure.nonRetryable(
-          `${card.model} v${card.version} has no run to attach a card to`,
-          FailureTypes.ArtifactIntegrity,
-        );
-      }
-      const markdownPath = `${MODEL_CARD_DIR}/model_card.md`;
-      const jsonPath = `${MODEL_CARD_DIR}/model_card.json`;
-      await mapped(() => mlflow.uploadArtifact(mv.runId!, markdownPath, renderModelCard(card)));
-      await mapped(() => mlflow.uploadArtifact(mv.runId!, jsonPath, `${JSON.stringify(card, null, 2)}\n`));
-      const link = `runs:/${mv.runId}/${markdownPath}`;
-      if (mv.tags['mlops.model_card'] !== link) {
-        await mapped(() => mlflow.setModelVersionTag(card.model, card.version, 'mlops.model_card', link));
-      }
-      return { markdownPath, jsonPath };
     },
   };
 }

@@ -1,42 +1,90 @@
 /**
- * All activities of the control plane, built by one factory from the clients and config they need,
- * so tests hand in real clients pointed at the local stack. Workflows import the type only.
+ * The activity groups of the control plane, each built by a factory from the ports it needs, and
+ * `composeActivities`, which merges the groups a worker serves and refuses two activities of one
+ * name (an object spread would silently let one replace the other). Workflows import the group
+ * types only, one typed proxy per group.
  */
 import type { AuditSink } from '../src/audit';
 import type { JobRunner } from '../src/jobs/types';
-import type { MlflowClient } from '../src/mlflow';
+import type { ModelRegistry } from '../src/ports/model-registry';
 import { createAuditActivities } from './audit';
 import { createDataActivities } from './data';
 import { createEvaluationActivities } from './evaluation';
 import { createPolicyActivities } from './policy';
 import { createRegistryActivities } from './registry';
+import { createSecurityActivities } from './security';
 import { createTrainingActivities } from './training';
 
-export interface ActivityDeps {
-  mlflow: MlflowClient;
+export type DataActivities = ReturnType<typeof createDataActivities>;
+export type TrainingActivities = ReturnType<typeof createTrainingActivities>;
+export type RegistryActivities = ReturnType<typeof createRegistryActivities>;
+export type EvaluationActivities = ReturnType<typeof createEvaluationActivities>;
+export type PolicyActivities = ReturnType<typeof createPolicyActivities>;
+export type AuditActivities = ReturnType<typeof createAuditActivities>;
+export type SecurityActivities = ReturnType<typeof createSecurityActivities>;
+
+type AnyActivity = (...args: never[]) => Promise<unknown>;
+type Group = Record<string, AnyActivity>;
+type Merge<G extends readonly Group[]> = G extends readonly [infer H, ...infer T extends readonly Group[]]
+  ? H & Merge<T>
+  : unknown;
+
+/** Two groups define an activity of the same name. */
+export class DuplicateActivityError extends Error {
+  override readonly name = 'DuplicateActivityError';
+}
+
+/** Merges activity groups; throws {@link DuplicateActivityError} when a name appears twice. */
+export function composeActivities<const G extends readonly Group[]>(...groups: G): Merge<G> {
+  const out: Group = {};
+  for (const group of groups) {
+    for (const [name, fn] of Object.entries(group)) {
+      if (Object.hasOwn(out, name))
+        throw new DuplicateActivityError(`activity "${name}" is defined by two groups`);
+      out[name] = fn;
+    }
+  }
+  return out as Merge<G>;
+}
+
+export interface ControlPlaneDeps {
+  registry: ModelRegistry;
   jobs: JobRunner;
   audit: AuditSink;
   /** Folder of content-addressed dataset snapshots. */
   snapshotDir: string;
   /** Folder of per-model governance policies (`<model>.json`). */
   policyDir: string;
-  /** MLflow tracking URI as seen from inside training jobs, when it differs from the worker's. */
+  /** Registry tracking URI as seen from inside training jobs, when it differs from the worker's. */
   jobTrackingUri?: string;
+  /** Secret with the registry credentials that training jobs report with. */
+  credentialsSecret?: string;
+  /** Job poll interval override (tests). */
+  jobPollIntervalMs?: number;
 }
 
-export function createActivities(deps: ActivityDeps) {
-  return {
-    ...createDataActivities({ snapshotDir: deps.snapshotDir }),
-    ...createTrainingActivities({
-      mlflow: deps.mlflow,
+/** Every activity group of the control-plane task queue. */
+export function controlPlaneGroups(deps: ControlPlaneDeps) {
+  return [
+    createDataActivities({ snapshotDir: deps.snapshotDir }),
+    createTrainingActivities({
+      registry: deps.registry,
       jobs: deps.jobs,
       jobTrackingUri: deps.jobTrackingUri,
+      credentialsSecret: deps.credentialsSecret,
+      pollIntervalMs: deps.jobPollIntervalMs,
     }),
-    ...createRegistryActivities({ mlflow: deps.mlflow }),
-    ...createEvaluationActivities({ mlflow: deps.mlflow, snapshotDir: deps.snapshotDir }),
-    ...createPolicyActivities({ policyDir: deps.policyDir }),
-    ...createAuditActivities({ audit: deps.audit }),
-  };
+    createRegistryActivities({ registry: deps.registry }),
+    createEvaluationActivities({ registry: deps.registry, snapshotDir: deps.snapshotDir }),
+    createPolicyActivities({ policyDir: deps.policyDir }),
+    createAuditActivities({ audit: deps.audit }),
+    createSecurityActivities(),
+  ] as const;
+}
+
+/** The activities of the control-plane worker: every group, composed. */
+export function createActivities(deps: ControlPlaneDeps) {
+  return composeActivities(...controlPlaneGroups(deps));
 }
 
 export type Activities = ReturnType<typeof createActivities>;

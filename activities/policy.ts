@@ -6,9 +6,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { formatZodError } from '../src/core/contracts/errors';
+import { FailureType } from '../src/core/contracts/failures';
 import { ModelPolicySchema, policyFileName, type ModelPolicy } from '../src/core/contracts/model-policy';
 
-export const PolicyFailure = 'PolicyInvalid';
+export const PolicyFailure = FailureType.PolicyInvalid;
 
 export function createPolicyActivities(cfg: { policyDir: string }) {
   return {

@@ -1,86 +1,40 @@
 /**
- * Model registry activities (MLflow): register a trained model as a version with its digest
- * manifest and provenance tags, and move aliases. Both are idempotent: a retry finds the version
- * already created for the run, and an alias already pointing at the version is left alone.
+ * Model registry activities: register a trained model as a version with its digest manifest and
+ * provenance tags, move aliases, promote, record outcomes, and write model cards. All idempotent: a
+ * retry finds the version already created for the run, an alias already pointing at the version is
+ * left alone, and a tag already set is not written again.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import {
-  Aliases,
-  MODEL_ARTIFACT_PATH,
-  type RegisteredVersion,
-  type Trigger,
-} from '../src/core/contracts/retraining';
-import type { MlflowClient, ModelVersion } from '../src/mlflow';
-import {
-  buildManifest,
-  checkManifest,
-  manifestArtifactPath,
-  ManifestSchema,
-  sha256Hex,
-  type DigestManifest,
-} from '../src/security/digests';
-import { FailureTypes, mapped, owningWorkflow } from './errors';
+import { FailureType } from '../src/core/contracts/failures';
+import type { ModelCard } from '../src/core/contracts/model-card';
+import { Aliases, MODEL_ARTIFACT_PATH, RunTags, VersionTags } from '../src/core/contracts/registry';
+import type { RegisteredVersion, Trigger } from '../src/core/contracts/retraining';
+import { renderModelCard } from '../src/eval/model-card';
+import type { ModelRegistry, RegistryVersion } from '../src/ports/model-registry';
+import { downloadTree, fetchVerifiedModel } from '../src/registry/verified-model';
+import { buildManifest, manifestArtifactPath } from '../src/security/digests';
+import { mapped, owningWorkflow } from './errors';
 
-/** How long registration waits for MLflow to mark a new version READY. */
+/** How long registration waits for the registry to mark a new version READY. */
 export const VERSION_READY_TIMEOUT_MS = 60_000;
+/** How often registration polls a version that is still being registered. */
+const VERSION_READY_POLL_MS = 500;
+/** Model card artifacts inside the version's run; the version tag `mlops.model_card` points here. */
+export const MODEL_CARD_DIR = 'model_card';
 
-export const VersionTags = {
-  datasetSha256: 'mlops.dataset_sha256',
-  datasetRows: 'mlops.dataset_rows',
-  workflowId: 'mlops.workflow_id',
-  trigger: 'mlops.trigger',
-  codeVersion: 'mlops.code_version',
-  manifestSha256: 'mlops.manifest_sha256',
-  manifestPath: 'mlops.manifest_path',
-  featureSpec: 'mlops.feature_spec',
-} as const;
+export { VersionTags };
 
-async function downloadTree(mlflow: MlflowClient, runId: string, root: string) {
-  const files = await mlflow.listArtifactsRecursive(runId, root);
-  const out: Array<{ path: string; content: Buffer }> = [];
-  for (const f of files) out.push({ path: f.path, content: await mlflow.downloadArtifact(runId, f.path) });
-  return out;
-}
+export function createRegistryActivities(cfg: { registry: ModelRegistry }) {
+  const { registry } = cfg;
 
-/**
- * Downloads a model version's files and its manifest, and checks both the manifest's own digest
- * (pinned on the version) and every file against it. Returns the verified files.
- */
-export async function fetchVerifiedModel(
-  mlflow: MlflowClient,
-  version: ModelVersion,
-): Promise<{ manifest: DigestManifest; files: Array<{ path: string; content: Buffer }> }> {
-  const runId = version.runId;
-  const pinned = version.tags[VersionTags.manifestSha256];
-  if (!runId || !pinned) {
-    throw ApplicationFailure.nonRetryable(
-      `model ${version.name} v${version.version} has no run or no ${VersionTags.manifestSha256} tag: refusing to use an unverifiable artifact`,
-      FailureTypes.ArtifactIntegrity,
-    );
+  /** Sets each tag that differs from what the version already carries. */
+  async function tagVersion(model: string, current: RegistryVersion, tags: Record<string, string>) {
+    for (const [k, v] of Object.entries(tags)) {
+      if (current.tags[k] !== v) await mapped(() => registry.setVersionTag(model, current.version, k, v));
+    }
   }
-  const manifestPath = version.tags[VersionTags.manifestPath] ?? manifestArtifactPath(MODEL_ARTIFACT_PATH);
-  const manifestBytes = await mapped(() => mlflow.downloadArtifact(runId, manifestPath));
-  if (sha256Hex(manifestBytes) !== pinned) {
-    throw ApplicationFailure.nonRetryable(
-      `model ${version.name} v${version.version}: manifest digest ${sha256Hex(manifestBytes)} does not match the pinned ${pinned}`,
-      FailureTypes.ArtifactIntegrity,
-    );
-  }
-  const manifest = ManifestSchema.parse(JSON.parse(manifestBytes.toString('utf8')));
-  const files = await mapped(() => downloadTree(mlflow, runId, manifest.artifactPath));
-  const check = checkManifest(manifest, files);
-  if (!check.ok) {
-    throw ApplicationFailure.nonRetryable(
-      `model ${version.name} v${version.version} failed its digest check: ${check.problems.join('; ')}`,
-      FailureTypes.ArtifactIntegrity,
-    );
-  }
-  return { manifest, files };
-}
 
-export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
-  const { mlflow } = cfg;
   return {
     async registerModelVersion(input: {
       model: string;
@@ -92,17 +46,17 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
       codeVersion?: string;
     }): Promise<RegisteredVersion> {
       const { workflowId } = owningWorkflow(Context.current().info);
-      const files = await mapped(() => downloadTree(mlflow, input.runId, MODEL_ARTIFACT_PATH));
+      const files = await mapped(() => downloadTree(registry, input.runId, MODEL_ARTIFACT_PATH));
       if (files.length === 0) {
         throw ApplicationFailure.nonRetryable(
           `run ${input.runId} has no artifacts under ${MODEL_ARTIFACT_PATH}/: nothing to register`,
-          FailureTypes.ArtifactIntegrity,
+          FailureType.ArtifactIntegrity,
         );
       }
       const { json, sha256 } = buildManifest(MODEL_ARTIFACT_PATH, files);
       const manifestPath = manifestArtifactPath(MODEL_ARTIFACT_PATH);
-      await mapped(() => mlflow.uploadArtifact(input.runId, manifestPath, json));
-      await mapped(() => mlflow.ensureRegisteredModel(input.model));
+      await mapped(() => registry.uploadArtifact(input.runId, manifestPath, json));
+      await mapped(() => registry.ensureModel(input.model));
 
       const tags: Record<string, string> = {
         [VersionTags.datasetSha256]: input.datasetSha256,
@@ -116,14 +70,12 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
       if (input.datasetRows !== undefined) tags[VersionTags.datasetRows] = String(input.datasetRows);
 
       // One version per run: a retry (or a response lost on the way back) finds the earlier one.
-      const existing = await mapped(() =>
-        mlflow.searchModelVersions({ filter: `name='${input.model}' and run_id='${input.runId}'` }),
-      );
-      let version = existing.modelVersions[0];
-      if (!version) {
+      const existing = await mapped(() => registry.findVersionByRun(input.model, input.runId));
+      let version: RegistryVersion;
+      if (!existing) {
         version = await mapped(() =>
-          mlflow.createModelVersion({
-            name: input.model,
+          registry.createVersion({
+            model: input.model,
             source: `runs:/${input.runId}/${MODEL_ARTIFACT_PATH}`,
             runId: input.runId,
             tags,
@@ -131,31 +83,34 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
           }),
         );
       } else {
-        for (const [k, v] of Object.entries(tags)) {
-          if (version.tags[k] !== v)
-            await mapped(() => mlflow.setModelVersionTag(input.model, version!.version, k, v));
-        }
+        version = existing;
+        await tagVersion(input.model, version, tags);
       }
       const deadline = Date.now() + VERSION_READY_TIMEOUT_MS;
       while (version.status !== 'READY') {
         if (version.status === 'FAILED_REGISTRATION') {
           throw ApplicationFailure.nonRetryable(
-            `MLflow failed to register ${input.model} v${version.version}`,
-            FailureTypes.ArtifactIntegrity,
+            `the registry failed to register ${input.model} v${version.version}`,
+            FailureType.ArtifactIntegrity,
           );
         }
         if (Date.now() > deadline) {
-          throw ApplicationFailure.retryable(`${input.model} v${version.version} is still ${version.status}`);
+          throw ApplicationFailure.retryable(
+            `${input.model} v${version.version} is still ${version.status}`,
+            FailureType.RegistryUnavailable,
+          );
         }
-        await new Promise((r) => setTimeout(r, 500));
-        version = await mapped(() => mlflow.getModelVersion(input.model, version!.version));
+        await new Promise((r) => setTimeout(r, VERSION_READY_POLL_MS));
+        const pending: string = version.version;
+        version = await mapped(() => registry.getVersion(input.model, pending));
       }
-      await mapped(() => mlflow.setTag(input.runId, 'mlops.model_version', version!.version));
+      const registered = version;
+      await mapped(() => registry.setRunTag(input.runId, RunTags.modelVersion, registered.version));
       return {
         name: input.model,
-        version: version.version,
+        version: registered.version,
         runId: input.runId,
-        source: version.source,
+        source: registered.source,
         manifestSha256: sha256,
         files: files.length,
       };
@@ -167,9 +122,9 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
       alias: string;
       version: string;
     }): Promise<{ moved: boolean; previous?: string }> {
-      const current = await mapped(() => mlflow.findModelVersionByAlias(input.model, input.alias));
+      const current = await mapped(() => registry.findVersionByAlias(input.model, input.alias));
       if (current?.version === input.version) return { moved: false, previous: current.version };
-      await mapped(() => mlflow.setAlias(input.model, input.alias, input.version));
+      await mapped(() => registry.setAlias(input.model, input.alias, input.version));
       return { moved: true, previous: current?.version };
     },
 
@@ -185,36 +140,30 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
       verdict: string;
     }): Promise<{ moved: boolean; previousChampion?: string }> {
       const { workflowId } = owningWorkflow(Context.current().info);
-      const target = await mapped(() => mlflow.getModelVersion(input.model, input.version));
-      await fetchVerifiedModel(mlflow, target);
-      const current = await mapped(() => mlflow.findModelVersionByAlias(input.model, Aliases.champion));
+      const target = await mapped(() => registry.getVersion(input.model, input.version));
+      await mapped(() => fetchVerifiedModel(registry, target));
+      const current = await mapped(() => registry.findVersionByAlias(input.model, Aliases.champion));
       let moved = false;
       let previousChampion: string | undefined;
       if (current?.version === input.version) {
         previousChampion = (
-          await mapped(() => mlflow.findModelVersionByAlias(input.model, Aliases.previousChampion))
+          await mapped(() => registry.findVersionByAlias(input.model, Aliases.previousChampion))
         )?.version;
       } else {
         if (current) {
-          await mapped(() => mlflow.setAlias(input.model, Aliases.previousChampion, current.version));
-          await mapped(() =>
-            mlflow.setModelVersionTag(input.model, current.version, 'mlops.superseded_by', input.version),
-          );
+          await mapped(() => registry.setAlias(input.model, Aliases.previousChampion, current.version));
+          await tagVersion(input.model, current, { [VersionTags.supersededBy]: input.version });
           previousChampion = current.version;
         }
-        await mapped(() => mlflow.setAlias(input.model, Aliases.champion, input.version));
+        await mapped(() => registry.setAlias(input.model, Aliases.champion, input.version));
         moved = true;
       }
-      const tags: Record<string, string> = {
-        'mlops.outcome': 'promoted',
-        'mlops.approved_by': input.approvers.join(','),
-        'mlops.gate_verdict': input.verdict,
-        'mlops.promoted_by': workflowId,
-      };
-      for (const [k, v] of Object.entries(tags)) {
-        if (target.tags[k] !== v)
-          await mapped(() => mlflow.setModelVersionTag(input.model, input.version, k, v));
-      }
+      await tagVersion(input.model, target, {
+        [VersionTags.outcome]: 'promoted',
+        [VersionTags.approvedBy]: input.approvers.join(','),
+        [VersionTags.gateVerdict]: input.verdict,
+        [VersionTags.promotedBy]: workflowId,
+      });
       return { moved, previousChampion };
     },
 
@@ -226,11 +175,29 @@ export function createRegistryActivities(cfg: { mlflow: MlflowClient }) {
       reason: string;
     }): Promise<void> {
       await mapped(() =>
-        mlflow.setModelVersionTag(input.model, input.version, 'mlops.outcome', input.outcome),
+        registry.setVersionTag(input.model, input.version, VersionTags.outcome, input.outcome),
       );
       await mapped(() =>
-        mlflow.setModelVersionTag(input.model, input.version, 'mlops.outcome_reason', input.reason),
+        registry.setVersionTag(input.model, input.version, VersionTags.outcomeReason, input.reason),
       );
+    },
+
+    /** Writes the model card (Markdown and JSON) to the version's run and links it from a version tag. */
+    async writeModelCard(card: ModelCard): Promise<{ markdownPath: string; jsonPath: string }> {
+      const mv = await mapped(() => registry.getVersion(card.model, card.version));
+      const runId = mv.runId;
+      if (!runId) {
+        throw ApplicationFailure.nonRetryable(
+          `${card.model} v${card.version} has no run to attach a card to`,
+          FailureType.ArtifactIntegrity,
+        );
+      }
+      const markdownPath = `${MODEL_CARD_DIR}/model_card.md`;
+      const jsonPath = `${MODEL_CARD_DIR}/model_card.json`;
+      await mapped(() => registry.uploadArtifact(runId, markdownPath, renderModelCard(card)));
+      await mapped(() => registry.uploadArtifact(runId, jsonPath, `${JSON.stringify(card, null, 2)}\n`));
+      await tagVersion(card.model, mv, { [VersionTags.modelCard]: `runs:/${runId}/${markdownPath}` });
+      return { markdownPath, jsonPath };
     },
   };
 }

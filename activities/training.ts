@@ -1,38 +1,55 @@
 /**
- * Training activity: runs the trainer as a job through the `JobRunner` interface and waits for it,
- * heartbeating progress. Idempotent: the MLflow run and the job are found by a name derived from
+ * Training activity: runs the trainer as a job through the job-runner port and waits for it,
+ * heartbeating progress. Idempotent: the registry run and the job are found by a name derived from
  * the workflow execution, so a retried activity adopts what an earlier attempt started instead of
- * training twice. Cancellation deletes the job.
+ * training twice. What to do with a job that ended is decided by the pure job failure table
+ * (`decideJobFailure`): a lost, evicted or preempted job is resubmitted, one that ran out of its
+ * deadline or memory fails for good. Cancellation deletes the job.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { FeatureSpec } from '../src/core/contracts/feature-spec';
-import {
-  MODEL_ARTIFACT_PATH,
-  type DatasetSnapshot,
-  type TrainingOptions,
-  type TrainingResult,
-  type Trigger,
-} from '../src/core/contracts/retraining';
+import { FailureType } from '../src/core/contracts/failures';
+import { JobPhase, JobReason } from '../src/core/contracts/jobs';
 import { parseDuration } from '../src/core/contracts/approval';
-import { OWNER_LABEL, type JobRunner, type JobSpec } from '../src/jobs/types';
-import type { MlflowClient, Run } from '../src/mlflow';
-import { FailureTypes, mapped, owningWorkflow } from './errors';
+import { experimentName, MODEL_ARTIFACT_PATH, RunTags } from '../src/core/contracts/registry';
+import type {
+  DatasetSnapshot,
+  TrainingOptions,
+  TrainingResult,
+  Trigger,
+} from '../src/core/contracts/retraining';
+import { decideJobFailure } from '../src/core/policy/job-failures';
+import { OWNER_LABEL, type JobRunner, type JobSpec, type JobStatus } from '../src/jobs/types';
+import type { ModelRegistry } from '../src/ports/model-registry';
+import { mapped, owningWorkflow } from './errors';
 
 /** How often the activity polls the job and heartbeats. */
 export const JOB_POLL_INTERVAL_MS = 2_000;
 /** Log lines of a failed trainer carried in the failure (and so shown in the Temporal UI). */
 export const FAILURE_LOG_LINES = 25;
-/** MLflow run tag holding the job name: how a retry finds the run of an earlier attempt. */
-export const JOB_NAME_TAG = 'mlops.job_name';
+/** Secret holding the registry credentials that training jobs report with (keys = env var names). */
+export const DEFAULT_CREDENTIALS_SECRET = 'mlflow-credentials';
+/** Environment variables of the job filled from the credentials secret. */
+const CREDENTIAL_KEYS = [
+  'MLFLOW_TRACKING_USERNAME',
+  'MLFLOW_TRACKING_PASSWORD',
+  'MLFLOW_TRACKING_TOKEN',
+] as const;
+
+export { experimentName };
 
 export interface TrainingActivityConfig {
-  mlflow: MlflowClient;
+  registry: ModelRegistry;
   jobs: JobRunner;
   /** Tracking URI as seen from inside the job (may differ from the worker's in a cluster). */
   jobTrackingUri?: string;
+  /** Secret (Kubernetes Secret, or the worker's environment for the local runner) with registry credentials. */
+  credentialsSecret?: string;
+  /** Poll interval override (tests). */
+  pollIntervalMs?: number;
 }
 
 /** Deterministic job name for one workflow execution: the Kubernetes Job name, too. */
@@ -41,13 +58,17 @@ export function trainingJobName(model: string, workflowId: string, runId: string
   return `train-${model}`.slice(0, 63 - 11) + `-${suffix}`;
 }
 
-/** Experiment holding the training runs of a model. */
-export const experimentName = (model: string): string => `mlops/${model}`;
-
-const numericMetrics = (run: Run): Record<string, number> => ({ ...run.data.metrics });
+/** What the activity saw when a job status is missing altogether: it vanished with its runner. */
+const VANISHED: Omit<JobStatus, 'name' | 'labels'> = {
+  phase: JobPhase.failed,
+  reason: JobReason.lost,
+  message: 'the job disappeared',
+};
 
 export function createTrainingActivities(cfg: TrainingActivityConfig) {
-  const { mlflow, jobs } = cfg;
+  const { registry, jobs } = cfg;
+  const secret = cfg.credentialsSecret ?? DEFAULT_CREDENTIALS_SECRET;
+  const pollMs = cfg.pollIntervalMs ?? JOB_POLL_INTERVAL_MS;
   return {
     async trainCandidate(input: {
       model: string;
@@ -59,43 +80,37 @@ export function createTrainingActivities(cfg: TrainingActivityConfig) {
       const ctx = Context.current();
       const { workflowId, runId: wfRunId } = owningWorkflow(ctx.info);
       const jobName = trainingJobName(input.model, workflowId, wfRunId);
-      const experimentId = await mapped(() => mlflow.getOrCreateExperiment(experimentName(input.model)));
+      const experimentId = await mapped(() => registry.ensureExperiment(experimentName(input.model)));
 
       // Adopt the run of an earlier attempt if there is one.
-      const found = await mapped(() =>
-        mlflow.searchRuns({
-          experimentIds: [experimentId],
-          filter: `tags.\`${JOB_NAME_TAG}\` = '${jobName}'`,
-        }),
-      );
-      let run = found.runs[0];
-      if (run && run.info.status === 'FINISHED') {
-        return { runId: run.info.runId, experimentId, jobName, adopted: true, metrics: numericMetrics(run) };
+      let run = await mapped(() => registry.findRunByJobName(experimentId, jobName));
+      if (run && run.status === 'FINISHED') {
+        return { runId: run.runId, experimentId, jobName, adopted: true, metrics: { ...run.metrics } };
       }
       if (!run) {
         run = await mapped(() =>
-          mlflow.createRun({
+          registry.createRun({
             experimentId,
             runName: jobName,
             tags: {
-              [JOB_NAME_TAG]: jobName,
-              'mlops.workflow_id': workflowId,
-              'mlops.workflow_run_id': wfRunId,
-              'mlops.dataset_sha256': input.snapshot.sha256,
-              'mlops.trigger': input.trigger.kind,
-              'mlops.feature_spec': `${input.spec.name}@${input.spec.version}`,
+              [RunTags.jobName]: jobName,
+              [RunTags.workflowId]: workflowId,
+              [RunTags.workflowRunId]: wfRunId,
+              [RunTags.datasetSha256]: input.snapshot.sha256,
+              [RunTags.trigger]: input.trigger.kind,
+              [RunTags.featureSpec]: `${input.spec.name}@${input.spec.version}`,
             },
           }),
         );
       }
-      const mlflowRunId = run.info.runId;
+      const trainingRunId = run.runId;
 
       const spec: JobSpec = {
         name: jobName,
         image: input.training.image,
         env: {
-          MLFLOW_TRACKING_URI: cfg.jobTrackingUri ?? mlflow.trackingUri,
-          MLFLOW_RUN_ID: mlflowRunId,
+          MLFLOW_TRACKING_URI: cfg.jobTrackingUri ?? registry.trackingUri,
+          MLFLOW_RUN_ID: trainingRunId,
           MLOPS_DATASET_URI: pathToFileURL(input.snapshot.snapshotPath).href,
           MLOPS_DATASET_PATH: input.snapshot.snapshotPath,
           MLOPS_DATASET_SHA256: input.snapshot.sha256,
@@ -105,72 +120,73 @@ export function createTrainingActivities(cfg: TrainingActivityConfig) {
           MLOPS_HYPERPARAMS: JSON.stringify(input.training.hyperparams),
           MLOPS_BACKEND: input.training.backend,
         },
-        secretEnv: {
-          MLFLOW_TRACKING_USERNAME: { secret: 'mlflow-credentials', key: 'MLFLOW_TRACKING_USERNAME' },
-          MLFLOW_TRACKING_PASSWORD: { secret: 'mlflow-credentials', key: 'MLFLOW_TRACKING_PASSWORD' },
-          MLFLOW_TRACKING_TOKEN: { secret: 'mlflow-credentials', key: 'MLFLOW_TRACKING_TOKEN' },
-        },
+        secretEnv: Object.fromEntries(CREDENTIAL_KEYS.map((key) => [key, { secret, key }])),
         resources: input.training.gpus > 0 ? { gpus: input.training.gpus } : undefined,
         labels: { [OWNER_LABEL]: jobName, 'mlops.io/model': input.model, 'mlops.io/stage': 'train' },
         activeDeadlineSeconds: Math.ceil(parseDuration(input.training.timeout) / 1000),
       };
 
-      let submitted = await mapped(() => jobs.submit(spec));
-      if (
-        !submitted.created &&
-        submitted.status.phase === 'failed' &&
-        submitted.status.exitCode === undefined
-      ) {
-        // The earlier attempt's job was lost (its worker died with it): start it again.
-        await jobs.delete(jobName);
-        submitted = await mapped(() => jobs.submit(spec));
-      }
+      const fail = async (why: string, status: JobStatus | undefined, hint?: string): Promise<never> => {
+        const tail = await jobs.logs(jobName, FAILURE_LOG_LINES);
+        await mapped(() => registry.endRun(trainingRunId, 'FAILED'));
+        throw ApplicationFailure.create({
+          type: FailureType.TrainingFailed,
+          nonRetryable: true,
+          message: `trainer job ${jobName} failed (${why})${hint ? `; ${hint}` : ''}; last log lines:\n${tail}`,
+          details: [
+            { jobName, reason: status?.reason ?? null, exitCode: status?.exitCode ?? null, logTail: tail },
+          ],
+        });
+      };
+
+      // Resubmissions survive an activity retry through the heartbeat details.
+      const previous = ctx.info.heartbeatDetails as { resubmits?: number } | undefined;
+      let resubmits = typeof previous?.resubmits === 'number' ? previous.resubmits : 0;
+      await mapped(() => jobs.submit(spec));
       const started = Date.now();
       for (;;) {
-        const status = await jobs.status(jobName);
-        if (!status) {
-          throw ApplicationFailure.retryable(
-            `job ${jobName} disappeared while running`,
-            FailureTypes.TrainingFailed,
-          );
-        }
-        ctx.heartbeat({ jobName, phase: status.phase, elapsedMs: Date.now() - started });
-        if (status.phase === 'succeeded') break;
-        if (status.phase === 'failed') {
-          const tail = await jobs.logs(jobName, FAILURE_LOG_LINES);
-          await mapped(() => mlflow.updateRun({ runId: mlflowRunId, status: 'FAILED', endTime: Date.now() }));
-          throw ApplicationFailure.create({
-            type: FailureTypes.TrainingFailed,
-            nonRetryable: true,
-            message: `trainer job ${jobName} failed (${status.message ?? 'no message'}); last log lines:\n${tail}`,
-            details: [{ jobName, exitCode: status.exitCode ?? null, logTail: tail }],
-          });
+        const found = await mapped(() => jobs.status(jobName));
+        const status: JobStatus = found ?? { name: jobName, labels: spec.labels, ...VANISHED };
+        ctx.heartbeat({
+          jobName,
+          phase: status.phase,
+          reason: status.reason,
+          resubmits,
+          elapsedMs: Date.now() - started,
+        });
+        const action = decideJobFailure(status, resubmits);
+        if (action.action === 'done') break;
+        if (action.action === 'fail') await fail(action.why, status, action.hint);
+        if (action.action === 'resubmit') {
+          resubmits += 1;
+          await mapped(() => jobs.delete(jobName));
+          await mapped(() => jobs.submit(spec));
+          ctx.heartbeat({ jobName, phase: JobPhase.pending, resubmits, resubmitted: action.why });
         }
         try {
-          await ctx.sleep(JOB_POLL_INTERVAL_MS);
+          await ctx.sleep(pollMs);
         } catch (err) {
           if (err instanceof CancelledFailure) {
             await jobs.delete(jobName);
-            await mlflow
-              .updateRun({ runId: mlflowRunId, status: 'KILLED', endTime: Date.now() })
-              .catch(() => {});
+            await registry.endRun(trainingRunId, 'KILLED').catch(() => {});
           }
           throw err;
         }
       }
 
-      const files = await mapped(() => mlflow.listArtifacts(mlflowRunId, MODEL_ARTIFACT_PATH));
+      const files = await mapped(() => registry.listArtifacts(trainingRunId, MODEL_ARTIFACT_PATH));
       if (!files.some((f) => f.path.endsWith('model.onnx'))) {
-        const tail = await jobs.logs(jobName, FAILURE_LOG_LINES);
-        await mapped(() => mlflow.updateRun({ runId: mlflowRunId, status: 'FAILED', endTime: Date.now() }));
-        throw ApplicationFailure.nonRetryable(
-          `trainer job ${jobName} exited 0 but logged no ${MODEL_ARTIFACT_PATH}/model.onnx; last log lines:\n${tail}`,
-          FailureTypes.TrainingFailed,
-        );
+        await fail(`exited 0 but logged no ${MODEL_ARTIFACT_PATH}/model.onnx`, undefined);
       }
-      await mapped(() => mlflow.updateRun({ runId: mlflowRunId, status: 'FINISHED', endTime: Date.now() }));
-      const finished = await mapped(() => mlflow.getRun(mlflowRunId));
-      return { runId: mlflowRunId, experimentId, jobName, adopted: false, metrics: numericMetrics(finished) };
+      await mapped(() => registry.endRun(trainingRunId, 'FINISHED'));
+      const finished = await mapped(() => registry.getRun(trainingRunId));
+      return {
+        runId: trainingRunId,
+        experimentId,
+        jobName,
+        adopted: false,
+        metrics: { ...finished.metrics },
+      };
     },
   };
 }

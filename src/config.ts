@@ -7,27 +7,36 @@ import path from 'node:path';
 import { z } from 'zod';
 import { formatZodError } from './core/contracts/errors';
 import { DEFAULT_TASK_QUEUE } from './core/contracts/retraining';
-import { PROJECT_ROOT, STATE_DIR, TRAINER_SCRIPT, VENV_PYTHON } from './stack/paths';
 
-/** Image name the local runner maps to the reference trainer script. */
-export const REFERENCE_TRAINER_IMAGE = 'mlops/reference-trainer';
+/** The project root (this file lives in src/). */
+const PROJECT_ROOT = path.resolve(__dirname, '..');
 
 /** Governance policies shipped with the project (deploy/policies/<model>.json). */
 export const DEFAULT_POLICY_DIR = path.join(PROJECT_ROOT, 'deploy', 'policies');
+/** Local state (snapshots, local jobs, audit log) when MLOPS_STATE_DIR is not set. */
+export const DEFAULT_STATE_DIR = path.join(PROJECT_ROOT, '.state');
+/** Job runners a worker can use; `local` is the embedded default. */
+export const JOB_RUNNERS = ['local', 'kubernetes'] as const;
+/** Secret holding the registry credentials that training jobs report with. */
+export const DEFAULT_JOB_CREDENTIALS_SECRET = 'mlflow-credentials';
 
 const EnvSchema = z.object({
   MLFLOW_TRACKING_URI: z.url({
     message: 'MLFLOW_TRACKING_URI must be the URL of the MLflow tracking server',
   }),
   MLOPS_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
-  MLOPS_STATE_DIR: z.string().min(1).default(STATE_DIR),
+  MLOPS_STATE_DIR: z.string().min(1).default(DEFAULT_STATE_DIR),
+  /** Which job runner trains: `local` processes or `kubernetes` Jobs. */
+  MLOPS_JOB_RUNNER: z.enum(JOB_RUNNERS).default('local'),
+  /** Secret (Kubernetes Secret; the worker's environment for the local runner) with registry credentials for jobs. */
+  MLOPS_JOB_CREDENTIALS_SECRET: z.string().min(1).default(DEFAULT_JOB_CREDENTIALS_SECRET),
   /** Tracking URI as reachable from training jobs (defaults to MLFLOW_TRACKING_URI). */
   MLOPS_JOB_TRACKING_URI: z.url().optional(),
   /** Folder of per-model governance policies (`<model>.json`). */
   MLOPS_POLICY_DIR: z.string().min(1).default(DEFAULT_POLICY_DIR),
   /** Hash-chained audit log (JSONL); defaults to audit.jsonl in the state folder. */
   MLOPS_AUDIT_LOG: z.string().min(1).optional(),
-  /** JSON object mapping image names to local command lines, merged over the reference trainer. */
+  /** JSON object mapping image names to local command lines (local runner), merged over its defaults. */
   MLOPS_LOCAL_IMAGES: z.string().optional(),
 });
 
@@ -37,10 +46,21 @@ export interface WorkerConfig {
   stateDir: string;
   snapshotDir: string;
   jobsDir: string;
+  jobRunner: (typeof JOB_RUNNERS)[number];
+  jobCredentialsSecret: string;
   jobTrackingUri?: string;
   policyDir: string;
   auditLogPath: string;
+  /** Extra image -> command mappings for the local runner (beyond its reference trainer). */
   localImages: Record<string, string[]>;
+}
+
+function parseJson(text: string, name: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`invalid ${name}: not JSON (${(err as Error).message})`);
+  }
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -51,7 +71,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   if (e.MLOPS_LOCAL_IMAGES) {
     const parsed = z
       .record(z.string(), z.array(z.string()).min(1))
-      .safeParse(JSON.parse(e.MLOPS_LOCAL_IMAGES));
+      .safeParse(parseJson(e.MLOPS_LOCAL_IMAGES, 'MLOPS_LOCAL_IMAGES'));
     if (!parsed.success) throw new Error(`invalid MLOPS_LOCAL_IMAGES: ${formatZodError(parsed.error)}`);
     extra = parsed.data;
   }
@@ -61,9 +81,11 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     stateDir: e.MLOPS_STATE_DIR,
     snapshotDir: path.join(e.MLOPS_STATE_DIR, 'snapshots'),
     jobsDir: path.join(e.MLOPS_STATE_DIR, 'jobs'),
+    jobRunner: e.MLOPS_JOB_RUNNER,
+    jobCredentialsSecret: e.MLOPS_JOB_CREDENTIALS_SECRET,
     jobTrackingUri: e.MLOPS_JOB_TRACKING_URI,
     policyDir: e.MLOPS_POLICY_DIR,
     auditLogPath: e.MLOPS_AUDIT_LOG ?? path.join(e.MLOPS_STATE_DIR, 'audit.jsonl'),
-    localImages: { [REFERENCE_TRAINER_IMAGE]: [VENV_PYTHON, TRAINER_SCRIPT], ...extra },
+    localImages: extra,
   };
 }

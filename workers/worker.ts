@@ -1,48 +1,55 @@
 /**
- * Builds a worker for the control plane's task queue: the workflow bundle plus the activities wired
- * to real clients. Used by the entry point, the demo and the tests alike.
+ * Builds the control-plane worker: the workflow bundle plus the activity groups it serves, each
+ * built from ports chosen by configuration (job runner, model registry, audit sink). Used by the
+ * entry point, the demo and the tests alike; tests hand in other ports (fakes, fault injectors).
  */
 import path from 'node:path';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type Activities } from '../activities';
+import { createActivities, type Activities, type ControlPlaneDeps } from '../activities';
 import { JsonlAuditSink } from '../src/audit';
-import { LocalProcessRunner } from '../src/jobs/local-runner';
-import type { JobRunner } from '../src/jobs/types';
-import { MlflowClient, mlflowAuthFromEnv } from '../src/mlflow';
 import type { WorkerConfig } from '../src/config';
+import { createJobRunner } from '../src/jobs';
+import { createModelRegistry } from '../src/registry';
 
 export interface CreateWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   config: WorkerConfig;
-  /** Replaces the local process runner (e.g. the Kubernetes runner). */
-  jobs?: JobRunner;
+  /** Replace ports chosen by configuration (tests: fakes; a Kubernetes runner built elsewhere). */
+  ports?: Partial<Pick<ControlPlaneDeps, 'jobs' | 'registry' | 'audit'>>;
   /** Extra worker options (tests shorten shutdown, for instance). */
   workerOptions?: Partial<WorkerOptions>;
   /** Wraps the activities (tests inject faults around the real ones). */
   wrapActivities?: (activities: Activities) => Activities;
+  /** Job poll interval override (tests). */
+  jobPollIntervalMs?: number;
+}
+
+/** The control-plane ports and settings a worker's configuration names. */
+export function controlPlaneDeps(
+  config: WorkerConfig,
+  ports: CreateWorkerOptions['ports'] = {},
+): ControlPlaneDeps {
+  return {
+    registry: ports.registry ?? createModelRegistry({ kind: 'mlflow', trackingUri: config.trackingUri }),
+    jobs: ports.jobs ?? createJobRunner(config),
+    audit: ports.audit ?? new JsonlAuditSink(config.auditLogPath),
+    snapshotDir: config.snapshotDir,
+    policyDir: config.policyDir,
+    jobTrackingUri: config.jobTrackingUri,
+    credentialsSecret: config.jobCredentialsSecret,
+  };
 }
 
 export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
-  const { config } = opts;
-  const mlflow = new MlflowClient({ trackingUri: config.trackingUri, auth: mlflowAuthFromEnv() });
-  const jobs = opts.jobs ?? new LocalProcessRunner({ root: config.jobsDir, images: config.localImages });
+  const deps = { ...controlPlaneDeps(opts.config, opts.ports), jobPollIntervalMs: opts.jobPollIntervalMs };
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
-    taskQueue: config.taskQueue,
+    taskQueue: opts.config.taskQueue,
     workflowsPath: path.resolve(__dirname, '..', 'workflows'),
-    activities: (opts.wrapActivities ?? ((a) => a))(
-      createActivities({
-        mlflow,
-        jobs,
-        audit: new JsonlAuditSink(config.auditLogPath),
-        snapshotDir: config.snapshotDir,
-        policyDir: config.policyDir,
-        jobTrackingUri: config.jobTrackingUri,
-      }),
-    ),
+    activities: (opts.wrapActivities ?? ((a) => a))(createActivities(deps)),
     ...opts.workerOptions,
   });
 }

@@ -18,3 +18,4 @@ export {
   AUDIT_LOCK_RETRY_MAX_MS,
   AuditLockTimeoutError,
 } from './lock';
+export { MemoryAuditSink } from './memory-sink';

@@ -26,10 +26,12 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { fetchVerifiedModel } from '../../activities/registry';
 import { createWorker } from '../../workers/worker';
 import { verifyAuditLog, formatAuditVerifyResult } from '../audit';
 import { loadWorkerConfig } from '../config';
+import { Aliases, VersionTags } from '../core/contracts/registry';
+import { MlflowModelRegistry } from '../registry';
+import { fetchVerifiedModel } from '../registry/verified-model';
 import { ApprovalMessageName } from '../core/contracts/approval';
 import {
   retrainWorkflowId,
@@ -213,22 +215,23 @@ async function main(): Promise<void> {
     for (const d of result.status.decisions) console.log(`   [${d.stage}] ${d.decision}: ${d.reason}`);
     const version = result.status.candidate?.version;
     if (version) {
-      const mv = await mlflow.getModelVersion(MODEL, version);
-      const verified = await fetchVerifiedModel(mlflow, mv);
-      const champion = await mlflow.findModelVersionByAlias(MODEL, 'champion');
-      const previous = await mlflow.findModelVersionByAlias(MODEL, 'previous-champion');
+      const registry = new MlflowModelRegistry(mlflow);
+      const mv = await registry.getVersion(MODEL, version);
+      const verified = await fetchVerifiedModel(registry, mv);
+      const champion = await registry.findVersionByAlias(MODEL, Aliases.champion);
+      const previous = await registry.findVersionByAlias(MODEL, Aliases.previousChampion);
       const cardPath = path.join(stateDir, `model-card-${MODEL}-v${version}.md`);
       if (mv.runId)
-        writeFileSync(cardPath, await mlflow.downloadArtifact(mv.runId, 'model_card/model_card.md'));
+        writeFileSync(cardPath, await registry.downloadArtifact(mv.runId, 'model_card/model_card.md'));
       console.log('');
       console.log(`model     : ${MODEL}`);
       console.log(`version   : ${version} (aliases: ${mv.aliases.join(', ') || 'none'})`);
       console.log(
         `champion  : v${champion?.version ?? '-'}   previous-champion: v${previous?.version ?? '-'}`,
       );
-      console.log(`dataset   : sha256 ${mv.tags['mlops.dataset_sha256']}`);
+      console.log(`dataset   : sha256 ${mv.tags[VersionTags.datasetSha256]}`);
       console.log(
-        `digests   : ${verified.manifest.files.length} file(s) match manifest ${mv.tags['mlops.manifest_sha256']}`,
+        `digests   : ${verified.manifest.files.length} file(s) match manifest ${mv.tags[VersionTags.manifestSha256]}`,
       );
       console.log(`model card: ${cardPath}`);
       console.log(`MLflow    : ${stack.mlflow.trackingUri}/#/models/${MODEL}/versions/${version}`);

@@ -27,12 +27,15 @@ import {
   type JobSpec,
   type JobStatus,
 } from './types';
+import { JobReason } from '../core/contracts/jobs';
 
 /** Environment variables a local job inherits from the worker besides its own spec. */
 export const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'PYTHONUNBUFFERED'] as const;
 
 interface StatusFile extends JobStatus {
   pid?: number;
+  /** When the job's deadline passes: enforced by a timer, and by `status()` after a worker restart. */
+  deadlineAt?: string;
 }
 
 function isAlive(pid: number): boolean {
@@ -125,11 +128,16 @@ export class LocalProcessRunner implements JobRunner {
       startedAt,
       labels: spec.labels,
       pid: child.pid,
+      deadlineAt: spec.activeDeadlineSeconds
+        ? new Date(Date.now() + spec.activeDeadlineSeconds * 1000).toISOString()
+        : undefined,
     };
     this.writeStatus(spec.name, status);
     let timer: NodeJS.Timeout | undefined;
+    let deadlineHit = false;
     if (spec.activeDeadlineSeconds) {
       timer = setTimeout(() => {
+        deadlineHit = true;
         if (child.pid) {
           try {
             process.kill(-child.pid, 'SIGKILL');
@@ -146,18 +154,28 @@ export class LocalProcessRunner implements JobRunner {
         const current = this.readStatus(spec.name);
         if (current && current.phase !== 'running') return resolveDone(); // deleted or finalised
         const ok = code === 0;
+        const reason: JobReason = error
+          ? JobReason.invalidSpec
+          : deadlineHit
+            ? JobReason.deadlineExceeded
+            : code !== null
+              ? JobReason.exitCode
+              : JobReason.lost;
         this.writeStatus(spec.name, {
           ...status,
           pid: undefined,
           phase: ok ? 'succeeded' : 'failed',
+          reason,
           exitCode: code ?? undefined,
           message: error
             ? `could not start ${cmd}: ${error.message}`
             : ok
               ? 'completed'
-              : signal
-                ? `killed by ${signal}${signal === 'SIGKILL' && spec.activeDeadlineSeconds ? ' (deadline exceeded?)' : ''}`
-                : `exited with code ${code}`,
+              : deadlineHit
+                ? `killed at its deadline of ${spec.activeDeadlineSeconds}s`
+                : signal
+                  ? `killed by ${signal}`
+                  : `exited with code ${code}`,
           finishedAt: new Date().toISOString(),
         });
         resolveDone();
@@ -171,18 +189,44 @@ export class LocalProcessRunner implements JobRunner {
   }
 
   private stripPid(s: StatusFile): JobStatus {
-    const { pid: _pid, ...rest } = s;
+    const { pid: _pid, deadlineAt: _deadline, ...rest } = s;
     return rest;
   }
 
   async status(name: string): Promise<JobStatus | undefined> {
     const s = this.readStatus(name);
     if (!s) return undefined;
+    if (
+      s.phase === 'running' &&
+      !this.children.has(name) &&
+      s.pid !== undefined &&
+      isAlive(s.pid) &&
+      s.deadlineAt !== undefined &&
+      Date.now() > Date.parse(s.deadlineAt)
+    ) {
+      // A job adopted after a worker restart has no timer here: enforce its deadline now.
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+      const killed: StatusFile = {
+        ...s,
+        pid: undefined,
+        phase: 'failed',
+        reason: JobReason.deadlineExceeded,
+        message: `killed at its deadline (${s.deadlineAt})`,
+        finishedAt: new Date().toISOString(),
+      };
+      this.writeStatus(name, killed);
+      return this.stripPid(killed);
+    }
     if (s.phase === 'running' && !this.children.has(name) && (s.pid === undefined || !isAlive(s.pid))) {
       const lost: StatusFile = {
         ...s,
         pid: undefined,
         phase: 'failed',
+        reason: JobReason.lost,
         message: 'job process vanished without reporting a result (lost)',
         finishedAt: new Date().toISOString(),
       };
@@ -217,6 +261,7 @@ export class LocalProcessRunner implements JobRunner {
       this.writeStatus(name, {
         ...s,
         phase: 'failed',
+        reason: JobReason.deleted,
         message: 'deleted',
         finishedAt: new Date().toISOString(),
       });

@@ -4,6 +4,10 @@
  * activity finds the job it already submitted instead of starting a second one.
  */
 
+import type { JobPhase, JobReason } from '../core/contracts/jobs';
+
+export type { JobPhase, JobReason };
+
 export interface JobSpec {
   /** DNS-1123 label (lowercase, digits, dashes, max 63): the Kubernetes Job name. */
   name: string;
@@ -23,11 +27,11 @@ export interface JobSpec {
   activeDeadlineSeconds?: number;
 }
 
-export type JobPhase = 'pending' | 'running' | 'succeeded' | 'failed';
-
 export interface JobStatus {
   name: string;
   phase: JobPhase;
+  /** Why the job is in this phase; the failure table (`decideJobFailure`) acts on it. */
+  reason?: JobReason;
   exitCode?: number;
   message?: string;
   startedAt?: string;

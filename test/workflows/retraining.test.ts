@@ -8,7 +8,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities';
-import { fetchVerifiedModel } from '../../activities/registry';
+import { MlflowModelRegistry } from '../../src/registry';
+import { fetchVerifiedModel } from '../../src/registry/verified-model';
 import {
   retrainWorkflowId,
   statusQuery,
@@ -121,7 +122,8 @@ describe('retrainingPipeline', () => {
     expect(byAlias.tags['mlops.trigger']).toBe('manual');
     expect(byAlias.tags['mlops.code_version']).toBe('test-sha');
     expect(byAlias.tags['mlops.workflow_id']).toBe(retrainWorkflowId(model));
-    const verified = await fetchVerifiedModel(mlflow, byAlias);
+    const registry = new MlflowModelRegistry(mlflow);
+    const verified = await fetchVerifiedModel(registry, await registry.getVersion(model, byAlias.version));
     expect(verified.files.map((f) => f.path)).toContain('model/model.onnx');
 
     // The status query reports the same as the result.

@@ -1,0 +1,62 @@
+/**
+ * The one failure taxonomy of the control plane: every `ApplicationFailure.type` that activities
+ * and workflows throw, with who throws it and whether a retry can help. Activities map errors onto
+ * these in one place (`activities/errors.ts`); workflows read them through one helper
+ * (`workflows/shared/failures.ts`) and feed the non-retryable ones to every activity proxy, so a
+ * permanent cause is never retried even if a thrower forgot to say so.
+ *
+ * Sandbox-safe: plain data.
+ */
+
+export const FailureType = {
+  /** Workflow or activity input failed validation (names the field). Permanent. */
+  InvalidInput: 'InvalidInput',
+  /** The governance policy of a model is missing or invalid (loadModelPolicy). Permanent. */
+  PolicyInvalid: 'PolicyInvalid',
+  /** A dataset cannot be read (missing file, unsupported scheme, I/O error) (snapshotDataset). Permanent. */
+  DatasetUnreadable: 'DatasetUnreadable',
+  /** A dataset hashes to something other than the sha256 its reference pins (snapshotDataset). Permanent. */
+  DatasetIntegrity: 'DatasetIntegrity',
+  /** The trainer ran and failed, or its job ended for good (deadline, OOM, image pull) (trainCandidate). Permanent. */
+  TrainingFailed: 'TrainingFailed',
+  /** A job left by an earlier attempt vanished or must be resubmitted (trainCandidate). Retryable. */
+  JobInterrupted: 'JobInterrupted',
+  /** The job runner refused the spec, or a job of that name belongs to another owner. Permanent. */
+  JobSpec: 'JobSpec',
+  /** A model artifact fails its digest manifest or cannot be verified (registry, evaluation). Permanent. */
+  ArtifactIntegrity: 'ArtifactIntegrity',
+  /** A model does not match its feature spec's inputs or outputs (evaluateCandidate). Permanent. */
+  ModelContract: 'ModelContract',
+  /** The holdout shares rows with the training snapshot (evaluateCandidate). Permanent. */
+  HoldoutLeak: 'HoldoutLeak',
+  /** The holdout is unusable: wrong columns, unparsable values (evaluateCandidate). Permanent. */
+  HoldoutInvalid: 'HoldoutInvalid',
+  /** A statistics routine got structurally invalid input: a caller bug (evaluateCandidate). Permanent. */
+  StatsInput: 'StatsInput',
+  /** An audit event id was reused with different content, or the event is invalid (recordAudit). Permanent. */
+  AuditConflict: 'AuditConflict',
+  /** The audit log file is corrupt: its hash chain is broken (recordAudit). Permanent. */
+  AuditCorrupt: 'AuditCorrupt',
+  /** An approval payload is malformed (submitApproval validator). Permanent. */
+  InvalidApproval: 'InvalidApproval',
+  /** An approval was refused by the policy (submitApproval handler; recorded, never fails the run). Permanent. */
+  ApprovalRefused: 'ApprovalRefused',
+  /** The model registry refused the credentials (401/403). Permanent until the operator fixes them. */
+  RegistryUnauthorized: 'RegistryUnauthorized',
+  /** The model registry refused the request as invalid or answered outside its API. Permanent. */
+  RegistryRequest: 'RegistryRequest',
+  /** The model registry is unreachable or failing (5xx, network). Retryable with backoff. */
+  RegistryUnavailable: 'RegistryUnavailable',
+  /** A resource the registry should hold is missing (version, alias, artifact). Permanent. */
+  RegistryNotFound: 'RegistryNotFound',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Failure types that a retry cannot fix: every activity proxy lists them as non-retryable. */
+export const NON_RETRYABLE_FAILURE_TYPES: readonly FailureType[] = Object.values(FailureType).filter(
+  (t) => t !== FailureType.JobInterrupted && t !== FailureType.RegistryUnavailable,
+);
+
+export function isFailureType(value: unknown): value is FailureType {
+  return typeof value === 'string' && (Object.values(FailureType) as string[]).includes(value);
+}

@@ -1,0 +1,36 @@
+/**
+ * The job-runner factory: the runner a worker's configuration names. `local` (the embedded
+ * default) runs each job as a process on the worker's machine, mapping the reference trainer image
+ * to the reference trainer script in the local stack's Python environment.
+ */
+import type { WorkerConfig } from '../config';
+import { TRAINER_SCRIPT, VENV_PYTHON } from '../stack/paths';
+import { LocalProcessRunner } from './local-runner';
+import type { JobRunner } from './types';
+
+export { LocalProcessRunner } from './local-runner';
+export * from './types';
+
+/** Image name the local runner maps to the reference trainer script (any tag). */
+export const REFERENCE_TRAINER_IMAGE = 'mlops/reference-trainer';
+
+/** The local runner's built-in images: the reference trainer in the local stack's venv. */
+export function referenceTrainerImages(): Record<string, string[]> {
+  return { [REFERENCE_TRAINER_IMAGE]: [VENV_PYTHON, TRAINER_SCRIPT] };
+}
+
+export function createJobRunner(
+  config: Pick<WorkerConfig, 'jobRunner' | 'jobsDir' | 'localImages'>,
+): JobRunner {
+  switch (config.jobRunner) {
+    case 'local':
+      return new LocalProcessRunner({
+        root: config.jobsDir,
+        images: { ...referenceTrainerImages(), ...config.localImages },
+      });
+    case 'kubernetes':
+      throw new Error(
+        'MLOPS_JOB_RUNNER=kubernetes: the Kubernetes runner needs its cluster configuration (see README, "Kubernetes")',
+      );
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * The retraining family's activity proxies: one typed proxy per activity group, each with named
+ * options, so a group's activity cannot silently get another group's timeouts.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type {
+  AuditActivities,
+  DataActivities,
+  EvaluationActivities,
+  PolicyActivities,
+  RegistryActivities,
+  SecurityActivities,
+  TrainingActivities,
+} from '../../activities';
+import { AUDIT_APPEND, LONG_COMPUTATION, OUTSIDE_CALL, jobWait } from '../shared/activity-options';
+
+export const data = proxyActivities<DataActivities>(OUTSIDE_CALL);
+export const registry = proxyActivities<RegistryActivities>(OUTSIDE_CALL);
+export const policies = proxyActivities<PolicyActivities>(OUTSIDE_CALL);
+export const security = proxyActivities<SecurityActivities>(OUTSIDE_CALL);
+export const evaluation = proxyActivities<EvaluationActivities>(LONG_COMPUTATION);
+export const audit = proxyActivities<AuditActivities>(AUDIT_APPEND);
+
+/** The training group, with options sized by the job's own deadline. */
+export const training = (jobTimeoutMs: number) => proxyActivities<TrainingActivities>(jobWait(jobTimeoutMs));
