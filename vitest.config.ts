@@ -11,6 +11,16 @@ export default defineConfig({
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       {
+        // The real workflow bundle on the time-skipping server with the ports' fakes: seconds per branch.
+        test: {
+          name: 'logic',
+          include: ['test/logic/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
         test: {
           name: 'mlflow',
           include: ['test/mlflow/**/*.test.ts'],
@@ -23,6 +33,16 @@ export default defineConfig({
           name: 'workflows',
           include: ['test/workflows/**/*.test.ts'],
           testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'gateway',
+          include: ['test/gateway/**/*.test.ts'],
+          globalSetup: ['test/gateway/setup/redis.ts'],
+          testTimeout: 240_000,
           hookTimeout: 300_000,
           fileParallelism: false,
         },

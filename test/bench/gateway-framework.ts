@@ -59,7 +59,12 @@ async function load(url: string) {
     connections: CONNECTIONS,
     duration: DURATION_S,
   });
-  return { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx };
+  return {
+    rps: Math.round(r.requests.average),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors + r.non2xx,
+  };
 }
 
 /** Starts one candidate in a child process; resolves with its URL once it listens. */

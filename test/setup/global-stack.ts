@@ -21,18 +21,18 @@ declare module 'vitest' {
   }
 }
 
-const SERVER_LAYERS = new Set(['mlflow', 'workflows', 'e2e']);
+const SERVER_LAYERS = new Set(['mlflow', 'workflows', 'e2e', 'gateway']);
 /** Layers whose tests may run the time-skipping test server (a JVM program fetched with Maven). */
-const TIME_SKIPPING_LAYERS = new Set(['workflows', 'e2e']);
+const TIME_SKIPPING_LAYERS = new Set(['workflows', 'e2e', 'logic']);
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  if (project.vitest.projects.some((p) => TIME_SKIPPING_LAYERS.has(p.name))) {
+    project.provide('timeSkippingServer', ensureTimeSkippingServer());
+  }
   const wanted = project.vitest.projects.some((p) => SERVER_LAYERS.has(p.name));
   if (!wanted) return async () => {};
   const temporalCli = ensureTemporalCli();
   const pythonBin = ensurePythonEnv();
-  if (project.vitest.projects.some((p) => TIME_SKIPPING_LAYERS.has(p.name))) {
-    project.provide('timeSkippingServer', ensureTimeSkippingServer());
-  }
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'mlops-test-stack-'));
   const started = Date.now();
   const stack: Stack = await startStack({ stateDir });

@@ -1,0 +1,196 @@
+/**
+ * Assembles a gateway process from its configuration. Two roles share this code:
+ * - `standalone`: one process does everything (tests, the demo, a one-core pod).
+ * - `worker`: one of the cluster's serving processes; what must be shared across processes (memory
+ *   rate-limit buckets, the KPI window and its breach push, metrics aggregation, the authoritative route
+ *   state) is delegated to the primary through {@link ClusterLink} (see cluster.ts).
+ */
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import type client from 'prom-client';
+import { FRAUD_FEATURE_SPEC } from '../core/contracts/fraud';
+import type { FeatureSpec } from '../core/contracts/feature-spec';
+import type { GatewayConfig, KpiBreach, ModelRef, RouteUpdate } from '../core/contracts/gateway';
+import { MlflowClient, mlflowAuthFromEnv } from '../mlflow';
+import { Authenticator } from './auth';
+import { JsonlInferenceLog } from './inference-log';
+import { BreachPusher, KpiMonitor, KpiWindow } from './kpi';
+import { GatewayMetrics, KpiMetrics } from './metrics';
+import { loadVerifiedModel, ModelIntegrityError, type LoadedModel } from './models';
+import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
+import { RouteTable } from './router';
+import { createGatewayServer, type RouteControl } from './server';
+
+/** Feature specs used when a model's artifacts carry none. */
+export const FALLBACK_SPECS: Readonly<Record<string, FeatureSpec>> = { fraud: FRAUD_FEATURE_SPEC };
+
+/** What a worker asks of the cluster primary. */
+export interface ClusterLink {
+  limiter: RateLimiter;
+  metricsText(): Promise<string>;
+  routes: RouteControl;
+  /** Ships the KPI window's deltas to the primary on an interval. */
+  shipKpi(window: KpiWindow): () => void;
+}
+
+export interface GatewayProcess {
+  url: string;
+  port: number;
+  table: RouteTable;
+  server: http.Server;
+  registry: client.Registry;
+  /** Stops taking requests, waits for in-flight ones (up to the grace), then releases everything. */
+  close(): Promise<void>;
+}
+
+export function createAccessLog(target: string): Logger | undefined {
+  if (target === 'off') return undefined;
+  const dest = pino.destination({
+    dest: target === 'stdout' ? 1 : target,
+    sync: false,
+    minLength: 4096,
+    mkdir: true,
+  });
+  return pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+}
+
+export function createLimiter(config: GatewayConfig): RateLimiter {
+  const rl = config.rateLimit;
+  return rl.backend === 'redis'
+    ? new RedisRateLimiter(rl.redisUrl as string, rl.ratePerSecond, rl.burst, rl.prefix)
+    : new MemoryRateLimiter(rl.ratePerSecond, rl.burst);
+}
+
+/** The KPI monitor with its breach push (where it runs: standalone process or cluster primary). */
+export function createKpiMonitor(config: GatewayConfig, registry: client.Registry, log?: Logger) {
+  const kpiMetrics = new KpiMetrics(registry);
+  const pusher = config.temporal ? new BreachPusher(config.temporal) : undefined;
+  const window = new KpiWindow(config.kpi.windowMs);
+  const monitor = new KpiMonitor(
+    window,
+    config.kpi,
+    async (b: KpiBreach) => {
+      const result = pusher ? await pusher.push(b) : 'no-workflow';
+      kpiMetrics.kpiPushes.labels(b.model ?? '', b.version ?? '', b.metric, result).inc();
+      log?.warn({ decision: 'kpi_breach', breach: b, push: result });
+    },
+    (s) => kpiMetrics.oodRate.labels(s.model, s.version).set(s.oodRate),
+  );
+  monitor.start();
+  return {
+    window,
+    monitor,
+    async close() {
+      monitor.stop();
+      await pusher?.close();
+    },
+  };
+}
+
+export async function startGatewayProcess(
+  config: GatewayConfig,
+  opts: { link?: ClusterLink; log?: Logger } = {},
+): Promise<GatewayProcess> {
+  const log = opts.log ?? createAccessLog(config.accessLog);
+  const mlflow = new MlflowClient({ trackingUri: config.mlflowTrackingUri, auth: mlflowAuthFromEnv() });
+  const metrics = new GatewayMetrics();
+  const loader = async (name: string, ref: ModelRef): Promise<LoadedModel> => {
+    const label = 'version' in ref ? ref.version : ref.alias;
+    try {
+      const loaded = await loadVerifiedModel(mlflow, name, ref, { fallbackSpec: FALLBACK_SPECS[name] });
+      metrics.modelLoads.labels(name, loaded.version, 'ok').inc();
+      log?.info({
+        decision: 'model_loaded',
+        model: name,
+        version: loaded.version,
+        manifest: loaded.manifestSha256,
+      });
+      return loaded;
+    } catch (err) {
+      const integrity = err instanceof ModelIntegrityError;
+      metrics.modelLoads.labels(name, label, integrity ? 'integrity' : 'error').inc();
+      log?.error({
+        decision: integrity ? 'integrity_refused' : 'load_failed',
+        model: name,
+        ref: label,
+        reason: (err as Error).message,
+      });
+      throw err;
+    }
+  };
+  const table = new RouteTable(loader, (model, state, versions) => {
+    metrics.modelInfo.reset();
+    for (const [v, served] of versions) {
+      const route =
+        v === state.stable ? 'stable' : v === state.canary ? (state.shadow ? 'shadow' : 'canary') : 'staging';
+      metrics.modelInfo.labels(model, v, route, served.slot.model.manifestSha256).set(1);
+    }
+  });
+  await table.init(config.models);
+
+  let kpiParts: ReturnType<typeof createKpiMonitor> | undefined;
+  let window: KpiWindow;
+  let stopShipping = () => {};
+  let limiter: RateLimiter;
+  let metricsText: () => Promise<string>;
+  let routes: RouteControl;
+  if (opts.link) {
+    window = new KpiWindow(config.kpi.windowMs);
+    stopShipping = opts.link.shipKpi(window);
+    limiter = config.rateLimit.backend === 'redis' ? createLimiter(config) : opts.link.limiter;
+    metricsText = () => opts.link!.metricsText();
+    routes = opts.link.routes;
+  } else {
+    kpiParts = createKpiMonitor(config, metrics.registry, log);
+    window = kpiParts.window;
+    limiter = createLimiter(config);
+    metricsText = () => metrics.registry.metrics();
+    routes = { get: (m) => table.getRoute(m), update: (m, u: RouteUpdate) => table.updateRoute(m, u) };
+  }
+  const inferenceLog = config.inferenceLogDir ? new JsonlInferenceLog(config.inferenceLogDir) : undefined;
+  const gw = createGatewayServer({
+    config,
+    table,
+    auth: new Authenticator(config.apiKeys, config.jwt),
+    adminAuth: new Authenticator(config.adminKeys),
+    limiter,
+    metrics,
+    kpi: window,
+    accessLog: log,
+    inferenceLog,
+    metricsText,
+    routes,
+  });
+  await new Promise<void>((resolve, reject) => {
+    gw.server.once('error', reject);
+    gw.server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = gw.server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${config.host}:${port}`,
+    port,
+    table,
+    server: gw.server,
+    registry: metrics.registry,
+    close() {
+      closing ??= (async () => {
+        gw.setDraining(true);
+        const closed = new Promise<void>((r) => gw.server.close(() => r()));
+        gw.server.closeIdleConnections();
+        const deadline = Date.now() + config.shutdownGraceMs;
+        while (gw.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        gw.server.closeAllConnections();
+        await closed;
+        stopShipping();
+        await kpiParts?.close();
+        await inferenceLog?.close();
+        await limiter.close();
+        await table.close();
+        if (log) await new Promise<void>((r) => log.flush(() => r()));
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * The inference gateway: the secure front door models are served behind. Node-only.
+ *
+ * `startGateway(options)` starts one (`workers: 1`, the default here) or several serving processes and
+ * resolves once every configured model is loaded, verified and listening:
+ *
+ *   const gw = await startGateway({ mlflowTrackingUri, models: [{ name: 'fraud' }],
+ *                                   apiKeys: [{ principal: 'demo', sha256: hashApiKey(key), roles: ['predict'] }] });
+ *   await fetch(`${gw.url}/v1/models/fraud/predict`, { method: 'POST', headers: { authorization: `Bearer ${key}`,
+ *     'content-type': 'application/json' }, body: JSON.stringify({ features }) });
+ *   await gw.close();
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { GatewayConfigInput } from '../core/contracts/gateway';
+import { startGatewayProcess } from './app';
+import { startClusterPrimary } from './cluster';
+import { parseGatewayConfig } from './config';
+
+export { hashApiKey } from './auth';
+export { loadGatewayConfig, parseGatewayConfig } from './config';
+export type { GatewayConfigInput } from '../core/contracts/gateway';
+
+export interface RunningGateway {
+  url: string;
+  /** Serving processes (1: this process). */
+  workers: number;
+  close(): Promise<void>;
+}
+
+/** Serving processes for `workers: 0`: one per core the process may use. */
+export const coreCount = (): number => Math.max(1, os.availableParallelism());
+
+export async function startGateway(options: GatewayConfigInput): Promise<RunningGateway> {
+  const config = parseGatewayConfig({ workers: 1, ...options });
+  const workers = config.workers === 0 ? coreCount() : config.workers;
+  if (workers === 1) {
+    const gw = await startGatewayProcess(config);
+    return { url: gw.url, workers: 1, close: () => gw.close() };
+  }
+  const primary = await startClusterPrimary(config, workers, {
+    file: path.join(__dirname, 'worker-main.ts'),
+    execArgv: ['--import', 'tsx'],
+  });
+  return { url: primary.url, workers, close: () => primary.close() };
+}

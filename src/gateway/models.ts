@@ -1,0 +1,236 @@
+/**
+ * Verified model loading and the served model slots.
+ *
+ * Loading: the version is resolved in MLflow (by number or alias), its digest manifest is checked
+ * against the sha256 pinned on the version (`mlops.manifest_sha256`, written by the registration step),
+ * every file of the artifact folder is downloaded once into memory and checked against the manifest,
+ * and onnxruntime is handed those very bytes: nothing is read again after the check. Any difference is a
+ * {@link ModelIntegrityError} and the version is not served.
+ *
+ * Slots: a loaded version is reference-counted. A request acquires the slot it is routed to and
+ * releases it when done; a swapped-out version keeps serving the requests it already had and its
+ * session is released only after the last of them, so a hot swap drops nothing.
+ */
+import * as ort from 'onnxruntime-node';
+import { FeatureSpecSchema, type FeatureSpec } from '../core/contracts/feature-spec';
+import { formatZodError } from '../core/contracts/errors';
+import type { ModelRef, ReferenceProfile } from '../core/contracts/gateway';
+import { ReferenceProfileSchema } from '../core/contracts/gateway';
+import { parseInputSchema, type ModelInputSchema } from '../eval/score';
+import type { MlflowClient, ModelVersion } from '../mlflow';
+import { checkManifest, manifestArtifactPath, ManifestSchema, sha256Hex } from '../security/digests';
+import type { FeatureValues } from './validation';
+
+/** Folder of a version's model files inside its run (the job contract's `MLOPS_ARTIFACT_PATH`). */
+export const MODEL_FOLDER = 'model';
+/** Version tag pinning the manifest's sha256 (set by the registration step). */
+export const MANIFEST_SHA256_TAG = 'mlops.manifest_sha256';
+/** Version tag naming the manifest's path, when not the default one. */
+export const MANIFEST_PATH_TAG = 'mlops.manifest_path';
+/** Optional artifact with per-feature training statistics for OOD z-scores. */
+export const REFERENCE_PROFILE_FILE = 'reference_profile.json';
+/** Intra-op threads per session: one, since the gateway runs a process per core already. */
+export const ORT_INTRA_OP_THREADS = 1;
+
+export class ModelIntegrityError extends Error {
+  override readonly name = 'ModelIntegrityError';
+}
+export class ModelLoadError extends Error {
+  override readonly name = 'ModelLoadError';
+}
+
+export interface LoadedModel {
+  name: string;
+  version: string;
+  manifestSha256: string;
+  session: ort.InferenceSession;
+  schema: ModelInputSchema;
+  spec: FeatureSpec;
+  profile: ReferenceProfile;
+}
+
+async function resolveVersion(mlflow: MlflowClient, name: string, ref: ModelRef): Promise<ModelVersion> {
+  try {
+    return 'version' in ref
+      ? await mlflow.getModelVersion(name, ref.version)
+      : await mlflow.getModelVersionByAlias(name, ref.alias);
+  } catch (err) {
+    const what = 'version' in ref ? `v${ref.version}` : `alias ${ref.alias}`;
+    throw new ModelLoadError(`model ${name} ${what}: ${(err as Error).message}`);
+  }
+}
+
+/** Profile from the spec alone: ranges and vocabularies, no mean/std (so no z-scores). */
+export function profileFromSpec(spec: FeatureSpec): ReferenceProfile {
+  const profile: ReferenceProfile = { numeric: [], categorical: [] };
+  for (const f of spec.features) {
+    if (f.kind === 'numeric') profile.numeric.push({ name: f.name, min: f.min, max: f.max });
+    else profile.categorical.push({ name: f.name, categories: [...f.categories] });
+  }
+  return profile;
+}
+
+function fileOf(files: Array<{ path: string; content: Buffer }>, name: string): Buffer | undefined {
+  return files.find((f) => f.path === `${MODEL_FOLDER}/${name}`)?.content;
+}
+
+function parseJson<T>(bytes: Buffer, what: string, parse: (v: unknown) => T): T {
+  try {
+    return parse(JSON.parse(bytes.toString('utf8')));
+  } catch (err) {
+    const msg =
+      err && typeof err === 'object' && 'issues' in err
+        ? formatZodError(err as Parameters<typeof formatZodError>[0])
+        : (err as Error).message;
+    throw new ModelLoadError(`${what}: ${msg}`);
+  }
+}
+
+/**
+ * Downloads, verifies and opens one model version. `fallbackSpec` is used when the artifact folder
+ * carries no `feature_spec.json`; a profile given here wins over the artifact's.
+ */
+export async function loadVerifiedModel(
+  mlflow: MlflowClient,
+  name: string,
+  ref: ModelRef,
+  opts: { fallbackSpec?: FeatureSpec; profile?: ReferenceProfile } = {},
+): Promise<LoadedModel> {
+  const mv = await resolveVersion(mlflow, name, ref);
+  const label = `model ${name} v${mv.version}`;
+  const pinned = mv.tags[MANIFEST_SHA256_TAG];
+  if (!mv.runId || !pinned) {
+    throw new ModelIntegrityError(
+      `${label} has no run or no ${MANIFEST_SHA256_TAG} tag: refusing an unverifiable artifact`,
+    );
+  }
+  const runId = mv.runId;
+  const manifestPath = mv.tags[MANIFEST_PATH_TAG] ?? manifestArtifactPath(MODEL_FOLDER);
+  let manifestBytes: Buffer;
+  let files: Array<{ path: string; content: Buffer }>;
+  try {
+    manifestBytes = await mlflow.downloadArtifact(runId, manifestPath);
+  } catch (err) {
+    throw new ModelLoadError(`${label}: manifest ${manifestPath}: ${(err as Error).message}`);
+  }
+  const manifestSha = sha256Hex(manifestBytes);
+  if (manifestSha !== pinned) {
+    throw new ModelIntegrityError(
+      `${label}: manifest digest ${manifestSha} does not match the pinned ${pinned}`,
+    );
+  }
+  const manifest = parseJson(manifestBytes, `${label}: manifest`, (v) => ManifestSchema.parse(v));
+  try {
+    const listed = await mlflow.listArtifactsRecursive(runId, manifest.artifactPath);
+    files = [];
+    for (const f of listed)
+      files.push({ path: f.path, content: await mlflow.downloadArtifact(runId, f.path) });
+  } catch (err) {
+    throw new ModelLoadError(`${label}: downloading ${manifest.artifactPath}/: ${(err as Error).message}`);
+  }
+  const check = checkManifest(manifest, files);
+  if (!check.ok)
+    throw new ModelIntegrityError(`${label} failed its digest check: ${check.problems.join('; ')}`);
+
+  // From here on only the verified buffers are used.
+  const onnx = fileOf(files, 'model.onnx');
+  const schemaBytes = fileOf(files, 'input_schema.json');
+  if (!onnx || !schemaBytes)
+    throw new ModelLoadError(`${label}: lacks model.onnx or input_schema.json (job contract)`);
+  let schema: ModelInputSchema;
+  try {
+    schema = parseInputSchema(schemaBytes);
+  } catch (err) {
+    throw new ModelLoadError(`${label}: ${(err as Error).message}`);
+  }
+  const specBytes = fileOf(files, 'feature_spec.json');
+  const spec = specBytes
+    ? parseJson(specBytes, `${label}: feature_spec.json`, (v) => FeatureSpecSchema.parse(v))
+    : opts.fallbackSpec;
+  if (!spec) throw new ModelLoadError(`${label}: no feature_spec.json and no fallback spec`);
+  for (const input of schema.inputs) {
+    if (!spec.features.some((f) => f.name === input.name)) {
+      throw new ModelLoadError(`${label}: model input "${input.name}" is not a feature of spec ${spec.name}`);
+    }
+  }
+  const profileBytes = fileOf(files, REFERENCE_PROFILE_FILE);
+  const profile =
+    opts.profile ??
+    (profileBytes
+      ? parseJson(profileBytes, `${label}: ${REFERENCE_PROFILE_FILE}`, (v) => ReferenceProfileSchema.parse(v))
+      : profileFromSpec(spec));
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(onnx, {
+      intraOpNumThreads: ORT_INTRA_OP_THREADS,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+  } catch (err) {
+    throw new ModelLoadError(`${label}: onnxruntime refused the model: ${(err as Error).message}`);
+  }
+  if (!session.outputNames.includes(schema.probabilityOutput)) {
+    await session.release();
+    throw new ModelLoadError(
+      `${label}: no output "${schema.probabilityOutput}" (has ${session.outputNames.join(', ')})`,
+    );
+  }
+  return { name, version: mv.version, manifestSha256: pinned, session, schema, spec, profile };
+}
+
+/** Builds the single-row feeds of a model from validated features (null: NaN or the missing category). */
+export function feedsFor(model: LoadedModel, features: FeatureValues): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of model.schema.inputs) {
+    const v = features[input.name];
+    feeds[input.name] =
+      input.dtype === 'float32'
+        ? new ort.Tensor('float32', Float32Array.of(typeof v === 'number' ? v : Number.NaN), [1, 1])
+        : new ort.Tensor('string', [typeof v === 'string' ? v : ''], [1, 1]);
+  }
+  return feeds;
+}
+
+export async function predict(model: LoadedModel, features: FeatureValues): Promise<number> {
+  const out = await model.session.run(feedsFor(model, features), [model.schema.probabilityOutput]);
+  const probs = out[model.schema.probabilityOutput];
+  const score = probs ? (probs.data as Float32Array)[model.schema.positiveClassIndex] : undefined;
+  if (score === undefined)
+    throw new ModelLoadError(`model ${model.name} v${model.version}: empty prediction`);
+  return score;
+}
+
+/** A served version with a reference count of the requests using it. */
+export class ModelSlot {
+  private refs = 0;
+  private retired = false;
+  private released?: Promise<void>;
+
+  constructor(readonly model: LoadedModel) {}
+
+  acquire(): this {
+    this.refs++;
+    return this;
+  }
+
+  release(): void {
+    this.refs--;
+    if (this.retired && this.refs === 0) this.free();
+  }
+
+  /** No new requests will come; the session is freed once the in-flight ones are done. */
+  retire(): Promise<void> {
+    this.retired = true;
+    if (this.refs === 0) this.free();
+    return this.released ?? Promise.resolve();
+  }
+
+  get inFlight(): number {
+    return this.refs;
+  }
+
+  private free(): void {
+    this.released ??= this.model.session.release().catch(() => undefined);
+  }
+}

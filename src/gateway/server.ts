@@ -1,0 +1,500 @@
+/**
+ * The gateway's HTTP server (node:http: chosen over fastify by measurement, see
+ * test/bench/gateway-framework.ts). One request runs these stages, each timed into `Server-Timing`:
+ *
+ *   auth -> limit -> validate (content type, size, depth, JSON, feature schema, OOD) -> redact -> infer -> log
+ *
+ * and only then is the answer written. Every refusal is a JSON `{error: {code, message}}` whose message
+ * names the problem; none reaches the model and none is logged with PII (messages are redacted too).
+ *
+ * Endpoints: `POST /v1/models/<model>/predict`, `GET /healthz`, `GET /readyz`, `GET /metrics`, and the
+ * admin API (admin keys only): `GET /admin/v1/models`, `GET|PUT /admin/v1/models/<model>/route`.
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { Logger } from 'pino';
+import { formatZodError } from '../core/contracts/errors';
+import {
+  RouteUpdateSchema,
+  type GatewayConfig,
+  type RouteState,
+  type RouteUpdate,
+} from '../core/contracts/gateway';
+import type { InferenceLog } from '../ports/inference-log';
+import { Authenticator, AuthError, type Principal } from './auth';
+import type { KpiWindow } from './kpi';
+import type { GatewayMetrics } from './metrics';
+import { ModelIntegrityError, ModelLoadError, predict } from './models';
+import { redactRecord, redactText } from './pii';
+import type { RateLimiter } from './rate-limit';
+import { RouteError, type RouteTable, type ServedVersion } from './router';
+import { jsonDepthExceeds, RequestValidationError, validatePredict } from './validation';
+
+/** Header asking for the staging route (admin principals only). */
+export const STAGING_HEADER = 'x-mlops-route';
+/** Decision threshold used to compare shadow and stable predictions. */
+export const SHADOW_DECISION_THRESHOLD = 0.5;
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const PREDICT_PATH = /^\/v1\/models\/([^/]+)\/predict$/;
+const ADMIN_ROUTE_PATH = /^\/admin\/v1\/models\/([^/]+)\/route$/;
+
+export interface RouteControl {
+  get(model: string): Promise<RouteState | undefined>;
+  update(model: string, update: RouteUpdate): Promise<RouteState>;
+}
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  table: RouteTable;
+  auth: Authenticator;
+  adminAuth: Authenticator;
+  limiter: RateLimiter;
+  metrics: GatewayMetrics;
+  kpi: KpiWindow;
+  accessLog?: Logger;
+  inferenceLog?: InferenceLog;
+  metricsText: () => Promise<string>;
+  routes: RouteControl;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+function send(
+  res: http.ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string | number>,
+): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+/** The unread rest of a refused body is not drained: the connection closes after the answer. */
+const CLOSE = { connection: 'close' };
+
+const errorBody = (code: string, message: string): string => JSON.stringify({ error: { code, message } });
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.reject(
+      new HttpError(413, 'body_too_large', `request body of ${declared} bytes exceeds ${limit} bytes`, CLOSE),
+    );
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > limit) {
+        done = true;
+        reject(new HttpError(413, 'body_too_large', `request body exceeds ${limit} bytes`, CLOSE));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      resolve(
+        chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'),
+      );
+    });
+    req.on('aborted', () => {
+      if (done) return;
+      done = true;
+      reject(new HttpError(400, 'body_truncated', 'request body ended before its declared length', CLOSE));
+    });
+    req.on('error', (err) => {
+      if (done) return;
+      done = true;
+      reject(new HttpError(400, 'body_truncated', `request body could not be read: ${err.message}`, CLOSE));
+    });
+  });
+}
+
+function isJson(req: http.IncomingMessage): boolean {
+  const ct = req.headers['content-type'];
+  if (ct === undefined) return false;
+  const semi = ct.indexOf(';');
+  const mime = (semi === -1 ? ct : ct.slice(0, semi)).trim().toLowerCase();
+  return mime === 'application/json';
+}
+
+/** Stage timer for Server-Timing. */
+class Timing {
+  private last = performance.now();
+  readonly start = this.last;
+  private parts: string[] = [];
+  mark(stage: string): void {
+    const now = performance.now();
+    this.parts.push(`${stage};dur=${(now - this.last).toFixed(3)}`);
+    this.last = now;
+  }
+  header(): string {
+    return this.parts.join(', ');
+  }
+  elapsedMs(): number {
+    return performance.now() - this.start;
+  }
+}
+
+export function createGatewayServer(deps: GatewayDeps): {
+  server: http.Server;
+  inFlight: () => number;
+  setDraining: (v: boolean) => void;
+  isDraining: () => boolean;
+} {
+  const { config, table, metrics, kpi } = deps;
+  let inFlight = 0;
+  let draining = false;
+
+  async function handlePredict(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    model: string,
+  ): Promise<void> {
+    const t = new Timing();
+    const headerId = req.headers['x-request-id'];
+    const requestId = typeof headerId === 'string' && REQUEST_ID.test(headerId) ? headerId : randomUUID();
+    let principal: Principal | undefined;
+    let served: ServedVersion | undefined;
+    let route = 'none';
+    let decision = 'ok';
+    let ood = false;
+    let status = 200;
+    let body: string;
+    let extraHeaders: Record<string, string> = {};
+    let logFeatures: Record<string, number | string | null> | undefined;
+    let score: number | undefined;
+    let shadow: ServedVersion | undefined;
+    let features: Record<string, number | string | null> | undefined;
+    try {
+      if (req.method !== 'POST')
+        throw new HttpError(405, 'method_not_allowed', 'use POST', { allow: 'POST' });
+      try {
+        principal = await deps.auth.authenticate(Authenticator.credential(req.headers));
+      } catch (err) {
+        if (err instanceof AuthError) {
+          metrics.refusals.labels('auth').inc();
+          throw new HttpError(err.status, 'unauthenticated', err.message, { 'www-authenticate': 'Bearer' });
+        }
+        throw err;
+      }
+      if (!principal.roles.has('predict') && !principal.roles.has('admin')) {
+        throw new HttpError(403, 'forbidden', `principal ${principal.id} may not predict`);
+      }
+      t.mark('auth');
+      const rl = await deps.limiter.take(principal.id);
+      t.mark('limit');
+      if (!rl.allowed) {
+        metrics.refusals.labels('rate_limit').inc();
+        const retry = Math.max(1, Math.ceil(rl.retryAfterS));
+        throw new HttpError(429, 'rate_limited', `rate limit exceeded; retry in ${retry} s`, {
+          'retry-after': String(retry),
+        });
+      }
+      if (!isJson(req))
+        throw new HttpError(415, 'unsupported_media_type', 'content-type must be application/json');
+      const text = await readBody(req, config.maxBodyBytes);
+      if (jsonDepthExceeds(text, config.maxJsonDepth)) {
+        throw new HttpError(400, 'too_deep', `JSON nesting deeper than ${config.maxJsonDepth} levels`);
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (err) {
+        throw new HttpError(400, 'malformed_json', `body is not valid JSON: ${(err as Error).message}`);
+      }
+      const key =
+        parsed && typeof parsed === 'object' && typeof (parsed as { key?: unknown }).key === 'string'
+          ? (parsed as { key: string }).key
+          : undefined;
+      const staging = req.headers[STAGING_HEADER] === 'staging';
+      if (staging && !principal.roles.has('admin')) {
+        throw new HttpError(403, 'forbidden', 'the staging route serves admin principals only');
+      }
+      let picked;
+      try {
+        picked = table.pick(model, key, staging);
+      } catch (err) {
+        if (err instanceof RouteError) throw new HttpError(err.status, 'no_route', err.message);
+        throw err;
+      }
+      served = picked.served;
+      shadow = picked.shadow;
+      route = picked.route;
+      let request;
+      try {
+        request = validatePredict(served.schema, parsed);
+      } catch (err) {
+        if (err instanceof RequestValidationError) throw new HttpError(400, 'invalid_input', err.message);
+        throw err;
+      }
+      features = request.features;
+      const verdict = served.ood.check(features);
+      ood = verdict.ood;
+      const policy = config.models.find((m) => m.name === model)?.ood ?? 'flag';
+      if (ood && policy !== 'off') {
+        const vm = metrics.forVersion(model, served.slot.model.version);
+        if (policy === 'block') {
+          vm.oodBlock.inc();
+          throw new HttpError(
+            422,
+            'out_of_distribution',
+            `input is out of distribution: ${verdict.reasons.join('; ')}`,
+          );
+        }
+        vm.oodFlag.inc();
+      }
+      t.mark('validate');
+      if (config.redaction) {
+        const r = redactRecord(features);
+        if (r.found.length > 0) metrics.redacted(r.found);
+        logFeatures = r.record;
+      } else logFeatures = features;
+      t.mark('redact');
+      const slot = served.slot.acquire();
+      try {
+        score = await predict(slot.model, features);
+      } finally {
+        slot.release();
+      }
+      t.mark('infer');
+      body = JSON.stringify({
+        model,
+        version: served.slot.model.version,
+        route,
+        score,
+        ood,
+        requestId,
+      });
+    } catch (err) {
+      if (err instanceof HttpError) {
+        status = err.status;
+        decision = err.code;
+        extraHeaders = err.headers;
+        body = errorBody(err.code, err.message);
+      } else {
+        status = 500;
+        decision = 'error';
+        body = errorBody('internal', 'prediction failed');
+      }
+    }
+    const version = served?.slot.model.version;
+    if (deps.inferenceLog && score !== undefined && version !== undefined && logFeatures) {
+      deps.inferenceLog.append({
+        time: new Date().toISOString(),
+        requestId,
+        model,
+        version,
+        route: route as 'stable' | 'canary' | 'staging',
+        features: logFeatures,
+        prediction: score,
+        ood,
+      });
+    }
+    const latencyMs = t.elapsedMs();
+    if (deps.accessLog) {
+      deps.accessLog.info({
+        reqId: requestId,
+        principal: principal?.id,
+        model,
+        version,
+        route,
+        status,
+        ms: Number(latencyMs.toFixed(3)),
+        decision,
+        ood,
+        ...(status >= 400
+          ? { reason: config.redaction ? redactText(JSON.parse(body).error.message).text : undefined }
+          : {}),
+      });
+    }
+    t.mark('log');
+    if (version !== undefined) {
+      const vm = metrics.forVersion(model, version);
+      vm.request(route, status);
+      vm.latency.observe(latencyMs / 1000);
+      if (score !== undefined) vm.scores.observe(score);
+      if (route !== 'staging') kpi.record(model, version, latencyMs, status >= 500, ood);
+    } else metrics.unrouted(model, status);
+    send(res, status, body, { 'server-timing': t.header(), 'x-request-id': requestId, ...extraHeaders });
+    if (shadow && features && score !== undefined) {
+      const f = features;
+      const stableScore = score;
+      const stableVersion = version as string;
+      const candidate = shadow.slot.acquire();
+      setImmediate(() => {
+        predict(candidate.model, f)
+          .then((s) => {
+            const v = candidate.model.version;
+            metrics.shadow
+              .labels(
+                model,
+                stableVersion,
+                v,
+                String(s >= SHADOW_DECISION_THRESHOLD === stableScore >= SHADOW_DECISION_THRESHOLD),
+              )
+              .inc();
+            metrics.shadowDiff.labels(model, v).observe(Math.abs(s - stableScore));
+            if (deps.inferenceLog && logFeatures) {
+              deps.inferenceLog.append({
+                time: new Date().toISOString(),
+                requestId,
+                model,
+                version: v,
+                route: 'shadow',
+                features: logFeatures,
+                prediction: s,
+                ood,
+              });
+            }
+          })
+          .catch(() => metrics.refusals.labels('shadow_error').inc())
+          .finally(() => candidate.release());
+      });
+    }
+  }
+
+  async function handleAdmin(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    path: string,
+  ): Promise<void> {
+    let principal: Principal;
+    try {
+      principal = await deps.adminAuth.authenticate(Authenticator.credential(req.headers));
+    } catch (err) {
+      if (err instanceof AuthError) {
+        metrics.refusals.labels('admin_auth').inc();
+        return send(res, 401, errorBody('unauthenticated', err.message), { 'www-authenticate': 'Bearer' });
+      }
+      throw err;
+    }
+    if (!principal.roles.has('admin'))
+      return send(res, 403, errorBody('forbidden', 'admin role required'), {});
+    if (path === '/admin/v1/models' && req.method === 'GET') {
+      const states = await Promise.all(table.modelNames().map((m) => deps.routes.get(m)));
+      return send(res, 200, JSON.stringify({ models: states }), {});
+    }
+    const m = ADMIN_ROUTE_PATH.exec(path);
+    if (!m) return send(res, 404, errorBody('not_found', `no admin endpoint ${path}`), {});
+    const model = decodeURIComponent(m[1] as string);
+    if (req.method === 'GET') {
+      const state = await deps.routes.get(model);
+      if (!state) return send(res, 404, errorBody('not_found', `model ${model} is not served here`), {});
+      return send(res, 200, JSON.stringify(state), {});
+    }
+    if (req.method !== 'PUT')
+      return send(res, 405, errorBody('method_not_allowed', 'use GET or PUT'), { allow: 'GET, PUT' });
+    if (!isJson(req))
+      return send(res, 415, errorBody('unsupported_media_type', 'content-type must be application/json'), {});
+    let update: RouteUpdate;
+    try {
+      const text = await readBody(req, config.maxBodyBytes);
+      if (jsonDepthExceeds(text, config.maxJsonDepth))
+        throw new HttpError(400, 'too_deep', 'JSON nested too deep');
+      const r = RouteUpdateSchema.safeParse(JSON.parse(text));
+      if (!r.success) throw new HttpError(400, 'invalid_input', formatZodError(r.error).replace(/\n/g, '; '));
+      update = r.data;
+    } catch (err) {
+      if (err instanceof HttpError) return send(res, err.status, errorBody(err.code, err.message), {});
+      return send(
+        res,
+        400,
+        errorBody('malformed_json', `body is not valid JSON: ${(err as Error).message}`),
+        {},
+      );
+    }
+    try {
+      const state = await deps.routes.update(model, update);
+      deps.accessLog?.info({ admin: principal.id, model, update, decision: 'route_updated' });
+      return send(res, 200, JSON.stringify(state), {});
+    } catch (err) {
+      const e = err as Error;
+      if (err instanceof RouteError) return send(res, err.status, errorBody('invalid_route', e.message), {});
+      if (err instanceof ModelIntegrityError || e.name === 'ModelIntegrityError') {
+        deps.accessLog?.error({
+          admin: principal.id,
+          model,
+          update,
+          decision: 'integrity_refused',
+          reason: e.message,
+        });
+        return send(res, 422, errorBody('integrity', e.message), {});
+      }
+      if (err instanceof ModelLoadError || e.name === 'ModelLoadError') {
+        return send(res, 502, errorBody('load_failed', e.message), {});
+      }
+      return send(res, 500, errorBody('internal', e.message), {});
+    }
+  }
+
+  const server = http.createServer(
+    {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: config.headersTimeoutMs,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+    },
+    (req, res) => {
+      inFlight++;
+      res.on('close', () => inFlight--);
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q === -1 ? url : url.slice(0, q);
+      const predictMatch = PREDICT_PATH.exec(path);
+      let work: Promise<void>;
+      if (predictMatch) work = handlePredict(req, res, decodeURIComponent(predictMatch[1] as string));
+      else if (path === '/healthz') work = Promise.resolve(send(res, 200, '{"status":"ok"}', {}));
+      else if (path === '/readyz') {
+        work = Promise.resolve(
+          draining
+            ? send(res, 503, '{"status":"draining"}', {})
+            : send(res, 200, JSON.stringify({ status: 'ready', models: table.modelNames() }), {}),
+        );
+      } else if (path === '/metrics') {
+        work = deps.metricsText().then((text) => {
+          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+          res.end(text);
+        });
+      } else if (path.startsWith('/admin/')) work = handleAdmin(req, res, path);
+      else work = Promise.resolve(send(res, 404, errorBody('not_found', `no endpoint ${path}`), {}));
+      work.catch(() => send(res, 500, errorBody('internal', 'internal error'), {}));
+    },
+  );
+  server.on('clientError', (err, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const code = (err as { code?: string }).code;
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const body = errorBody(
+      status === 408 ? 'timeout' : 'bad_request',
+      status === 408 ? 'request not received in time' : `malformed request: ${code ?? err.message}`,
+    );
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+  return {
+    server,
+    inFlight: () => inFlight,
+    setDraining: (v) => (draining = v),
+    isDraining: () => draining,
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * Input validation of predict requests: a zod schema per model derived from its feature spec (every
+ * feature named, numeric ones finite numbers or null, categorical ones strings or null, nothing else),
+ * and the JSON checks that run before parsing (nesting depth).
+ *
+ * Out-of-range numbers and unseen categories pass validation: they are the OOD detector's to flag or
+ * block, so both policies see them.
+ */
+import { z } from 'zod';
+import type { FeatureSpec } from '../core/contracts/feature-spec';
+import { formatZodError } from '../core/contracts/errors';
+
+/** Longest categorical value accepted: vocabularies are short words, longer strings are junk or PII. */
+export const MAX_CATEGORY_LENGTH = 128;
+/** Longest sticky-routing key accepted. */
+export const MAX_REQUEST_KEY_LENGTH = 256;
+
+export type FeatureValues = Record<string, number | string | null>;
+export interface PredictRequest {
+  features: FeatureValues;
+  /** Routing key for sticky canary assignment (a customer or session id). */
+  key?: string;
+}
+
+export function predictRequestSchema(spec: FeatureSpec): z.ZodType<PredictRequest> {
+  const shape: Record<string, z.ZodType<number | string | null>> = {};
+  for (const f of spec.features) {
+    shape[f.name] =
+      f.kind === 'numeric'
+        ? z
+            .number({
+              error: (i) => (i.input === undefined ? 'Required' : 'must be a finite number or null'),
+            })
+            .nullable()
+        : z
+            .string({ error: (i) => (i.input === undefined ? 'Required' : 'must be a string or null') })
+            .max(MAX_CATEGORY_LENGTH)
+            .nullable();
+  }
+  return z
+    .object({
+      features: z.strictObject(shape),
+      key: z.string().min(1).max(MAX_REQUEST_KEY_LENGTH).optional(),
+    })
+    .strict() as unknown as z.ZodType<PredictRequest>;
+}
+
+export class RequestValidationError extends Error {
+  override readonly name = 'RequestValidationError';
+}
+
+/** Parses with the schema; a failure is a {@link RequestValidationError} naming each field. */
+export function validatePredict(schema: z.ZodType<PredictRequest>, body: unknown): PredictRequest {
+  const r = schema.safeParse(body);
+  if (!r.success) throw new RequestValidationError(formatZodError(r.error).replace(/\n/g, '; '));
+  return r.data;
+}
+
+/**
+ * Deepest nesting of `[`/`{` in a JSON text, counted outside strings; stops early past `limit`. Run
+ * before JSON.parse so a deeply nested document costs one linear scan and nothing more.
+ */
+export function jsonDepthExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92)
+        i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > limit) return true;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return false;
+}
