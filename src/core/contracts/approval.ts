@@ -163,6 +163,63 @@ export const SubmitApprovalResultSchema = z.object({
 export type SubmitApprovalResult = z.output<typeof SubmitApprovalResultSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
+// State: what src/core/policy/approval.ts decides, kept in the workflow and shown by its `status` query
+
+/** One decision attempt as recorded in state (accepted or refused). */
+export interface ApprovalAttempt {
+  approver: string;
+  decision: ApprovalDecision;
+  accepted: boolean;
+  /** Why it was refused; for an accepted reject the rejection reason; for an accepted approval a summary. */
+  reason: string;
+  /** Set when refused. */
+  code?: RefusalCode;
+  /** Workflow time of the attempt (ISO). */
+  at: string;
+  comment?: string;
+  /** True when the attempt carried a signature (for an accepted attempt: a verified one). */
+  signed: boolean;
+  keyId?: string;
+}
+
+/** Approval wait state, kept in the workflow and returned by its `status` query. */
+export interface ApprovalState {
+  /** The model version awaiting a decision. */
+  modelVersion: string;
+  /** Who started the pipeline (four-eyes). */
+  initiator?: string;
+  /** Distinct accepted approvals needed (copied from the policy when the wait starts). */
+  requiredApprovals: number;
+  attempts: ApprovalAttempt[];
+  /** Number of older attempts dropped from `attempts` (src/core/policy/approval.ts bounds the list). */
+  droppedAttempts?: number;
+  /** Approver ids whose approval was accepted, in order. */
+  approvals: string[];
+  rejectedBy?: string;
+  rejectReason?: string;
+  outcome: ApprovalOutcome;
+  /** Workflow time at which the outcome left `pending`. */
+  decidedAt?: string;
+}
+
+/** What an approver submitted, after parsing (src/core/policy/approval.ts parses it). */
+export interface ApprovalAttemptInput {
+  decision: ApprovalDecision;
+  approver: string;
+  modelVersion?: string;
+  signature?: ApprovalSignature;
+  comment?: string;
+  /** Rejection reason (reject only). */
+  reason?: string;
+}
+
+/** How the signature of an accepted attempt stands. */
+export type SignatureStatus = 'none' | 'verified' | 'pending-verification';
+
+export type ApprovalVerdict =
+  { accepted: true; signature: SignatureStatus } | { accepted: false; code: RefusalCode; reason: string };
+
+// ---------------------------------------------------------------------------------------------------------------
 // Policy
 
 const PEM_PUBLIC_KEY = /^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----\s*$/;

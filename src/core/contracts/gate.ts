@@ -9,13 +9,13 @@
  * - Objects are strict: an unknown key (a typo such as `minImprovment`) is an error naming the key.
  * - Every policy default is a named constant below with the reason for its value; `GatePolicySchema.parse({})`
  *   yields {@link DEFAULT_GATE_POLICY}.
+ * - Imports only zod and other contracts; src/core/stats implements the metrics named here and asserts at
+ *   compile time that what it produces fits these schemas.
  * - `absoluteMinimums` holds a quality bar per metric for a first model: for higher-is-better metrics the
  *   observed value must be >= the bar, for lower-is-better ones (brier, ece, log_loss) it must be <= the bar.
  */
 import { z } from 'zod';
-import type { BootstrapResult, McNemarResult } from '../stats/bootstrap';
-import type { FairnessReport, LatencySummary, MetricName } from '../stats/metrics';
-import { METRIC_NAMES } from '../stats/metrics';
+import { METRIC_NAMES, type MetricName } from './metrics';
 
 /** Primary KPI: average precision tracks fraud detection quality under heavy class imbalance. */
 export const DEFAULT_PRIMARY_METRIC: MetricName = 'pr_auc';
@@ -128,7 +128,11 @@ export const FairnessSchema = z.strictObject({
   ignoredGroups: z.array(z.string()).default([]),
 });
 
+export type GroupStatsEvaluation = z.infer<typeof GroupStatsSchema>;
+export type FairnessEvaluation = z.infer<typeof FairnessSchema>;
+
 export const CalibrationSchema = z.strictObject({ brier: MeasuredSchema, ece: MeasuredSchema });
+export type CalibrationEvaluation = z.infer<typeof CalibrationSchema>;
 
 export const LatencySchema = z.strictObject({
   p50: MeasuredSchema,
@@ -136,6 +140,7 @@ export const LatencySchema = z.strictObject({
   p99: MeasuredSchema,
   mean: MeasuredSchema,
 });
+export type LatencyEvaluation = z.infer<typeof LatencySchema>;
 
 export const ModelEvaluationSchema = z
   .strictObject({
@@ -197,9 +202,29 @@ export type Comparison = z.infer<typeof ComparisonSchema>;
 export type BootstrapComparison = z.infer<typeof BootstrapComparisonSchema>;
 export type McNemarComparison = z.infer<typeof McNemarComparisonSchema>;
 
-// Compile-time checks that what src/core/stats produces fits these contracts without conversion.
-type Assert<T extends true> = T;
-type _BootstrapFits = Assert<BootstrapResult extends BootstrapComparison ? true : false>;
-type _McNemarFits = Assert<McNemarResult extends McNemarComparison ? true : false>;
-type _FairnessFits = Assert<FairnessReport extends z.infer<typeof FairnessSchema> ? true : false>;
-type _LatencyFits = Assert<LatencySummary extends z.infer<typeof LatencySchema> ? true : false>;
+// ---------------------------------------------------------------------------------------------------------------
+// Verdict: what src/core/policy/gate.ts decides (plain JSON; in workflow status, the audit log and the model card).
+
+export type GateDecision = 'promote' | 'reject' | 'inconclusive';
+
+/** One rule evaluated by the gate. */
+export interface GateCheck {
+  /** Stable identifier, e.g. `guardrail.fairness.dpd.regression`. */
+  name: string;
+  passed: boolean;
+  /** What a failure of this check means for the decision. */
+  severity: 'reject' | 'inconclusive';
+  /** Observed value (null when not measured). */
+  observed: number | string | null;
+  /** Allowed value or bound (null when not applicable). */
+  threshold: number | string | null;
+  /** Human-readable sentence naming the metric or guardrail, observed versus allowed. */
+  detail: string;
+}
+
+/** The gate's verdict; plain JSON. */
+export interface GateVerdict {
+  decision: GateDecision;
+  reasons: string[];
+  checks: GateCheck[];
+}

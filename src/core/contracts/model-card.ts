@@ -3,9 +3,8 @@
  * with the champion, the gate's verdict and (once decided) the approvals. Plain JSON assembled by
  * the workflow; rendered to Markdown by src/eval/model-card.ts. Sandbox-safe.
  */
-import type { ApprovalState } from '../policy/approval';
-import type { GateVerdict } from '../policy/gate';
-import type { Comparison, ModelEvaluation } from './gate';
+import type { ApprovalState } from './approval';
+import type { Comparison, GateVerdict, ModelEvaluation } from './gate';
 
 /** Intended use of a model when its spec gives none. */
 export const DEFAULT_INTENDED_USE =

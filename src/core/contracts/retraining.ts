@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { FeatureSpecSchema, type DatasetProfile, type ValidationReport } from './feature-spec';
 import { FRAUD_FEATURE_SPEC } from './fraud';
 import type {
+  ApprovalState,
   ApprovePayloadInput,
   RejectPayloadInput,
   SubmitApprovalInput,
@@ -18,9 +19,7 @@ import type {
 } from './approval';
 import { ApprovalMessageName } from './approval';
 import { DurationSchema, ModelNameSchema, Sha256HexSchema } from './primitives';
-import type { Comparison, ModelEvaluation } from './gate';
-import type { ApprovalState } from '../policy/approval';
-import type { GateDecision } from '../policy/gate';
+import type { Comparison, GateDecision, ModelEvaluation } from './gate';
 
 /** Default task queue of every workflow and activity of the control plane. */
 export const DEFAULT_TASK_QUEUE = 'mlops';

@@ -25,68 +25,25 @@ import {
   ApprovePayloadSchema,
   SIGNATURE_FUTURE_SKEW_SECONDS,
 } from '../contracts/approval';
-import type { ApprovalPolicy, ApprovalSignature, SubmitApprovalResult } from '../contracts/approval';
+import type {
+  ApprovalAttempt,
+  ApprovalAttemptInput,
+  ApprovalPolicy,
+  ApprovalState,
+  ApprovalVerdict,
+  SignatureStatus,
+  SubmitApprovalResult,
+} from '../contracts/approval';
 import { formatZodError } from '../contracts/errors';
 import { ModelVersionSchema } from '../contracts/primitives';
+
+// The approval state types are contracts; re-exported for the importers of this module.
+export type { ApprovalAttempt, ApprovalAttemptInput, ApprovalState, ApprovalVerdict, SignatureStatus };
 
 /** Most attempts kept in state; older ones are dropped (and counted) so spam cannot grow workflow state unbounded. */
 export const MAX_RECORDED_ATTEMPTS = 200;
 /** Approver name recorded when a malformed payload carries no usable approver id. */
 export const UNKNOWN_APPROVER_LABEL = '(unknown)';
-
-/** One decision attempt as recorded in state (accepted or refused). */
-export interface ApprovalAttempt {
-  approver: string;
-  decision: ApprovalDecision;
-  accepted: boolean;
-  /** Why it was refused; for an accepted reject the rejection reason; for an accepted approval a summary. */
-  reason: string;
-  /** Set when refused. */
-  code?: RefusalCode;
-  /** Workflow time of the attempt (ISO). */
-  at: string;
-  comment?: string;
-  /** True when the attempt carried a signature (for an accepted attempt: a verified one). */
-  signed: boolean;
-  keyId?: string;
-}
-
-/** Approval wait state, kept in the workflow and returned by its `status` query. */
-export interface ApprovalState {
-  /** The model version awaiting a decision. */
-  modelVersion: string;
-  /** Who started the pipeline (four-eyes). */
-  initiator?: string;
-  /** Distinct accepted approvals needed (copied from the policy when the wait starts). */
-  requiredApprovals: number;
-  attempts: ApprovalAttempt[];
-  /** Number of older attempts dropped from `attempts` (see {@link MAX_RECORDED_ATTEMPTS}). */
-  droppedAttempts?: number;
-  /** Approver ids whose approval was accepted, in order. */
-  approvals: string[];
-  rejectedBy?: string;
-  rejectReason?: string;
-  outcome: ApprovalOutcome;
-  /** Workflow time at which the outcome left `pending`. */
-  decidedAt?: string;
-}
-
-/** What an approver submitted, after parsing (see {@link parseApprovalAttempt}). */
-export interface ApprovalAttemptInput {
-  decision: ApprovalDecision;
-  approver: string;
-  modelVersion?: string;
-  signature?: ApprovalSignature;
-  comment?: string;
-  /** Rejection reason (reject only). */
-  reason?: string;
-}
-
-/** How the signature of an accepted attempt stands. */
-export type SignatureStatus = 'none' | 'verified' | 'pending-verification';
-
-export type ApprovalVerdict =
-  { accepted: true; signature: SignatureStatus } | { accepted: false; code: RefusalCode; reason: string };
 
 /** Starts a pending approval for `modelVersion`. */
 export function createApprovalState(args: {

@@ -30,40 +30,28 @@
  *   else `promote`.
  */
 import type { z } from 'zod';
-import type { Comparison, GatePolicy, GatePolicyInput, Measured, ModelEvaluation } from '../contracts/gate';
+import type {
+  Comparison,
+  GateCheck,
+  GateDecision,
+  GatePolicy,
+  GatePolicyInput,
+  GateVerdict,
+  Measured,
+  ModelEvaluation,
+} from '../contracts/gate';
 import { formatIssuePath } from '../contracts/errors';
 import { ComparisonSchema, GatePolicySchema, ModelEvaluationSchema } from '../contracts/gate';
-import type { MetricName } from '../stats/metrics';
-import { METRICS, orientedDifference } from '../stats/metrics';
+import { METRIC_DIRECTIONS, type MetricName } from '../contracts/metrics';
+import { orientedDifference } from '../stats/metrics';
+
+// The verdict types are contracts; re-exported for the importers of this module.
+export type { GateCheck, GateDecision, GateVerdict };
 
 /** Share of bootstrap resamples that must be valid: more skipped ones mean a class is too thin to trust. */
 export const MIN_VALID_BOOTSTRAP_FRACTION = 0.95;
 /** Slack on tolerance comparisons so float rounding of a difference cannot flip a guardrail. */
 export const FLOAT_TOLERANCE = 1e-12;
-
-export type GateDecision = 'promote' | 'reject' | 'inconclusive';
-
-/** One rule evaluated by the gate. */
-export interface GateCheck {
-  /** Stable identifier, e.g. `guardrail.fairness.dpd.regression`. */
-  name: string;
-  passed: boolean;
-  /** What a failure of this check means for the decision. */
-  severity: 'reject' | 'inconclusive';
-  /** Observed value (null when not measured). */
-  observed: number | string | null;
-  /** Allowed value or bound (null when not applicable). */
-  threshold: number | string | null;
-  /** Human-readable sentence naming the metric or guardrail, observed versus allowed. */
-  detail: string;
-}
-
-/** The gate's verdict; plain JSON. */
-export interface GateVerdict {
-  decision: GateDecision;
-  reasons: string[];
-  checks: GateCheck[];
-}
 
 /** Inputs of {@link decidePromotion}. `policy` may be partial: defaults are applied. */
 export interface PromotionInput {
@@ -239,7 +227,7 @@ function checkMinimums(list: CheckList, policy: GatePolicy, challenger: ModelEva
       list.unmeasured(name, `challenger ${metric}`, bar);
       continue;
     }
-    const higher = METRICS[metric].direction === 'higher';
+    const higher = METRIC_DIRECTIONS[metric] === 'higher';
     const ok = higher ? value >= bar - FLOAT_TOLERANCE : value <= bar + FLOAT_TOLERANCE;
     const relation = higher ? 'at least' : 'at most';
     const detail = `${metric} ${fmt(value)} ${ok ? 'meets' : 'fails'} the first-model bar (${relation} ${fmt(bar)})`;

@@ -26,6 +26,7 @@
  * chi-square(1) test with continuity correction `max(0, |b - c| - 1)^2 / (b + c)` (the max keeps b = c at
  * p = 1 exactly).
  */
+import type { BootstrapComparison, McNemarComparison } from '../contracts/gate';
 import { binomialCdf, chiSquareSurvival } from './distributions';
 import { StatsInputError } from './errors';
 import type { MetricName, PreparedScores } from './metrics';
@@ -298,3 +299,8 @@ export function mcnemarFromCounts(b: number, c: number, n: number = b + c): McNe
   const statistic = (excess * excess) / discordant;
   return { method: 'mcnemar', b, c, statistic, pValue: chiSquareSurvival(statistic, 1), exact: false, n };
 }
+
+// Compile-time checks that what this module produces fits the gate contracts without conversion.
+type Assert<T extends true> = T;
+type _BootstrapFitsContract = Assert<BootstrapResult extends BootstrapComparison ? true : false>;
+type _McNemarFitsContract = Assert<McNemarResult extends McNemarComparison ? true : false>;

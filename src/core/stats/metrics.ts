@@ -37,8 +37,15 @@
  * Every metric is implemented once, on {@link PreparedScores} plus per-example weights, so the fast paired
  * bootstrap (weights = resample counts) and the plain functions (weights = 1) share one code path.
  */
-import type { ModelEvaluation } from '../contracts/gate';
+import type { z } from 'zod';
+import type { FairnessSchema, LatencySchema, ModelEvaluation } from '../contracts/gate';
+import { METRIC_DIRECTIONS, METRIC_NAMES, isMetricName } from '../contracts/metrics';
+import type { MetricDirection, MetricName } from '../contracts/metrics';
 import { StatsInputError } from './errors';
+
+// The metric names and directions are contract data; re-exported for the importers of this module.
+export { METRIC_DIRECTIONS, METRIC_NAMES, isMetricName };
+export type { MetricDirection, MetricName };
 
 /** Number of calibration bins for ECE: the usual choice in the calibration literature; enough for 200+ rows. */
 export const DEFAULT_ECE_BINS = 10;
@@ -50,19 +57,6 @@ export const DEFAULT_PRECISION_AT_RECALL_TARGET = 0.8;
 export const LOG_LOSS_EPSILON = 2 ** -52;
 /** Decision threshold when none is given: the probability midpoint. */
 export const DEFAULT_DECISION_THRESHOLD = 0.5;
-
-/** Names of the metrics the gate can use, with their direction in {@link METRICS}. */
-export const METRIC_NAMES = [
-  'pr_auc',
-  'roc_auc',
-  'recall_at_precision',
-  'precision_at_recall',
-  'brier',
-  'ece',
-  'log_loss',
-] as const;
-export type MetricName = (typeof METRIC_NAMES)[number];
-export type MetricDirection = 'higher' | 'lower';
 
 /** Per-example non-negative weights (1 for plain evaluation, resample counts in the bootstrap). */
 export type Weights = ArrayLike<number>;
@@ -665,63 +659,58 @@ export interface MetricDefinition {
   computePrepared(prepared: PreparedScores, weights: Weights): number;
 }
 
-/** Every metric in {@link METRIC_NAMES}, with its direction. */
+/** Every metric in {@link METRIC_NAMES}, with its direction from {@link METRIC_DIRECTIONS}. */
 export const METRICS: { readonly [K in MetricName]: MetricDefinition & { readonly name: K } } = {
   pr_auc: {
     name: 'pr_auc',
-    direction: 'higher',
+    direction: METRIC_DIRECTIONS.pr_auc,
     description: 'average precision (area under the precision-recall curve, step-wise)',
     compute: prAuc,
     computePrepared: averagePrecisionPrepared,
   },
   roc_auc: {
     name: 'roc_auc',
-    direction: 'higher',
+    direction: METRIC_DIRECTIONS.roc_auc,
     description: 'area under the ROC curve',
     compute: rocAuc,
     computePrepared: rocAucPrepared,
   },
   recall_at_precision: {
     name: 'recall_at_precision',
-    direction: 'higher',
+    direction: METRIC_DIRECTIONS.recall_at_precision,
     description: `recall at precision >= ${DEFAULT_RECALL_AT_PRECISION_TARGET}`,
     compute: (labels, scores) => recallAtPrecision(labels, scores, DEFAULT_RECALL_AT_PRECISION_TARGET),
     computePrepared: (p, w) => recallAtPrecisionPrepared(p, w, DEFAULT_RECALL_AT_PRECISION_TARGET),
   },
   precision_at_recall: {
     name: 'precision_at_recall',
-    direction: 'higher',
+    direction: METRIC_DIRECTIONS.precision_at_recall,
     description: `precision at recall >= ${DEFAULT_PRECISION_AT_RECALL_TARGET}`,
     compute: (labels, scores) => precisionAtRecall(labels, scores, DEFAULT_PRECISION_AT_RECALL_TARGET),
     computePrepared: (p, w) => precisionAtRecallPrepared(p, w, DEFAULT_PRECISION_AT_RECALL_TARGET),
   },
   brier: {
     name: 'brier',
-    direction: 'lower',
+    direction: METRIC_DIRECTIONS.brier,
     description: 'Brier score (mean squared error of the probability)',
     compute: brierScore,
     computePrepared: brierPrepared,
   },
   ece: {
     name: 'ece',
-    direction: 'lower',
+    direction: METRIC_DIRECTIONS.ece,
     description: `expected calibration error over ${DEFAULT_ECE_BINS} equal-width bins`,
     compute: (labels, scores) => expectedCalibrationError(labels, scores, DEFAULT_ECE_BINS),
     computePrepared: ecePrepared,
   },
   log_loss: {
     name: 'log_loss',
-    direction: 'lower',
+    direction: METRIC_DIRECTIONS.log_loss,
     description: 'log loss (mean negative log-likelihood)',
     compute: logLoss,
     computePrepared: logLossPrepared,
   },
 };
-
-/** True if `name` is a registered metric. */
-export function isMetricName(name: string): name is MetricName {
-  return (METRIC_NAMES as readonly string[]).includes(name);
-}
 
 /** `candidate - baseline`, sign-adjusted so that a positive value always means the candidate is better. */
 export function orientedDifference(metric: MetricName, baseline: number, candidate: number): number {
@@ -772,3 +761,8 @@ export function evaluateModel(input: EvaluateModelInput): ModelEvaluation {
   }
   return evaluation;
 }
+
+// Compile-time checks that what this module produces fits the gate contracts without conversion.
+type Assert<T extends true> = T;
+type _FairnessFitsContract = Assert<FairnessReport extends z.infer<typeof FairnessSchema> ? true : false>;
+type _LatencyFitsContract = Assert<LatencySummary extends z.infer<typeof LatencySchema> ? true : false>;
