@@ -53,8 +53,13 @@ export function decideJobFailure(obs: JobObservation, resubmits = 0): JobAction 
         return { action: 'fail', why: `job ${reason} ${resubmits + 1} times${detail}` };
       }
       return { action: 'resubmit', why: `job ${reason}${detail}` };
-    case JobReason.exitCode:
-      return { action: 'fail', why: `trainer exited with code ${obs.exitCode ?? 'unknown'}${detail}` };
+    case JobReason.exitCode: {
+      const why = `trainer exited with code ${obs.exitCode ?? 'unknown'}`;
+      return {
+        action: 'fail',
+        why: obs.message && !obs.message.startsWith('exited with code') ? `${why}${detail}` : why,
+      };
+    }
     case JobReason.deadlineExceeded:
     case JobReason.oomKilled:
     case JobReason.imagePull:

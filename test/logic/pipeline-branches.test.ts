@@ -1,0 +1,215 @@
+/**
+ * Workflow-logic layer: the real retrainingPipeline bundle and the real activities on the
+ * time-skipping test server, with the outside systems replaced by the ports' fakes (in-memory
+ * registry and audit sink, a scripted job runner that "trains" by logging a committed ONNX
+ * fixture). Each branch of the pipeline runs in seconds: rejected data, training failures, a lost
+ * job resubmitted, a deadline-killed job failed and not retrained, the gate refusing a weak model,
+ * approval, rejection and the 72-hour expiry. The real-server layers cover the same stages against
+ * MLflow, the reference trainer and a dev server.
+ */
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryAuditSink } from '../../src/audit';
+import { loadWorkerConfig, type WorkerConfig } from '../../src/config';
+import { FailureType } from '../../src/core/contracts/failures';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
+import { Aliases, VersionTags } from '../../src/core/contracts/registry';
+import {
+  approveSignal,
+  rejectSignal,
+  retrainWorkflowId,
+  statusQuery,
+  type PipelineResult,
+  type RetrainingInput,
+} from '../../src/core/contracts/retraining';
+import { MemoryModelRegistry } from '../../src/registry';
+import { ScriptedJobRunner } from '../fakes/job-runner';
+import {
+  createTimeSkippingEnv,
+  runWorker,
+  tempDir,
+  uniqueModel,
+  writeDataset,
+  type RunningWorker,
+} from '../helpers/env';
+import { failureOf } from '../../workflows/shared/failures';
+
+const POLICY = path.resolve(__dirname, '..', '..', 'deploy', 'policies', 'fraud.json');
+const HOUR_MS = 3_600_000;
+
+let env: TestWorkflowEnvironment;
+let worker: RunningWorker | undefined;
+let config: WorkerConfig;
+let train: string;
+let holdout: string;
+const registry = new MemoryModelRegistry();
+const audit = new MemoryAuditSink();
+const jobs = new ScriptedJobRunner(registry);
+
+beforeAll(async () => {
+  env = await createTimeSkippingEnv();
+  const state = tempDir('logic');
+  config = loadWorkerConfig({
+    // Never contacted: the registry port is the in-memory fake.
+    MLFLOW_TRACKING_URI: 'http://127.0.0.1:9',
+    MLOPS_STATE_DIR: state,
+    MLOPS_TASK_QUEUE: `logic-${path.basename(state)}`,
+    MLOPS_POLICY_DIR: tempDir('logic-policies'),
+  });
+  const data = tempDir('logic-data');
+  [train, holdout] = await Promise.all([
+    writeDataset(data, 'train.csv', { rows: 3000, seed: 21 }),
+    writeDataset(data, 'holdout.csv', { rows: 2000, seed: 77 }),
+  ]);
+  worker = await runWorker({
+    connection: env.nativeConnection,
+    config,
+    ports: { registry, jobs, audit },
+    jobPollIntervalMs: 10,
+  });
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await env?.teardown();
+});
+
+function start(
+  model: string,
+  opts: { image?: string; dataset?: string; holdout?: boolean } = {},
+): Promise<WorkflowHandle> {
+  copyFileSync(POLICY, path.join(config.policyDir, `${model}.json`));
+  const input: RetrainingInput = {
+    model,
+    dataset: { uri: opts.dataset ?? train },
+    ...(opts.holdout === false ? {} : { holdout: { uri: holdout } }),
+    trigger: { kind: 'manual', by: 'dave' },
+    featureSpec: FRAUD_FEATURE_SPEC,
+    training: { image: opts.image ?? 'fixture/good' },
+  };
+  return env.client.workflow.start('retrainingPipeline', {
+    taskQueue: config.taskQueue,
+    workflowId: retrainWorkflowId(model),
+    args: [input],
+  });
+}
+
+async function untilAwaitingApproval(handle: WorkflowHandle): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const s = await handle.query(statusQuery);
+    if (s.stage === 'awaiting-approval') return;
+    if (['completed', 'rejected', 'rejected-data', 'failed', 'expired'].includes(s.stage)) {
+      throw new Error(`pipeline ended at ${s.stage}: ${JSON.stringify(s.decisions)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('pipeline never reached awaiting-approval');
+}
+
+async function failureTypeOf(handle: WorkflowHandle): Promise<string | undefined> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return failureOf((err as WorkflowFailedError).cause).type;
+}
+
+describe('retrainingPipeline branches on fakes (time-skipping)', () => {
+  it('rejects a dataset that is not a CSV of the spec, before any training', async () => {
+    const model = uniqueModel('lg-bad');
+    const bad = path.join(tempDir('logic-bad'), 'bad.csv');
+    writeFileSync(bad, 'this,is\nnot,the,fraud,schema\n');
+    const result = (await (await start(model, { dataset: bad })).result()) as PipelineResult;
+    expect(result.outcome).toBe('rejected-data');
+    expect(result.validation?.ok).toBe(false);
+    expect(jobs.submissions.some((n) => n.startsWith(`train-${model}`))).toBe(false);
+  });
+
+  it('rejects a dataset that cannot be read', async () => {
+    const model = uniqueModel('lg-gone');
+    const result = (await (await start(model, { dataset: '/nonexistent/x.csv' })).result()) as PipelineResult;
+    expect(result.outcome).toBe('rejected-data');
+    expect(result.status.error).toMatch(/unreadable/);
+  });
+
+  it('fails with TrainingFailed when the trainer exits non-zero, and registers nothing', async () => {
+    const model = uniqueModel('lg-exit');
+    const handle = await start(model, { image: 'fixture/exit-3' });
+    expect(await failureTypeOf(handle)).toBe(FailureType.TrainingFailed);
+    const status = await handle.query(statusQuery);
+    expect(status.stage).toBe('failed');
+    expect(status.error).toMatch(/exited with code 3/);
+    expect(registry.versionCount(model)).toBe(0);
+  });
+
+  it('fails a job killed at its deadline instead of training it again', async () => {
+    const model = uniqueModel('lg-deadline');
+    const handle = await start(model, { image: 'fixture/deadline' });
+    expect(await failureTypeOf(handle)).toBe(FailureType.TrainingFailed);
+    expect((await handle.query(statusQuery)).error).toMatch(/deadline-exceeded/);
+    expect(jobs.submissions.filter((n) => n.startsWith(`train-${model}`))).toHaveLength(1);
+  });
+
+  it('resubmits a job that was lost and completes (no holdout: registered)', async () => {
+    const model = uniqueModel('lg-lost');
+    const result = (await (
+      await start(model, { image: 'fixture/lost-once', holdout: false })
+    ).result()) as PipelineResult;
+    expect(result.outcome).toBe('registered');
+    expect(jobs.submissions.filter((n) => n.startsWith(`train-${model}`))).toHaveLength(2);
+    expect((await registry.findVersionByAlias(model, Aliases.challenger))?.version).toBe('1');
+  });
+
+  it('does not promote a model that learned nothing (gate)', async () => {
+    const model = uniqueModel('lg-weak');
+    const result = (await (await start(model, { image: 'fixture/weak' })).result()) as PipelineResult;
+    expect(result.outcome).toBe('not-promoted');
+    expect(result.status.gate?.decision).toBe('reject');
+    expect((await registry.getVersion(model, '1')).tags[VersionTags.outcome]).toBe('not-promoted');
+    expect(await registry.findVersionByAlias(model, Aliases.champion)).toBeUndefined();
+  });
+
+  it('promotes a good model once a listed approver approves; the initiator may not', async () => {
+    const model = uniqueModel('lg-ok');
+    const handle = await start(model);
+    await untilAwaitingApproval(handle);
+    await handle.signal(approveSignal, { approver: 'dave' });
+    await handle.signal(approveSignal, { approver: 'bob', comment: 'fine' });
+    const result = (await handle.result()) as PipelineResult;
+    expect(result.outcome).toBe('promoted');
+    expect(result.status.approval?.attempts.map((a) => [a.approver, a.accepted])).toEqual([
+      ['dave', false],
+      ['bob', true],
+    ]);
+    const champion = await registry.findVersionByAlias(model, Aliases.champion);
+    expect(champion?.version).toBe('1');
+    expect(champion?.tags[VersionTags.approvedBy]).toBe('bob');
+    expect(champion?.tags[VersionTags.modelCard]).toMatch(/^runs:\/.+\/model_card\/model_card\.md$/);
+    expect(await audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it('leaves every alias alone when an approver rejects', async () => {
+    const model = uniqueModel('lg-rej');
+    const handle = await start(model);
+    await untilAwaitingApproval(handle);
+    await handle.signal(rejectSignal, { approver: 'carol', reason: 'not this quarter' });
+    const result = (await handle.result()) as PipelineResult;
+    expect(result.outcome).toBe('rejected');
+    expect(result.status.decisions.at(-1)?.reason).toMatch(/carol: not this quarter/);
+    expect(await registry.findVersionByAlias(model, Aliases.champion)).toBeUndefined();
+  });
+
+  it('expires after the policy timeout of 72h without a decision', async () => {
+    const model = uniqueModel('lg-exp');
+    const handle = await start(model);
+    const result = (await handle.result()) as PipelineResult;
+    expect(result.outcome).toBe('expired');
+    const d = await handle.describe();
+    expect(d.closeTime!.getTime() - d.startTime.getTime()).toBeGreaterThanOrEqual(72 * HOUR_MS);
+    expect((await registry.getVersion(model, '1')).tags[VersionTags.outcome]).toBe('expired');
+  });
+});
