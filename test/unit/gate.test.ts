@@ -14,8 +14,9 @@ import {
   GatePolicySchema,
   ModelEvaluationSchema,
 } from '../../src/core/contracts/gate';
+import { CheckSchema, worstPhaseOf } from '../../src/core/contracts/checks';
 import type { GateVerdict, PromotionInput } from '../../src/core/policy/gate';
-import { decidePromotion, summariseVerdict } from '../../src/core/policy/gate';
+import { DECISION_BY_PHASE, decidePromotion, summariseVerdict } from '../../src/core/policy/gate';
 import { mcnemar, pairedBootstrap } from '../../src/core/stats/bootstrap';
 import { evaluateModel, predictAt } from '../../src/core/stats/metrics';
 import { createSeededRandom } from '../../src/core/stats/random';
@@ -567,6 +568,59 @@ describe('decidePromotion for a first model (no champion)', () => {
 
   it('small holdout is inconclusive for a first model too', () => {
     expect(first(evaluation({ n: 100, positives: 30 })).decision).toBe('inconclusive');
+  });
+});
+
+describe('verdict phases (the shared check shape)', () => {
+  it.each([
+    ['a clear gain', {}, 'promote', 'successful'],
+    [
+      'a tie',
+      { comparison: bootstrap({ estimate: 0.001, ciLow: -0.01, ciHigh: 0.012 }) },
+      'inconclusive',
+      'inconclusive',
+    ],
+    ['a guardrail breach', { challenger: challenger({ calibration: { ece: 0.06 } }) }, 'reject', 'failed'],
+    [
+      'a breach and a tie: failed is worse than inconclusive',
+      {
+        challenger: challenger({ calibration: { ece: 0.06 } }),
+        comparison: bootstrap({ estimate: 0.001, ciLow: -0.01, ciHigh: 0.012 }),
+      },
+      'reject',
+      'failed',
+    ],
+    ['an invalid input', { policy: { minImprovement: -1 } }, 'inconclusive', 'error'],
+  ] as const)('%s -> %s (worst phase %s)', (_label, patch, decision, phase) => {
+    const v = decide(patch as Parameters<typeof decide>[0]);
+    expect(v.decision).toBe(decision);
+    expect(v.phase).toBe(phase);
+    expect(DECISION_BY_PHASE[v.phase]).toBe(v.decision);
+  });
+
+  it('every check is in the shared shape, passed exactly when successful, failing at its severity', () => {
+    const verdicts = [
+      decide(),
+      decide({ challenger: challenger({ calibration: { ece: 0.06 } }), comparison: null }),
+      decide({ policy: { alpha: 2 } }),
+    ];
+    for (const v of verdicts) {
+      for (const c of v.checks) {
+        expect(CheckSchema.safeParse(c).success).toBe(true);
+        if (c.passed) expect(c.phase).toBe('successful');
+        else if (c.name !== 'input.valid') expect(c.phase).toBe(c.severity);
+        else expect(c.phase).toBe('error');
+      }
+      expect(v.phase).toBe(worstPhaseOf(v.checks));
+    }
+  });
+
+  it('guardrail breaches are failed, missing evidence is inconclusive', () => {
+    const v = decide({ challenger: challenger({ latency: { p95: 30 } }), comparison: null });
+    const phaseOf = (name: string) => v.checks.find((c) => c.name === name)?.phase;
+    expect(phaseOf('guardrail.latency.p95.ratio')).toBe('failed');
+    expect(phaseOf('comparison.present')).toBe('inconclusive');
+    expect(phaseOf('holdout.size')).toBe('successful');
   });
 });
 

@@ -6,10 +6,12 @@ import {
   type DatasetProfile,
   type FeatureSpec,
 } from '../../src/core/contracts/feature-spec';
+import { CheckSchema } from '../../src/core/contracts/checks';
 import {
   MAX_REPORTED_Z,
   cohenH,
   failedCheckMessages,
+  failedReport,
   judgeDataset,
   median,
   robustBatchZ,
@@ -177,5 +179,64 @@ describe('judgeDataset poisoning screen', () => {
     expect(failedCheckMessages(judgeDataset(p, SPEC))).toEqual([
       'schema.missing-column: column "x" is missing from the header (required by feature spec toy@1)',
     ]);
+  });
+});
+
+describe('validation checks in the shared check shape', () => {
+  const clean = () =>
+    profile([
+      { rows: 1000, positives: 30 },
+      { rows: 1000, positives: 33 },
+      { rows: 1000, positives: 28 },
+    ]);
+
+  it('every check keeps check/message and carries name/detail/phase/severity alongside', () => {
+    const report = judgeDataset({ ...clean(), missingColumns: ['x'] }, SPEC);
+    expect(report.checks.length).toBeGreaterThan(5);
+    for (const c of report.checks) {
+      expect(CheckSchema.safeParse(c).success).toBe(true);
+      expect(c.name).toBe(c.check);
+      expect(c.detail).toBe(c.message);
+      expect(c.severity).toBe('failed');
+      expect(c.phase).toBe(c.passed ? 'successful' : 'failed');
+    }
+  });
+
+  it.each([
+    ['a clean dataset', {}, true, 'successful'],
+    ['a missing column', { missingColumns: ['x'] }, false, 'failed'],
+    ['unscreened batch rows', { untrackedBatchRows: 7 }, false, 'failed'],
+  ] as const)('%s -> ok %s, phase %s', (_label, patch, ok, phase) => {
+    const report = judgeDataset({ ...clean(), ...patch }, SPEC);
+    expect(report.ok).toBe(ok);
+    expect(report.phase).toBe(phase);
+  });
+
+  it.each([
+    ['unreadable data is an error: it could not be judged', undefined, 'error'],
+    ['a hash mismatch the caller marks failed', 'failed', 'failed'],
+  ] as const)('failedReport: %s', (_label, phase, expected) => {
+    const report = failedReport(
+      'readable',
+      'EACCES',
+      'a readable file',
+      'dataset snapshot is unreadable',
+      phase,
+    );
+    expect(report).toMatchObject({ ok: false, phase: expected });
+    expect(report.checks).toEqual([
+      {
+        check: 'readable',
+        name: 'readable',
+        passed: false,
+        phase: expected,
+        severity: 'failed',
+        observed: 'EACCES',
+        threshold: 'a readable file',
+        message: 'dataset snapshot is unreadable',
+        detail: 'dataset snapshot is unreadable',
+      },
+    ]);
+    expect(failedCheckMessages(report)).toEqual(['readable: dataset snapshot is unreadable']);
   });
 });

@@ -12,6 +12,7 @@
  *   travel through Temporal payloads and workflow state unchanged.
  */
 import { z } from 'zod';
+import type { Check, CheckPhase } from './checks';
 
 /** Share of empty cells a feature may have: above 5% usually means a broken upstream join. */
 export const DEFAULT_MAX_NULL_RATE = 0.05;
@@ -403,12 +404,16 @@ export const VALIDATION_CHECKS = {
 } as const;
 export type ValidationCheckName = (typeof VALIDATION_CHECKS)[keyof typeof VALIDATION_CHECKS];
 
-export interface ValidationCheck {
+/**
+ * One validation check, in the shared check shape (src/core/contracts/checks.ts) plus the fields the workflow,
+ * the audit log and recorded workflow histories already use: `check` (= `name`) and `message` (= `detail`).
+ * Every check of the dataset judge has severity `failed`; `error` means the dataset could not be judged at all.
+ */
+export interface ValidationCheck extends Check {
   /** One of {@link VALIDATION_CHECKS} for the checks of this project; a string so others can add theirs. */
   check: string;
   column?: string;
   batch?: string;
-  passed: boolean;
   observed: number | string;
   threshold: number | string;
   message: string;
@@ -417,5 +422,10 @@ export interface ValidationCheck {
 export interface ValidationReport {
   /** True when every check passed. */
   ok: boolean;
+  /**
+   * Worst phase of `checks`. Optional because reports recorded before the shared check shape carry none (nor
+   * `name`/`phase`/`severity`/`detail` on their checks): read `ok`, `check` and `message` in workflow code.
+   */
+  phase?: CheckPhase;
   checks: ValidationCheck[];
 }

@@ -15,6 +15,7 @@
  *   observed value must be >= the bar, for lower-is-better ones (brier, ece, log_loss) it must be <= the bar.
  */
 import { z } from 'zod';
+import type { Check, CheckPhase } from './checks';
 import { METRIC_NAMES, type MetricName } from './metrics';
 
 /** Primary KPI: average precision tracks fraud detection quality under heavy class imbalance. */
@@ -207,24 +208,16 @@ export type McNemarComparison = z.infer<typeof McNemarComparisonSchema>;
 
 export type GateDecision = 'promote' | 'reject' | 'inconclusive';
 
-/** One rule evaluated by the gate. */
-export interface GateCheck {
-  /** Stable identifier, e.g. `guardrail.fairness.dpd.regression`. */
-  name: string;
-  passed: boolean;
-  /** What a failure of this check means for the decision. */
-  severity: 'reject' | 'inconclusive';
-  /** Observed value (null when not measured). */
-  observed: number | string | null;
-  /** Allowed value or bound (null when not applicable). */
-  threshold: number | string | null;
-  /** Human-readable sentence naming the metric or guardrail, observed versus allowed. */
-  detail: string;
-}
+/**
+ * One rule evaluated by the gate, in the shared check shape. `severity` is `failed` for the rules whose failure
+ * rejects the challenger and `inconclusive` for those that only withhold a promotion.
+ */
+export type GateCheck = Check;
 
-/** The gate's verdict; plain JSON. */
+/** The gate's verdict; plain JSON. `phase` is the worst phase of `checks`, and `decision` follows from it. */
 export interface GateVerdict {
   decision: GateDecision;
+  phase: CheckPhase;
   reasons: string[];
   checks: GateCheck[];
 }

@@ -26,8 +26,11 @@
  *   `inconclusive`.
  * - Tolerance comparisons allow {@link FLOAT_TOLERANCE} for rounding (0.03 - 0.02 is not above 0.01);
  *   significance comparisons are exact.
- * - Decision: any failed `reject` check -> `reject`; else any failed `inconclusive` check -> `inconclusive`;
- *   else `promote`.
+ * - Every check has the shared shape of src/core/contracts/checks.ts: a check that does not pass takes the phase
+ *   of its severity (`failed` for the rules above that `reject`, else `inconclusive`); an invalid input is a
+ *   check in phase `error`.
+ * - Decision: from the worst phase of all checks ({@link DECISION_BY_PHASE}): `failed` -> `reject`;
+ *   `inconclusive` or `error` -> `inconclusive`; `successful` -> `promote`.
  */
 import type { z } from 'zod';
 import type {
@@ -40,6 +43,7 @@ import type {
   Measured,
   ModelEvaluation,
 } from '../contracts/gate';
+import { CheckPhase, judgedPhase, worstPhaseOf } from '../contracts/checks';
 import { formatIssuePath } from '../contracts/errors';
 import { ComparisonSchema, GatePolicySchema, ModelEvaluationSchema } from '../contracts/gate';
 import { METRIC_DIRECTIONS, type MetricName } from '../contracts/metrics';
@@ -52,6 +56,17 @@ export type { GateCheck, GateDecision, GateVerdict };
 export const MIN_VALID_BOOTSTRAP_FRACTION = 0.95;
 /** Slack on tolerance comparisons so float rounding of a difference cannot flip a guardrail. */
 export const FLOAT_TOLERANCE = 1e-12;
+
+/**
+ * The decision for the worst phase of the checks. `error` (the gate could not judge its input) is
+ * `inconclusive`: it never promotes, and it is not a verdict on the model.
+ */
+export const DECISION_BY_PHASE: { readonly [P in CheckPhase]: GateDecision } = {
+  successful: 'promote',
+  inconclusive: 'inconclusive',
+  failed: 'reject',
+  error: 'inconclusive',
+};
 
 /** Inputs of {@link decidePromotion}. `policy` may be partial: defaults are applied. */
 export interface PromotionInput {
@@ -78,7 +93,7 @@ class CheckList {
     this.checks.push(check);
   }
 
-  /** Records a check that passed or failed. */
+  /** Records a check that was carried out and passed or not; its phase follows from `severity`. */
   record(
     passed: boolean,
     name: string,
@@ -87,7 +102,7 @@ class CheckList {
     threshold: GateCheck['threshold'],
     detail: string,
   ): void {
-    this.add({ name, passed, severity, observed, threshold, detail });
+    this.add({ name, passed, phase: judgedPhase(passed, severity), severity, observed, threshold, detail });
   }
 
   pass(
@@ -130,15 +145,17 @@ function invalidInput(problems: string[]): GateVerdict {
   const checks: GateCheck[] = problems.map((p) => ({
     name: 'input.valid',
     passed: false,
-    severity: 'inconclusive',
+    phase: CheckPhase.error,
+    severity: CheckPhase.inconclusive,
     observed: null,
     threshold: null,
     detail: `invalid gate input: ${p}`,
   }));
-  return { decision: 'inconclusive', reasons: checks.map((c) => c.detail), checks };
+  const phase = worstPhaseOf(checks);
+  return { decision: DECISION_BY_PHASE[phase], phase, reasons: checks.map((c) => c.detail), checks };
 }
 
-/** Upper-bound check `observed <= limit` with rounding slack; severity reject, NaN -> inconclusive. */
+/** Upper-bound check `observed <= limit` with rounding slack; severity failed, NaN -> inconclusive. */
 function checkAtMost(
   list: CheckList,
   name: string,
@@ -155,7 +172,7 @@ function checkAtMost(
   const detail = ok
     ? `${what} ${fmt(observed)}${unit} within allowed ${fmt(limit)}${unit}`
     : `${what} ${fmt(observed)}${unit} exceeds allowed ${fmt(limit)}${unit}`;
-  list.record(ok, name, 'reject', observed, limit, detail);
+  list.record(ok, name, 'failed', observed, limit, detail);
 }
 
 /** Increase check `challenger - champion <= tolerance`. */
@@ -172,7 +189,7 @@ function checkRegression(
   const increase = challenger - champion;
   const ok = increase <= tolerance + FLOAT_TOLERANCE;
   const detail = `${what} ${ok ? 'change' : 'regressed'}: challenger ${fmt(challenger)} vs champion ${fmt(champion)} (increase ${fmt(increase)}, allowed ${fmt(tolerance)})`;
-  list.record(ok, name, 'reject', increase, tolerance, detail);
+  list.record(ok, name, 'failed', increase, tolerance, detail);
 }
 
 function checkHoldout(
@@ -231,7 +248,7 @@ function checkMinimums(list: CheckList, policy: GatePolicy, challenger: ModelEva
     const ok = higher ? value >= bar - FLOAT_TOLERANCE : value <= bar + FLOAT_TOLERANCE;
     const relation = higher ? 'at least' : 'at most';
     const detail = `${metric} ${fmt(value)} ${ok ? 'meets' : 'fails'} the first-model bar (${relation} ${fmt(bar)})`;
-    list.record(ok, name, 'reject', value, bar, detail);
+    list.record(ok, name, 'failed', value, bar, detail);
   }
 }
 
@@ -304,7 +321,7 @@ function checkLatency(
     const vs = ratio === null ? '' : ` (ratio ${fmt(ratio)} vs champion ${fmt(a)} ms not judged)`;
     list.pass(
       name,
-      'reject',
+      'failed',
       ratio,
       g.maxLatencyRegressionRatio,
       `challenger p95 latency ${fmt(b)} ms is at or below the ${fmt(g.latencyRatioFloorMs)} ms floor of the ratio limit${vs}`,
@@ -328,7 +345,7 @@ function checkLatency(
   list.record(
     ok,
     name,
-    'reject',
+    'failed',
     ratio,
     g.maxLatencyRegressionRatio,
     ok ? detail : `latency regressed: ${detail}`,
@@ -447,7 +464,7 @@ function checkComparison(
     } else if (ciHigh < 0) {
       list.fail(
         'primary.significance',
-        'reject',
+        'failed',
         ciHigh,
         0,
         `challenger is significantly worse on ${metric}: ${interval} lies below 0`,
@@ -481,7 +498,7 @@ function checkComparison(
   } else if (pValue < policy.alpha && b > c) {
     list.fail(
       'primary.significance',
-      'reject',
+      'failed',
       pValue,
       policy.alpha,
       `challenger is significantly worse: ${test}`,
@@ -554,16 +571,13 @@ export function decidePromotion(input: PromotionInput): GateVerdict {
   checkLatency(list, policy, challenger, champion);
 
   const failed = list.checks.filter((c) => !c.passed);
-  const decision: GateDecision = failed.some((c) => c.severity === 'reject')
-    ? 'reject'
-    : failed.length > 0
-      ? 'inconclusive'
-      : 'promote';
+  const phase = worstPhaseOf(list.checks);
+  const decision = DECISION_BY_PHASE[phase];
   const reasons =
     decision === 'promote'
       ? promoteReasons(list.checks, policy, champion === undefined)
       : failed.map((c) => c.detail);
-  return { decision, reasons, checks: list.checks };
+  return { decision, phase, reasons, checks: list.checks };
 }
 
 function promoteReasons(checks: GateCheck[], policy: GatePolicy, firstModel: boolean): string[] {

@@ -8,6 +8,8 @@
  * - Rates are shares of the rows a check is about (all rows, parsed values, non-missing values, labelled rows);
  *   a check fails when the observed value is strictly worse than its threshold.
  * - Every check is reported, passed or not, so the report reads as the full list of what was verified.
+ * - Checks have the shared shape of src/core/contracts/checks.ts (severity `failed`; the report's `phase` is the
+ *   worst of them) and keep `check` and `message`, which the workflow and the audit log read.
  *
  * Poisoning screen. Clean ingestion batches (values of the spec's `batchColumn`) are exchangeable draws from
  * one distribution, so a batch that stands out far beyond sampling noise is suspect. Only batches with at
@@ -50,6 +52,10 @@ import {
   type ValidationCheck,
   type ValidationReport,
 } from '../contracts/feature-spec';
+import { CheckPhase, judgedPhase, worstPhaseOf } from '../contracts/checks';
+
+/** A check as measured below, before the shared check fields are added (see {@link toValidationCheck}). */
+type MeasuredCheck = Omit<ValidationCheck, 'name' | 'phase' | 'severity' | 'detail'>;
 
 /** A category seen fewer times than this across the judged batches cannot shift one measurably: not tested. */
 export const MIN_CATEGORY_COUNT_FOR_SHIFT = 10;
@@ -198,7 +204,7 @@ function featureShiftFindings(
   return worst;
 }
 
-function schemaAndQualityChecks(p: DatasetProfile, spec: FeatureSpec, checks: ValidationCheck[]): void {
+function schemaAndQualityChecks(p: DatasetProfile, spec: FeatureSpec, checks: MeasuredCheck[]): void {
   const q = spec.quality;
   const specRef = `feature spec ${spec.name}@${spec.version}`;
 
@@ -398,7 +404,7 @@ function schemaAndQualityChecks(p: DatasetProfile, spec: FeatureSpec, checks: Va
   });
 }
 
-function poisoningChecks(p: DatasetProfile, spec: FeatureSpec, checks: ValidationCheck[]): void {
+function poisoningChecks(p: DatasetProfile, spec: FeatureSpec, checks: MeasuredCheck[]): void {
   const t = spec.poisoning;
   const labelled = p.label === null ? 0 : p.label.positive + p.label.negative;
   const repeated = rate(p.repeatedVectors, p.rows);
@@ -507,22 +513,55 @@ function poisoningChecks(p: DatasetProfile, spec: FeatureSpec, checks: Validatio
   });
 }
 
-/** A report of one failed check: the dataset could not be judged at all (unreadable, corrupt, wrong hash). */
+/** The shared check fields of a carried-out validation check (severity `failed`: a failure rejects the data). */
+function toValidationCheck(c: MeasuredCheck): ValidationCheck {
+  return {
+    ...c,
+    name: c.check,
+    phase: judgedPhase(c.passed, CheckPhase.failed),
+    severity: CheckPhase.failed,
+    detail: c.message,
+  };
+}
+
+/** A report whose `ok` and `phase` follow from its checks. */
+function reportOf(checks: ValidationCheck[]): ValidationReport {
+  return { ok: checks.every((c) => c.passed), phase: worstPhaseOf(checks), checks };
+}
+
+/**
+ * A report of one check that did not pass: the dataset could not be judged at all (unreadable, corrupt, wrong
+ * hash). Its phase is `error` (could not be checked) unless the caller knows it is a definite `failed` (a
+ * content hash that does not match).
+ */
 export function failedReport(
   check: string,
   observed: string,
   threshold: string,
   message: string,
+  phase: typeof CheckPhase.error | typeof CheckPhase.failed = CheckPhase.error,
 ): ValidationReport {
-  return { ok: false, checks: [{ check, passed: false, observed, threshold, message }] };
+  return reportOf([
+    {
+      check,
+      name: check,
+      passed: false,
+      phase,
+      severity: CheckPhase.failed,
+      observed,
+      threshold,
+      message,
+      detail: message,
+    },
+  ]);
 }
 
 /** Judges a dataset profile against its feature spec: schema, quality and the poisoning screen. */
 export function judgeDataset(profile: DatasetProfile, spec: FeatureSpec): ValidationReport {
-  const checks: ValidationCheck[] = [];
+  const checks: MeasuredCheck[] = [];
   schemaAndQualityChecks(profile, spec, checks);
   poisoningChecks(profile, spec, checks);
-  return { ok: checks.every((c) => c.passed), checks };
+  return reportOf(checks.map(toValidationCheck));
 }
 
 /** The failed checks' messages, one per line: the short form for logs, audit events and rejections. */
