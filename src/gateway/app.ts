@@ -22,6 +22,8 @@ import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-li
 import { RouteTable } from './router';
 import { createGatewayServer, type RouteControl } from './server';
 
+/** Longest an access-log line waits in the write buffer (lines are written in 4 KiB batches). */
+export const ACCESS_LOG_FLUSH_MS = 1000;
 /** Feature specs used when a model's artifacts carry none. */
 export const FALLBACK_SPECS: Readonly<Record<string, FeatureSpec>> = { fraud: FRAUD_FEATURE_SPEC };
 
@@ -52,7 +54,10 @@ export function createAccessLog(target: string): Logger | undefined {
     minLength: 4096,
     mkdir: true,
   });
-  return pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+  const logger = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+  const timer = setInterval(() => logger.flush(), ACCESS_LOG_FLUSH_MS);
+  timer.unref();
+  return logger;
 }
 
 export function createLimiter(config: GatewayConfig): RateLimiter {

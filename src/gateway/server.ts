@@ -32,6 +32,8 @@ import { jsonDepthExceeds, RequestValidationError, validatePredict } from './val
 
 /** Header asking for the staging route (admin principals only). */
 export const STAGING_HEADER = 'x-mlops-route';
+/** Upper bound of the interval at which request and header timeouts are checked. */
+export const CONNECTION_CHECK_MAX_MS = 1000;
 /** Decision threshold used to compare shadow and stable predictions. */
 export const SHADOW_DECISION_THRESHOLD = 0.5;
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -452,6 +454,8 @@ export function createGatewayServer(deps: GatewayDeps): {
       requestTimeout: config.requestTimeoutMs,
       headersTimeout: config.headersTimeoutMs,
       keepAliveTimeout: config.keepAliveTimeoutMs,
+      // How often Node checks the two timeouts above: often enough that a slow-loris client is cut soon after.
+      connectionsCheckingInterval: Math.min(CONNECTION_CHECK_MAX_MS, Math.ceil(config.headersTimeoutMs / 2)),
     },
     (req, res) => {
       inFlight++;
