@@ -9,7 +9,13 @@ import {
   SIGNATURE_FUTURE_SKEW_SECONDS,
   SubmitApprovalSchema,
 } from '../../src/core/contracts/approval';
-import type { ApprovalPolicyInput, RefusalCode } from '../../src/core/contracts/approval';
+import type {
+  ApprovalAttemptInput,
+  ApprovalPolicyInput,
+  ApprovalState,
+  ApprovalVerdict,
+  RefusalCode,
+} from '../../src/core/contracts/approval';
 import { formatZodError } from '../../src/core/contracts/errors';
 import {
   MAX_RECORDED_ATTEMPTS,
@@ -21,7 +27,6 @@ import {
   parseApprovalAttempt,
   submitApprovalResult,
 } from '../../src/core/policy/approval';
-import type { ApprovalAttemptInput, ApprovalState, ApprovalVerdict } from '../../src/core/policy/approval';
 
 // A syntactically valid raw Ed25519 public key (base64 of 32 bytes); crypto is not exercised here.
 const PUB = Buffer.alloc(32, 7).toString('base64');

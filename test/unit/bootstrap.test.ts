@@ -16,8 +16,8 @@ import {
   regularizedGammaQ,
 } from '../../src/core/stats/distributions';
 import { StatsInputError } from '../../src/core/stats/errors';
-import type { MetricName } from '../../src/core/stats/metrics';
-import { brierScore, METRIC_NAMES, prAuc, rocAuc } from '../../src/core/stats/metrics';
+import { METRIC_NAMES, type MetricName } from '../../src/core/contracts/metrics';
+import { brierScore, prAuc, rocAuc } from '../../src/core/stats/metrics';
 import { createSeededRandom, MAX_SEED, seedFromString } from '../../src/core/stats/random';
 
 function expectStatsError(fn: () => unknown, code: StatsInputError['code'], fragment?: string): void {

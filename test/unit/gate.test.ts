@@ -15,7 +15,8 @@ import {
   ModelEvaluationSchema,
 } from '../../src/core/contracts/gate';
 import { CheckSchema, worstPhaseOf } from '../../src/core/contracts/checks';
-import type { GateVerdict, PromotionInput } from '../../src/core/policy/gate';
+import type { GateVerdict } from '../../src/core/contracts/gate';
+import type { PromotionInput } from '../../src/core/policy/gate';
 import { DECISION_BY_PHASE, decidePromotion, summariseVerdict } from '../../src/core/policy/gate';
 import { mcnemar, pairedBootstrap } from '../../src/core/stats/bootstrap';
 import { evaluateModel, predictAt } from '../../src/core/stats/metrics';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ModelEvaluationSchema } from '../../src/core/contracts/gate';
+import { METRIC_DIRECTIONS, METRIC_NAMES as CONTRACT_METRIC_NAMES } from '../../src/core/contracts/metrics';
 import { StatsInputError } from '../../src/core/stats/errors';
 import {
   brierScore,
@@ -373,6 +374,12 @@ describe('metric registry', () => {
     expect(METRICS.brier.direction).toBe('lower');
     expect(METRICS.ece.direction).toBe('lower');
     expect(METRICS.log_loss.direction).toBe('lower');
+  });
+
+  it('implements the contract: the names and directions are the data of src/core/contracts/metrics.ts', () => {
+    expect(METRIC_NAMES).toBe(CONTRACT_METRIC_NAMES);
+    for (const name of CONTRACT_METRIC_NAMES) expect(METRICS[name].direction).toBe(METRIC_DIRECTIONS[name]);
+    expect(Object.keys(METRIC_DIRECTIONS).sort()).toEqual([...CONTRACT_METRIC_NAMES].sort());
   });
 
   it.each(METRIC_NAMES)('%s: registry compute agrees with the plain function', (name) => {

@@ -6,7 +6,7 @@ import {
   type DatasetProfile,
   type FeatureSpec,
 } from '../../src/core/contracts/feature-spec';
-import { CheckSchema } from '../../src/core/contracts/checks';
+import { CheckSchema, type CheckPhase } from '../../src/core/contracts/checks';
 import {
   MAX_REPORTED_Z,
   cohenH,
@@ -202,11 +202,11 @@ describe('validation checks in the shared check shape', () => {
     }
   });
 
-  it.each([
+  it.each<[string, Partial<DatasetProfile>, boolean, CheckPhase]>([
     ['a clean dataset', {}, true, 'successful'],
     ['a missing column', { missingColumns: ['x'] }, false, 'failed'],
     ['unscreened batch rows', { untrackedBatchRows: 7 }, false, 'failed'],
-  ] as const)('%s -> ok %s, phase %s', (_label, patch, ok, phase) => {
+  ])('%s -> ok %s, phase %s', (_label, patch, ok, phase) => {
     const report = judgeDataset({ ...clean(), ...patch }, SPEC);
     expect(report.ok).toBe(ok);
     expect(report.phase).toBe(phase);
