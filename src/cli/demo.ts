@@ -22,7 +22,7 @@ import {
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -100,6 +100,38 @@ async function waitForStage(
   }
 }
 
+/**
+ * One demo per state folder: a second one would wipe the first one's data under it. The lock file
+ * holds the owner's pid; a lock whose process is gone is taken over.
+ */
+function lockDemo(lockPath: string): () => void {
+  mkdirSync(path.dirname(lockPath), { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockPath, 'wx');
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(lockPath, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(readFileSync(lockPath, 'utf8').trim());
+      let alive = false;
+      try {
+        if (Number.isInteger(owner) && owner > 0) alive = process.kill(owner, 0);
+      } catch {
+        alive = false;
+      }
+      if (alive) {
+        throw new Error(
+          `another demo (pid ${owner}) is using ${path.dirname(lockPath)}; wait for it, or give this one its own MLOPS_STATE_DIR`,
+        );
+      }
+      rmSync(lockPath, { force: true });
+    }
+  }
+  throw new Error(`could not take the demo lock ${lockPath}`);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -113,6 +145,8 @@ async function main(): Promise<void> {
     throw new Error(`--seed must be a non-negative integer, got ${values.seed}`);
 
   const stateDir = path.join(STATE_DIR, 'demo');
+  const releaseLock = lockDemo(`${stateDir}.lock`);
+  process.once('exit', releaseLock);
   rmSync(stateDir, { recursive: true, force: true });
   console.log('== starting the local stack (the first run builds the tools; later runs reuse them)');
   const stack: Stack = await startStack({ stateDir, persistent: true, ui: true });
