@@ -1,0 +1,233 @@
+/**
+ * Canary analysis, pure: one analysis judges a window of measurements (canary against stable with
+ * intervals, and against absolute limits) into checks of the four phases; `nextRolloutAction`
+ * applies Argo Rollouts-style limits to the analyses so far. The workflow only carries out the
+ * action.
+ *
+ * Decision rules, per rate (error rate, OOD rate):
+ * - absolute: failed when the Wilson lower bound exceeds the limit (significantly worse), successful
+ *   when the point estimate is within it, inconclusive in between;
+ * - relative to stable: Newcombe's interval on `canary - stable`; failed when its lower bound
+ *   exceeds the allowed increase, successful when the estimate is within it, else inconclusive.
+ * The relative comparisons share `alpha` by Bonferroni. Latency: the absolute p99 ceiling, and the
+ * p99 ratio against stable only when the canary's p99 is above the floor (a ratio of sub-millisecond
+ * figures is timer noise). Prediction distribution: PSI between the two histograms. Fewer canary
+ * requests than `minRequests` make every check inconclusive: tiny samples never decide.
+ */
+import type { AnalysisResult, CanaryMeasurement, CanaryPolicy } from '../contracts/canary';
+import { CheckPhase, judgedPhase, worstPhaseOf, type Check, type CheckSeverity } from '../contracts/checks';
+import { populationStabilityIndex } from '../stats/divergence';
+import { rateDifferenceInterval, wilsonInterval } from '../stats/proportions';
+
+/** Relative comparisons that share alpha (Bonferroni): error rate and OOD rate against stable. */
+const RELATIVE_COMPARISONS = 2;
+
+const fmt = (v: number): string => (Number.isFinite(v) ? String(Math.round(v * 1e4) / 1e4) : 'NaN');
+
+function check(
+  name: string,
+  phase: CheckPhase,
+  observed: number | null,
+  threshold: number | null,
+  detail: string,
+  severity: CheckSeverity = CheckPhase.failed,
+): Check {
+  return { name, phase, passed: phase === CheckPhase.successful, severity, observed, threshold, detail };
+}
+
+function rateChecks(
+  label: string,
+  events: { canary: number; stable: number },
+  n: { canary: number; stable: number },
+  limits: { absolute: number; increase?: number },
+  alpha: number,
+): Check[] {
+  const out: Check[] = [];
+  const abs = wilsonInterval(events.canary, n.canary, alpha);
+  const absPhase =
+    abs.low > limits.absolute
+      ? CheckPhase.failed
+      : abs.estimate <= limits.absolute
+        ? CheckPhase.successful
+        : CheckPhase.inconclusive;
+  out.push(
+    check(
+      `canary.${label}.absolute`,
+      absPhase,
+      abs.estimate,
+      limits.absolute,
+      `canary ${label} ${fmt(abs.estimate)} (95% CI [${fmt(abs.low)}, ${fmt(abs.high)}], ${events.canary}/${n.canary}) against the ceiling ${fmt(limits.absolute)}`,
+    ),
+  );
+  if (limits.increase !== undefined) {
+    const rel = rateDifferenceInterval(
+      { events: events.stable, n: n.stable },
+      { events: events.canary, n: n.canary },
+      alpha / RELATIVE_COMPARISONS,
+    );
+    const relPhase = !Number.isFinite(rel.estimate)
+      ? CheckPhase.inconclusive
+      : rel.low > limits.increase
+        ? CheckPhase.failed
+        : rel.estimate <= limits.increase
+          ? CheckPhase.successful
+          : CheckPhase.inconclusive;
+    out.push(
+      check(
+        `canary.${label}.vs-stable`,
+        relPhase,
+        rel.estimate,
+        limits.increase,
+        `canary - stable ${label} ${fmt(rel.estimate)} (CI [${fmt(rel.low)}, ${fmt(rel.high)}], Bonferroni alpha ${fmt(alpha / RELATIVE_COMPARISONS)}), allowed increase ${fmt(limits.increase)}`,
+      ),
+    );
+  }
+  return out;
+}
+
+/** Judges one analysis window. */
+export function judgeCanary(
+  m: CanaryMeasurement,
+  policy: CanaryPolicy,
+  step: number,
+): Omit<AnalysisResult, 'at'> {
+  const { canary, stable } = m;
+  if (canary.requests < policy.minRequests) {
+    const checks = [
+      check(
+        'canary.sample-size',
+        CheckPhase.inconclusive,
+        canary.requests,
+        policy.minRequests,
+        `only ${canary.requests} canary request(s) in the window; at least ${policy.minRequests} are needed to judge`,
+        CheckPhase.inconclusive,
+      ),
+    ];
+    return { step, phase: CheckPhase.inconclusive, checks };
+  }
+  const n = { canary: canary.requests, stable: stable.requests };
+  const checks: Check[] = [
+    ...rateChecks(
+      'error-rate',
+      { canary: canary.errors, stable: stable.errors },
+      n,
+      { absolute: policy.maxErrorRate, increase: policy.maxErrorRateIncrease },
+      policy.alpha,
+    ),
+    ...rateChecks(
+      'ood-rate',
+      { canary: canary.oodRequests, stable: stable.oodRequests },
+      n,
+      { absolute: policy.maxOodRate },
+      policy.alpha,
+    ),
+  ];
+  const p99 = canary.p99Ms;
+  checks.push(
+    check(
+      'canary.latency.p99.absolute',
+      Number.isFinite(p99) ? judgedPhase(p99 <= policy.maxP99Ms, CheckPhase.failed) : CheckPhase.inconclusive,
+      Number.isFinite(p99) ? p99 : null,
+      policy.maxP99Ms,
+      `canary p99 ${fmt(p99)} ms against the ceiling ${fmt(policy.maxP99Ms)} ms`,
+    ),
+  );
+  if (!Number.isFinite(p99) || !Number.isFinite(stable.p99Ms) || stable.p99Ms <= 0) {
+    checks.push(
+      check(
+        'canary.latency.p99.ratio',
+        CheckPhase.inconclusive,
+        null,
+        policy.maxP99Ratio,
+        'p99 of canary or stable not measured',
+        CheckPhase.inconclusive,
+      ),
+    );
+  } else if (p99 <= policy.latencyFloorMs) {
+    checks.push(
+      check(
+        'canary.latency.p99.ratio',
+        CheckPhase.successful,
+        p99 / stable.p99Ms,
+        policy.maxP99Ratio,
+        `canary p99 ${fmt(p99)} ms is below the ${fmt(policy.latencyFloorMs)} ms floor: the ratio is not judged`,
+      ),
+    );
+  } else {
+    const ratio = p99 / stable.p99Ms;
+    checks.push(
+      check(
+        'canary.latency.p99.ratio',
+        judgedPhase(ratio <= policy.maxP99Ratio, CheckPhase.failed),
+        ratio,
+        policy.maxP99Ratio,
+        `p99 ratio canary/stable ${fmt(ratio)} (${fmt(p99)} ms vs ${fmt(stable.p99Ms)} ms), allowed ${fmt(policy.maxP99Ratio)}`,
+      ),
+    );
+  }
+  const psi =
+    stable.requests >= policy.minRequests
+      ? populationStabilityIndex(stable.predictionHistogram, canary.predictionHistogram)
+      : Number.NaN;
+  checks.push(
+    check(
+      'canary.predictions.psi',
+      Number.isFinite(psi)
+        ? judgedPhase(psi <= policy.maxPredictionPsi, CheckPhase.failed)
+        : CheckPhase.inconclusive,
+      Number.isFinite(psi) ? psi : null,
+      policy.maxPredictionPsi,
+      Number.isFinite(psi)
+        ? `prediction distribution PSI canary vs stable ${fmt(psi)}, allowed ${fmt(policy.maxPredictionPsi)}`
+        : `too few stable requests (${stable.requests}) to compare prediction distributions`,
+      Number.isFinite(psi) ? CheckPhase.failed : CheckPhase.inconclusive,
+    ),
+  );
+  return { step, phase: worstPhaseOf(checks), checks };
+}
+
+export type RolloutAction =
+  | { action: 'continue' }
+  | { action: 'remeasure'; reason: string }
+  | { action: 'pause'; reason: string }
+  | { action: 'rollback'; reason: string };
+
+/**
+ * What follows the analyses so far (in order), in the manner of Argo Rollouts: more failures than
+ * `failureLimit` or `consecutiveErrorLimit` errors in a row roll back; an error below the limit is
+ * measured again; an inconclusive one is measured again up to `inconclusiveLimit` times, then the
+ * rollout pauses for a human (counted from index `sinceResume`, the analyses since the last resume).
+ */
+export function nextRolloutAction(
+  analyses: readonly Pick<AnalysisResult, 'phase' | 'step'>[],
+  policy: Pick<CanaryPolicy, 'failureLimit' | 'inconclusiveLimit' | 'consecutiveErrorLimit'>,
+  sinceResume = 0,
+): RolloutAction {
+  const last = analyses[analyses.length - 1];
+  if (!last) return { action: 'continue' };
+  const failures = analyses.filter((a) => a.phase === CheckPhase.failed).length;
+  if (failures > policy.failureLimit) {
+    return {
+      action: 'rollback',
+      reason: `analysis failed at ${last.step}% (${failures} failure(s), limit ${policy.failureLimit})`,
+    };
+  }
+  let errors = 0;
+  for (let i = analyses.length - 1; i >= 0 && analyses[i]!.phase === CheckPhase.error; i--) errors++;
+  if (errors >= policy.consecutiveErrorLimit) {
+    return {
+      action: 'rollback',
+      reason: `${errors} consecutive analyses could not measure (limit ${policy.consecutiveErrorLimit})`,
+    };
+  }
+  if (last.phase === CheckPhase.error)
+    return { action: 'remeasure', reason: `measurement error ${errors} of ${policy.consecutiveErrorLimit}` };
+  const inconclusive = analyses.slice(sinceResume).filter((a) => a.phase === CheckPhase.inconclusive).length;
+  if (last.phase === CheckPhase.inconclusive && inconclusive > policy.inconclusiveLimit) {
+    return { action: 'pause', reason: `analysis inconclusive at ${last.step}%: waiting for resume or abort` };
+  }
+  if (last.phase === CheckPhase.inconclusive) {
+    return { action: 'remeasure', reason: `inconclusive ${inconclusive} of ${policy.inconclusiveLimit} allowed` };
+  }
+  return { action: 'continue' };
+}
