@@ -318,7 +318,7 @@ function checkLatency(
   if (!measured(b)) return list.unmeasured(name, 'challenger p95 latency', g.maxLatencyRegressionRatio);
   if (b <= g.latencyRatioFloorMs) {
     const ratio = measured(a) && a > 0 ? b / a : null;
-    const vs = ratio === null ? '' : ` (ratio ${fmt(ratio)} vs champion ${fmt(a)} ms not judged)`;
+    const vs = ratio === null ? '' : ` (ratio ${fmt(ratio)} to the champion's ${fmt(a)} ms, not judged)`;
     list.pass(
       name,
       'failed',
