@@ -467,8 +467,9 @@ export async function startKubeCluster(opts: StartKubeClusterOptions): Promise<K
         `--service-account-private-key-file=${pki.saKey}`,
         `--root-ca-file=${pki.ca}`,
         '--use-service-account-credentials=false',
-        // KWOK nodes send no heartbeats: the node lifecycle controller would taint and evict them.
-        '--controllers=*,-node-lifecycle-controller',
+        // The node lifecycle controller lifts the not-ready taint a new Node is admitted with; KWOK
+        // heartbeats every 20-45 s, so give nodes an hour before they count as lost.
+        '--node-monitor-grace-period=1h',
         `--service-cluster-ip-range=${SERVICE_CIDR}`,
         '--profiling=false',
       ],
@@ -581,7 +582,9 @@ export async function registerGpuNode(admin: k8s.KubeConfig, spec: GpuNodeSpec):
   await poll(`node ${spec.name} Ready (KWOK)`, KUBE_START_TIMEOUT_MS, async () => {
     const n = await core.readNode({ name: spec.name });
     const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-    return ready ? n : undefined;
+    // ... and the node lifecycle controller has lifted the taint a new Node is admitted with.
+    const untainted = !(n.spec?.taints ?? []).some((t) => t.key === 'node.kubernetes.io/not-ready');
+    return ready && untainted ? n : undefined;
   });
 }
 

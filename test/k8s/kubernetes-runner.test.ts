@@ -1,0 +1,282 @@
+/**
+ * The Kubernetes job runner against a real API server, controller manager, scheduler and Kueue,
+ * with KWOK simulating the GPU nodes (the only double: no GPU or container runtime runs here).
+ * Every runner uses the worker ServiceAccount's own token, so the deployed Role is what is tested.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decideJobFailure } from '../../src/core/policy/job-failures';
+import { KUEUE_QUEUE_LABEL, TRAINER_CONTAINER, deterministicJobName } from '../../src/jobs/kubernetes-runner';
+import { JobOwnershipError, JobSpecError } from '../../src/jobs/types';
+import {
+  FAST_PODS,
+  TRAINING_NAMESPACE,
+  gpuSpec,
+  kubeConfig,
+  runFor,
+  waitForStatus,
+  workerRunner,
+} from './helpers';
+
+/** Admission, scheduling and KWOK's simulated run of one pod: seconds; generous for a loaded machine. */
+const RUN_MS = 60_000;
+
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0)) await f().catch(() => undefined);
+});
+
+async function track(name: string): Promise<void> {
+  const runner = await workerRunner();
+  cleanup.push(() => runner.delete(name));
+}
+
+describe('a GPU training Job queued through Kueue', () => {
+  it('is created suspended and hardened, admitted by Kueue, runs on a simulated GPU node and succeeds', async () => {
+    const runner = await workerRunner();
+    const spec = gpuSpec('retrain-fraud');
+    await track(spec.name);
+    const phases = new Set<string>();
+    const { created, status } = await runner.submit(spec);
+    expect(created).toBe(true);
+    expect(['pending', 'running', 'succeeded']).toContain(status.phase);
+
+    const admin = kubeConfig().makeApiClient(k8s.BatchV1Api);
+    const job = await admin.readNamespacedJob({ name: spec.name, namespace: TRAINING_NAMESPACE });
+    expect(job.metadata?.labels?.[KUEUE_QUEUE_LABEL]).toBe('training');
+    const pod = job.spec?.template.spec;
+    const c = pod?.containers.find((x) => x.name === TRAINER_CONTAINER);
+    expect(pod?.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(c?.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(pod?.automountServiceAccountToken).toBe(false);
+    expect(c?.env?.find((e) => e.name === 'MLFLOW_TRACKING_TOKEN')).toEqual({
+      name: 'MLFLOW_TRACKING_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'mlflow-credentials', key: 'token' } },
+    });
+    expect(c?.resources?.limits?.['nvidia.com/gpu']).toBe('1');
+    expect(job.spec?.podFailurePolicy?.rules.map((r) => r.action)).toEqual(['Ignore', 'FailJob']);
+
+    const done = await waitForStatus(
+      runner,
+      spec.name,
+      (s) => s?.phase === 'succeeded',
+      RUN_MS,
+      (s) => {
+        if (s) phases.add(s.phase);
+      },
+    );
+    expect(done?.queue?.admitted).toBe(true);
+    expect(done?.queue?.conditions.map((x) => x.type)).toEqual(
+      expect.arrayContaining(['QuotaReserved', 'Admitted']),
+    );
+    expect(done?.pods?.[0]?.node).toMatch(/^gpu-\d$/);
+    expect(decideJobFailure(done ?? { phase: 'failed' })).toEqual({ action: 'done' });
+  });
+
+  it('submitting the same spec again adopts the Job (no second one); another owner is refused', async () => {
+    const runner = await workerRunner();
+    const spec = gpuSpec('retrain-adopt');
+    await track(spec.name);
+    const first = await runner.submit(spec);
+    // A new runner, as a restarted worker would build it.
+    const again = await (await workerRunner()).submit(spec);
+    expect(first.created).toBe(true);
+    expect(again.created).toBe(false);
+    expect(again.status.name).toBe(spec.name);
+    const list = await kubeConfig()
+      .makeApiClient(k8s.BatchV1Api)
+      .listNamespacedJob({ namespace: TRAINING_NAMESPACE, labelSelector: 'mlops.io/owner=retrain-adopt' });
+    expect(list.items).toHaveLength(1);
+    await expect(
+      runner.submit({ ...spec, labels: { ...spec.labels, 'mlops.io/owner': 'retrain-other' } }),
+    ).rejects.toBeInstanceOf(JobOwnershipError);
+  });
+
+  it('deterministic names: the same workflow and stage give the same DNS label, within 63 characters', () => {
+    expect(deterministicJobName('retrain-fraud', 'train')).toBe('retrain-fraud-train');
+    const long = deterministicJobName(`retrain-${'x'.repeat(80)}`, 'train');
+    expect(long).toHaveLength(63);
+    expect(long).toBe(deterministicJobName(`retrain-${'x'.repeat(80)}`, 'train'));
+    expect(long).not.toBe(deterministicJobName(`retrain-${'x'.repeat(81)}`, 'train'));
+    expect(deterministicJobName('Retrain_Fraud:2026', 'train')).toMatch(
+      /^retrain-fraud-2026-train-[0-9a-f]{10}$/,
+    );
+  });
+
+  it('a spec refused before or by the API server is a JobSpecError naming the field', async () => {
+    const runner = await workerRunner();
+    const refusal = (spec: ReturnType<typeof gpuSpec>) =>
+      runner.submit(spec).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    const quantity = await refusal(gpuSpec('retrain-invalid', { resources: { gpus: 1, cpu: 'lots' } }));
+    expect(quantity).toBeInstanceOf(JobSpecError);
+    expect(String(quantity)).toContain('resources.cpu "lots"');
+    // The API server's own validation (an env var name it refuses): HTTP 422, its field path kept.
+    const envSpec = gpuSpec('retrain-invalid-env', { env: { 'A=B': 'x' } });
+    await track(envSpec.name);
+    const env = await refusal(envSpec);
+    expect(env).toBeInstanceOf(JobSpecError);
+    expect(String(env)).toMatch(/HTTP 422.*env\[0\]\.name/);
+  });
+});
+
+describe('failure classes', () => {
+  it('more GPUs than the queue holds: queued with Kueue’s reason, then failed at the queue timeout', async () => {
+    const runner = await workerRunner({ queueTimeoutSeconds: 8 });
+    const spec = gpuSpec('retrain-noquota', { resources: { gpus: 8, cpu: '2', memory: '4Gi' } });
+    await track(spec.name);
+    await runner.submit(spec);
+    const queued = await waitForStatus(
+      runner,
+      spec.name,
+      (s) => s?.reason === 'queued' && (s.queue?.conditions.some((c) => c.type === 'QuotaReserved') ?? false),
+      RUN_MS,
+    );
+    expect(queued?.phase).toBe('pending');
+    expect(queued?.message).toMatch(/nvidia\.com\/gpu/);
+    expect(decideJobFailure(queued ?? { phase: 'failed' }).action).toBe('wait');
+    const failed = await waitForStatus(runner, spec.name, (s) => s?.phase === 'failed', RUN_MS);
+    expect(failed?.reason).toBe('queued');
+    expect(failed?.message).toMatch(/not admitted .*queue timeout 8 s.*nvidia\.com\/gpu/);
+    const action = decideJobFailure(failed ?? { phase: 'failed' });
+    expect(action.action).toBe('fail');
+  });
+
+  it('an image that cannot be pulled fails non-retryably with the kubelet’s message', async () => {
+    const runner = await workerRunner({
+      imagePullGraceSeconds: 0,
+      template: {
+        podLabels: { 'mlops.test/simulate': 'image-pull' },
+        podAnnotations: { ...FAST_PODS, 'pod-create.stage.kwok.x-k8s.io/weight': '0' },
+      },
+    });
+    const spec = gpuSpec('retrain-pull', { image: 'registry.example.com/mlops/no-such-trainer:v0' });
+    await track(spec.name);
+    await runner.submit(spec);
+    const failed = await waitForStatus(runner, spec.name, (s) => s?.phase === 'failed', RUN_MS);
+    expect(failed?.reason).toBe('image-pull');
+    expect(failed?.message).toContain('no-such-trainer:v0');
+    expect(failed?.message).toContain('ErrImagePull');
+    const action = decideJobFailure(failed ?? { phase: 'failed' });
+    expect(action).toMatchObject({ action: 'fail', hint: expect.stringMatching(/image/) });
+  });
+
+  it('a Job past its activeDeadlineSeconds is failed deadline-exceeded, and the table does not retrain', async () => {
+    const runner = await workerRunner({
+      template: { podAnnotations: runFor('1h') },
+    });
+    const spec = gpuSpec('retrain-deadline', { activeDeadlineSeconds: 3 });
+    await track(spec.name);
+    await runner.submit(spec);
+    const failed = await waitForStatus(runner, spec.name, (s) => s?.phase === 'failed', RUN_MS);
+    expect(failed?.reason).toBe('deadline-exceeded');
+    expect(decideJobFailure(failed ?? { phase: 'failed' }).action).toBe('fail');
+  });
+
+  it('an OOM-killed trainer fails non-retryably with a resource hint; a non-zero exit fails with its code', async () => {
+    const chaos = (exitCode: string, reason: string) =>
+      workerRunner({
+        template: {
+          podLabels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' },
+          podAnnotations: {
+            ...FAST_PODS,
+            'pod-complete.stage.kwok.x-k8s.io/weight': '0',
+            'pod-container-running-failed.stage.kwok.x-k8s.io/delay': '500ms',
+            'pod-container-running-failed.stage.kwok.x-k8s.io/jitter-delay': '500ms',
+            'pod-container-running-failed.stage.kwok.x-k8s.io/exit-code': exitCode,
+            'pod-container-running-failed.stage.kwok.x-k8s.io/reason': reason,
+            'pod-container-running-failed.stage.kwok.x-k8s.io/message': `simulated ${reason}`,
+          },
+        },
+      });
+    const oomRunner = await chaos('137', 'OOMKilled');
+    const oom = gpuSpec('retrain-oom');
+    await track(oom.name);
+    await oomRunner.submit(oom);
+    const oomFailed = await waitForStatus(oomRunner, oom.name, (s) => s?.phase === 'failed', RUN_MS);
+    expect(oomFailed?.reason).toBe('oom-killed');
+    expect(oomFailed?.exitCode).toBe(137);
+    expect(decideJobFailure(oomFailed ?? { phase: 'failed' })).toMatchObject({
+      action: 'fail',
+      hint: expect.stringMatching(/memory/),
+    });
+
+    const exitRunner = await chaos('3', 'Error');
+    const bad = gpuSpec('retrain-exit');
+    await track(bad.name);
+    await exitRunner.submit(bad);
+    const exitFailed = await waitForStatus(exitRunner, bad.name, (s) => s?.phase === 'failed', RUN_MS);
+    expect(exitFailed).toMatchObject({ reason: 'exit-code', exitCode: 3 });
+    expect(exitFailed?.message).toContain('simulated Error');
+    // podFailurePolicy FailJob: one pod, no retry of a trainer that failed on its own.
+    expect(exitFailed?.pods).toHaveLength(1);
+  });
+});
+
+describe('preemption, cancellation and garbage collection', () => {
+  it('a lower-priority training preempted by an urgent one is requeued by Kueue and completes after it', async () => {
+    const slow = await workerRunner({
+      template: { podAnnotations: runFor('15s') },
+    });
+    const urgent = await workerRunner({ template: { priorityClassName: 'mlops-training-urgent' } });
+    const low = gpuSpec('retrain-low', { resources: { gpus: 4, cpu: '2', memory: '4Gi' } });
+    const high = gpuSpec('retrain-urgent', { resources: { gpus: 4, cpu: '2', memory: '4Gi' } });
+    await track(low.name);
+    await track(high.name);
+    await slow.submit(low);
+    await waitForStatus(slow, low.name, (s) => s?.phase === 'running', RUN_MS);
+    await urgent.submit(high);
+    const preempted = await waitForStatus(slow, low.name, (s) => s?.reason === 'preempted', RUN_MS);
+    expect(preempted?.phase).toBe('pending');
+    expect(preempted?.queue?.conditions).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ type: 'Evicted', status: 'True', reason: 'Preempted' }),
+      ]),
+    );
+    expect(decideJobFailure(preempted ?? { phase: 'failed' }).action).toBe('wait');
+    await waitForStatus(urgent, high.name, (s) => s?.phase === 'succeeded', RUN_MS);
+    const resumed = await waitForStatus(slow, low.name, (s) => s?.phase === 'succeeded', 2 * RUN_MS);
+    expect(resumed?.queue?.admitted).toBe(true);
+  });
+
+  it('delete removes the Job and its pods (foreground) and is idempotent', async () => {
+    const runner = await workerRunner({
+      template: { podAnnotations: runFor('1h') },
+    });
+    const spec = gpuSpec('retrain-cancel');
+    await runner.submit(spec);
+    await waitForStatus(runner, spec.name, (s) => s?.phase === 'running', RUN_MS);
+    await runner.delete(spec.name);
+    expect(await runner.status(spec.name)).toBeUndefined();
+    const pods = await kubeConfig()
+      .makeApiClient(k8s.CoreV1Api)
+      .listNamespacedPod({
+        namespace: TRAINING_NAMESPACE,
+        labelSelector: `batch.kubernetes.io/job-name=${spec.name}`,
+      });
+    expect(pods.items).toHaveLength(0);
+    await runner.delete(spec.name);
+  });
+
+  it('the label garbage collector deletes only the Jobs of finished owners', async () => {
+    const runner = await workerRunner();
+    const finished = gpuSpec('retrain-gc-done');
+    const running = gpuSpec('retrain-gc-live');
+    await track(running.name);
+    await runner.submit(finished);
+    await runner.submit(running);
+    const deleted = await runner.collectGarbage(async (owner) => owner === 'retrain-gc-done');
+    expect(deleted).toEqual([finished.name]);
+    expect(await runner.status(finished.name)).toBeUndefined();
+    expect(await runner.status(running.name)).toBeDefined();
+  });
+});

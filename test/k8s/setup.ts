@@ -1,0 +1,69 @@
+/**
+ * Global setup of the `k8s` layer: one real control plane for the whole layer (etcd,
+ * kube-apiserver with TLS, token auth and RBAC, controller-manager, scheduler, KWOK simulating two
+ * GPU nodes, Kueue), provisioned from the Go module proxy on first use (cached) and started by the
+ * project's own launcher. The training namespace, the worker's ServiceAccount and Role, and the
+ * Kueue queues come from deploy/k8s, applied as an operator would.
+ *
+ * KWOK stands in for the kubelet and the GPUs (no container runs): the one test double of this
+ * layer, because real GPUs and a container runtime cannot run here.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { applyObjects, loadManifests, startKubeCluster } from '../../src/stack/kube-cluster';
+import { PROJECT_ROOT } from '../../src/stack/paths';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    kubeServer: string;
+    kubeCaPem: string;
+    kubeAdminToken: string;
+    kubeLogDir: string;
+  }
+}
+
+/** Simulated GPU pool: two nodes of four GPUs (the Kueue quota, four GPUs, is the tighter limit). */
+export const GPU_NODES = 2;
+export const GPUS_PER_NODE = 4;
+
+/** Manifests applied before the tests (the worker Deployment itself is only dry-run). */
+const APPLIED = [
+  'deploy/k8s/worker/base/namespaces.yaml',
+  'deploy/k8s/worker/base/serviceaccounts.yaml',
+  'deploy/k8s/worker/base/role.yaml',
+  'deploy/k8s/worker/base/rolebinding.yaml',
+  'deploy/k8s/kueue/priority-classes.yaml',
+  'deploy/k8s/kueue/resource-flavor.yaml',
+  'deploy/k8s/kueue/cluster-queue.yaml',
+  'deploy/k8s/kueue/local-queue.yaml',
+];
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'mlops-test-kube-'));
+  const started = Date.now();
+  const cluster = await startKubeCluster({
+    stateDir,
+    gpuNodes: Array.from({ length: GPU_NODES }, (_, i) => ({
+      name: `gpu-${i}`,
+      gpus: GPUS_PER_NODE,
+      labels: { 'mlops.io/pool': 'gpu', 'nvidia.com/gpu.present': 'true' },
+      taints: [{ key: 'nvidia.com/gpu', value: 'present', effect: 'NoSchedule' }],
+    })),
+    extraKwokStages: [path.join(PROJECT_ROOT, 'test', 'k8s', 'fixtures', 'kwok-image-pull.yaml')],
+  });
+  const admin = cluster.kubeConfig();
+  for (const f of APPLIED) {
+    await applyObjects(admin, loadManifests(readFileSync(path.join(PROJECT_ROOT, f), 'utf8')));
+  }
+  console.log(`[test kube] ${cluster.server} ready with ${GPU_NODES} GPU nodes (${Date.now() - started} ms)`);
+  project.provide('kubeServer', cluster.server);
+  project.provide('kubeCaPem', readFileSync(cluster.caFile, 'utf8'));
+  project.provide('kubeAdminToken', cluster.adminToken);
+  project.provide('kubeLogDir', cluster.logDir);
+  return async () => {
+    await cluster.stop();
+    if (!process.env.MLOPS_KEEP_KUBE_STATE) rmSync(stateDir, { recursive: true, force: true });
+  };
+}
