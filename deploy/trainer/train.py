@@ -37,6 +37,10 @@ EXIT_BACKEND = 6  # the requested backend is not available in this image
 DEFAULT_ARTIFACT_PATH = "model"  # the control plane registers model versions from <run>/artifacts/model
 DEFAULT_SEED = 42  # reproducible by default, like the control plane's own default
 DEFAULT_BACKEND = "sklearn"
+CHECKPOINT_ARTIFACT_DIR = "checkpoints"  # torch: the run's artifacts keep the last epoch's state here
+CHECKPOINT_FILE = "last.pt"  # one file, replaced each epoch: a resubmitted job resumes from it
+CHECKPOINT_FORMAT = "mlops.torch-checkpoint/v1"
+DEFAULT_CHECKPOINT_EVERY = 1  # epochs between checkpoints (MLOPS_CHECKPOINT_EVERY)
 ONNX_OPSET = 17  # highest opset used (skl2onnx may pick lower); onnxruntime >= 1.14 runs it
 PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_native| accepted on the parity sample
 PARITY_SAMPLE_ROWS = 2000  # rows of the validation split scored by both runtimes
@@ -110,6 +114,8 @@ class Config:
     seed: int
     hyperparams: dict[str, Any]
     backend: str
+    checkpoint_dir: str = ""  # local scratch for checkpoints (MLOPS_CHECKPOINT_DIR); "" = a temp dir
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
 
 
 def _require(env: dict[str, str], key: str) -> str:
@@ -264,6 +270,9 @@ def read_config(env: dict[str, str]) -> Config:
     backend = env.get("MLOPS_BACKEND", "").strip() or DEFAULT_BACKEND
     if backend not in ("sklearn", "torch"):
         raise TrainerError(EXIT_CONFIG, f"MLOPS_BACKEND {backend!r} must be 'sklearn' or 'torch'")
+    every_raw = env.get("MLOPS_CHECKPOINT_EVERY", "").strip() or str(DEFAULT_CHECKPOINT_EVERY)
+    if not re.fullmatch(r"[1-9]\d{0,5}", every_raw):
+        raise TrainerError(EXIT_CONFIG, f"MLOPS_CHECKPOINT_EVERY {every_raw!r} must be a positive integer")
     return Config(
         tracking_uri=tracking_uri,
         run_id=run_id,
@@ -277,6 +286,8 @@ def read_config(env: dict[str, str]) -> Config:
         seed=int(seed_raw),
         hyperparams=parse_hyperparams(env.get("MLOPS_HYPERPARAMS", ""), backend),
         backend=backend,
+        checkpoint_dir=env.get("MLOPS_CHECKPOINT_DIR", "").strip(),
+        checkpoint_every=int(every_raw),
     )
 
 
@@ -499,7 +510,7 @@ def input_schema(cfg: Config) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Backends: each returns (onnx bytes, predict_proba on a DataFrame, extra params)
+# Backends: each returns (onnx bytes, predict_proba on a DataFrame, extra params); torch adds metrics
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -529,7 +540,60 @@ def train_sklearn(cfg: Config, X_train, y_train):
     return onx, model.predict_proba, {"model": "GradientBoostingClassifier"}
 
 
-def train_torch(cfg: Config, X_train, y_train):
+class Checkpoints:
+    """The torch path's epoch checkpoints, kept in the run's own artifacts (`checkpoints/last.pt`).
+
+    A preempted or evicted job is resubmitted with the same MLflow run id; its new pod, on whatever
+    node, downloads the last checkpoint and continues from the epoch after it. A checkpoint is only
+    resumed from when it was written for the same dataset, seed, hyperparameters and input width;
+    anything else starts afresh (and says so).
+    """
+
+    def __init__(self, cfg: Config, client: Any):
+        self.cfg = cfg
+        self.client = client
+        self.dir = cfg.checkpoint_dir or tempfile.mkdtemp(prefix="mlops-ckpt-")
+        os.makedirs(self.dir, exist_ok=True)
+
+    def identity(self, width: int) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "dataset_sha256": self.cfg.dataset_sha256,
+            "seed": self.cfg.seed,
+            "hyperparams": self.cfg.hyperparams,
+            "width": width,
+        }
+
+    def load(self, torch: Any, width: int) -> dict[str, Any] | None:
+        """The last checkpoint of this run, or None (none yet, or written for other inputs)."""
+        try:
+            local = self.client.download_artifacts(
+                self.cfg.run_id, f"{CHECKPOINT_ARTIFACT_DIR}/{CHECKPOINT_FILE}", self.dir
+            )
+        except Exception:  # no checkpoint artifact yet: a first attempt
+            return None
+        try:
+            state = torch.load(local, map_location="cpu", weights_only=False)
+        except Exception as err:
+            progress(f"checkpoint {local} unreadable ({type(err).__name__}); starting from epoch 1")
+            return None
+        if state.get("identity") != self.identity(width):
+            progress("checkpoint was written for other inputs (data, seed or hyperparameters); starting afresh")
+            return None
+        return state
+
+    def save(self, torch: Any, state: dict[str, Any]) -> None:
+        path = os.path.join(self.dir, CHECKPOINT_FILE)
+        tmp = f"{path}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        tracking_call(
+            f"uploading checkpoint of epoch {state['epoch']}",
+            lambda: self.client.log_artifact(self.cfg.run_id, path, artifact_path=CHECKPOINT_ARTIFACT_DIR),
+        )
+
+
+def train_torch(cfg: Config, X_train, y_train, checkpoints: Checkpoints | None = None):
     try:
         import torch
     except ImportError:
@@ -567,8 +631,17 @@ def train_torch(cfg: Config, X_train, y_train):
     features = torch.from_numpy(Z).to(device)
     targets = torch.from_numpy(np.asarray(y_train, dtype=np.float32)).reshape(-1, 1).to(device)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    first_epoch = 0
+    resumed = checkpoints.load(torch, width) if checkpoints else None
+    if resumed is not None:
+        net.load_state_dict(resumed["model"])
+        optimiser.load_state_dict(resumed["optimiser"])
+        generator.set_state(resumed["generator"])
+        first_epoch = int(resumed["epoch"])
+        progress(f"resuming from the checkpoint of epoch {first_epoch}/{hp['epochs']}")
     net.train()
-    for epoch in range(hp["epochs"]):
+    epoch_started = time.monotonic()
+    for epoch in range(first_epoch, hp["epochs"]):
         order = torch.randperm(len(features), generator=generator).to(device)
         total = 0.0
         for start in range(0, len(order), hp["batch_size"]):
@@ -580,6 +653,21 @@ def train_torch(cfg: Config, X_train, y_train):
             total += float(loss) * len(idx)
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == hp["epochs"]:
             progress(f"epoch {epoch + 1}/{hp['epochs']} loss {total / len(order):.4f}")
+        if checkpoints and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == hp["epochs"]):
+            checkpoints.save(
+                torch,
+                {
+                    "identity": checkpoints.identity(width),
+                    "epoch": epoch + 1,
+                    "model": {k: v.detach().to("cpu") for k, v in net.state_dict().items()},
+                    "optimiser": optimiser.state_dict(),
+                    "generator": generator.get_state(),
+                },
+            )
+    epochs_run = hp["epochs"] - first_epoch
+    elapsed = max(time.monotonic() - epoch_started, 1e-9)
+    rows_per_second = epochs_run * len(features) / elapsed
+    progress(f"{epochs_run} epochs on {device}: {rows_per_second:.0f} rows/s")
     net.eval()
     net_cpu = net.to("cpu")
 
@@ -627,7 +715,13 @@ def train_torch(cfg: Config, X_train, y_train):
             z = torch.from_numpy(np.asarray(pre.transform(X), dtype=np.float32))
             return head(z)[1].numpy().astype(np.float64)
 
-    return merged, predict_proba, {"model": "MLP", "device": str(device), "torch_version": torch.__version__}
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return merged, predict_proba, {
+        "model": "MLP",
+        "device": str(device),
+        "device_name": device_name,
+        "torch_version": torch.__version__,
+    }, {"resumed_from_epoch": float(first_epoch), "train_rows_per_second": float(rows_per_second)}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -670,9 +764,13 @@ def run(cfg: Config) -> None:
     progress(f"{len(y)} labelled rows: {len(y_train)} train / {len(y_val)} validation, backend {cfg.backend}")
 
     started = time.monotonic()
-    trainer = train_torch if cfg.backend == "torch" else train_sklearn
     try:
-        onx, predict_proba, extra = trainer(cfg, X_train, y_train)
+        # Measurements of the run itself (throughput, resumption) go in as metrics, not params.
+        run_metrics: dict[str, float] = {}
+        if cfg.backend == "torch":
+            onx, predict_proba, extra, run_metrics = train_torch(cfg, X_train, y_train, Checkpoints(cfg, client))
+        else:
+            onx, predict_proba, extra = train_sklearn(cfg, X_train, y_train)
     except TrainerError:
         raise
     except Exception as err:
@@ -717,6 +815,7 @@ def run(cfg: Config) -> None:
         raise TrainerError(EXIT_TRAINING, f"ONNX verification failed: {type(err).__name__}: {err}") from None
     progress(f"ONNX parity on {len(sample)} rows with {runtime}: max diff {diff:.2e}")
     metrics["onnx_max_abs_diff"] = diff
+    metrics.update(run_metrics)
 
     params = {
         **{k: str(v) for k, v in cfg.hyperparams.items()},
