@@ -142,6 +142,41 @@ describe('npm run provision with a prerequisite missing', () => {
   });
 });
 
+describe('where the tools cache is', () => {
+  /** TOOLS_DIR and VENV_DIR as a fresh process computes them from `env` alone. */
+  function toolsDir(env: Record<string, string>): Promise<string> {
+    const paths = path.join(PROJECT_ROOT, 'src', 'stack', 'paths.ts');
+    const script = `const p = require(${JSON.stringify(paths)}); console.log(p.TOOLS_DIR + '\\n' + p.VENV_DIR);`;
+    return new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [TSX_CLI, '-e', script],
+        { cwd: PROJECT_ROOT, env: { PATH: binDir, ...env }, timeout: CLI_TIMEOUT_MS, encoding: 'utf8' },
+        (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+      );
+    });
+  }
+
+  it('is per user and outside the clone, keyed by version; MLOPS_CACHE_DIR and MLOPS_TOOLS_DIR override it', async () => {
+    const [home, venv] = (await toolsDir({ HOME: tmp })).split('\n');
+    expect(home).toBe(path.join(tmp, '.cache', 'mlops-control-plane'));
+    expect(path.dirname(venv ?? '')).toBe(home);
+    expect(path.basename(venv ?? '')).toMatch(/^venv-[0-9a-f]{16}$/);
+    const xdg = path.join(tmp, 'xdg');
+    expect((await toolsDir({ HOME: tmp, XDG_CACHE_HOME: xdg })).split('\n')[0]).toBe(
+      path.join(xdg, 'mlops-control-plane'),
+    );
+    const cache = path.join(tmp, 'cache');
+    expect((await toolsDir({ HOME: tmp, XDG_CACHE_HOME: xdg, MLOPS_CACHE_DIR: cache })).split('\n')[0]).toBe(
+      cache,
+    );
+    const tools = path.join(tmp, 'tools');
+    expect(
+      (await toolsDir({ HOME: tmp, MLOPS_CACHE_DIR: cache, MLOPS_TOOLS_DIR: tools })).split('\n')[0],
+    ).toBe(tools);
+  });
+});
+
 describe('cached tools of a provisioned checkout', () => {
   it('ensureTemporalCli and ensurePythonEnv return existing paths and do no work', () => {
     const log = vi.fn<(line: string) => void>();

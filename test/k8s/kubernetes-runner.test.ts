@@ -4,10 +4,14 @@
  * Every runner uses the worker ServiceAccount's own token, so the deployed Role is what is tested.
  */
 import * as k8s from '@kubernetes/client-node';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decideJobFailure } from '../../src/core/policy/job-failures';
 import { KUEUE_QUEUE_LABEL, TRAINER_CONTAINER, deterministicJobName } from '../../src/jobs/kubernetes-runner';
 import { JobOwnershipError, JobSpecError } from '../../src/jobs/types';
+import { PROJECT_ROOT } from '../../src/stack/paths';
 import {
   FAST_PODS,
   TRAINING_NAMESPACE,
@@ -15,8 +19,11 @@ import {
   kubeConfig,
   runFor,
   waitForStatus,
+  workerKubeConfig,
   workerRunner,
 } from './helpers';
+
+const TSX_CLI = createRequire(path.join(PROJECT_ROOT, 'package.json')).resolve('tsx/cli');
 
 /** Admission, scheduling and KWOK's simulated run of one pod: seconds; generous for a loaded machine. */
 const RUN_MS = 60_000;
@@ -97,6 +104,64 @@ describe('a GPU training Job queued through Kueue', () => {
     await expect(
       runner.submit({ ...spec, labels: { ...spec.labels, 'mlops.io/owner': 'retrain-other' } }),
     ).rejects.toBeInstanceOf(JobOwnershipError);
+  });
+
+  it('a worker killed mid-wait: the next one re-attaches to the same Job (no second Job)', async () => {
+    const spec = gpuSpec('retrain-crash', { env: { MLOPS_SEED: '11' } });
+    await track(spec.name);
+    // A worker process that submits, reports the Job's uid, then waits on it until it is killed.
+    const script = `
+      const { createKubernetesJobRunner } = require(${JSON.stringify(path.join(PROJECT_ROOT, 'src/jobs/kubernetes-runner.ts'))});
+      const k8s = require('@kubernetes/client-node');
+      const kc = new k8s.KubeConfig();
+      kc.loadFromString(process.env.TEST_KUBECONFIG);
+      const runner = createKubernetesJobRunner(JSON.parse(process.env.TEST_RUNNER_CONFIG), { kubeConfig: kc });
+      runner.submit(JSON.parse(process.env.TEST_SPEC)).then(async (r) => {
+        console.log('submitted ' + r.created);
+        for (;;) { await runner.status(r.status.name); await new Promise((x) => setTimeout(x, 200)); }
+      });`;
+    const child = spawn(process.execPath, [TSX_CLI, '-e', script], {
+      cwd: PROJECT_ROOT,
+      env: {
+        ...process.env,
+        TEST_KUBECONFIG: (await workerKubeConfig()).exportConfig(),
+        TEST_RUNNER_CONFIG: JSON.stringify({
+          namespace: TRAINING_NAMESPACE,
+          kueue: { queueName: 'training' },
+          template: {
+            podAnnotations: runFor('1h'),
+            tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists' }],
+          },
+        }),
+        TEST_SPEC: JSON.stringify(spec),
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const submitted = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('submitted')) resolve(out.trim());
+      });
+      child.once('exit', (code) => reject(new Error(`worker exited early (${code}): ${out}`)));
+    });
+    expect(submitted).toBe('submitted true');
+    const batch = kubeConfig().makeApiClient(k8s.BatchV1Api);
+    const uid = (await batch.readNamespacedJob({ name: spec.name, namespace: TRAINING_NAMESPACE })).metadata
+      ?.uid;
+    child.kill('SIGKILL');
+    await exited;
+    const runner = await workerRunner({ template: { podAnnotations: runFor('1h') } });
+    const again = await runner.submit(spec);
+    expect(again.created).toBe(false);
+    const after = await batch.readNamespacedJob({ name: spec.name, namespace: TRAINING_NAMESPACE });
+    expect(after.metadata?.uid).toBe(uid);
+    const list = await batch.listNamespacedJob({
+      namespace: TRAINING_NAMESPACE,
+      labelSelector: 'mlops.io/owner=retrain-crash',
+    });
+    expect(list.items).toHaveLength(1);
   });
 
   it('deterministic names: the same workflow and stage give the same DNS label, within 63 characters', () => {
@@ -217,6 +282,10 @@ describe('failure classes', () => {
     const exitFailed = await waitForStatus(exitRunner, bad.name, (s) => s?.phase === 'failed', RUN_MS);
     expect(exitFailed).toMatchObject({ reason: 'exit-code', exitCode: 3 });
     expect(exitFailed?.message).toContain('simulated Error');
+    // KWOK serves no kubelet log API: logs() says so and keeps the termination message (the log tail).
+    const logs = await exitRunner.logs(bad.name, 20);
+    expect(logs).toMatch(/pod log of .* unavailable/);
+    expect(logs).toContain('simulated Error');
     // podFailurePolicy FailJob: one pod, no retry of a trainer that failed on its own.
     expect(exitFailed?.pods).toHaveLength(1);
   });
