@@ -22,7 +22,9 @@ import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-li
 import { RouteTable } from './router';
 import { createGatewayServer, type RouteControl } from './server';
 
-/** Longest an access-log line waits in the write buffer (lines are written in 4 KiB batches). */
+/** Access-log bytes buffered before a write: fewer, larger writes off the request path. */
+export const ACCESS_LOG_BUFFER_BYTES = 8 * 1024;
+/** Longest an access-log line waits in the write buffer (lines are written in batches). */
 export const ACCESS_LOG_FLUSH_MS = 1000;
 /** Feature specs used when a model's artifacts carry none. */
 export const FALLBACK_SPECS: Readonly<Record<string, FeatureSpec>> = { fraud: FRAUD_FEATURE_SPEC };
@@ -51,7 +53,7 @@ export function createAccessLog(target: string): Logger | undefined {
   const dest = pino.destination({
     dest: target === 'stdout' ? 1 : target,
     sync: false,
-    minLength: 4096,
+    minLength: ACCESS_LOG_BUFFER_BYTES,
     mkdir: true,
   });
   const logger = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);

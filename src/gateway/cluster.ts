@@ -2,7 +2,8 @@
  * Every core: a node:cluster primary forks one serving worker per core; the workers share the listening
  * port (the primary distributes connections round-robin). The primary serves no requests; it holds what
  * must be one per replica:
- * - the memory rate-limit buckets (workers ask it per request over IPC; with Redis they go to Redis),
+ * - the memory rate-limit buckets (workers lease tokens from them in small batches over IPC; with Redis
+ *   they go to Redis),
  * - the KPI window (workers ship deltas), its breach judgement and push,
  * - the metrics view (prom-client's AggregatorRegistry sums the workers' registries),
  * - the authoritative route state: an admin update is prepared (loaded and verified) on every worker
@@ -13,18 +14,20 @@ import client from 'prom-client';
 import type { GatewayConfig, RouteState, RouteUpdate } from '../core/contracts/gateway';
 import { createAccessLog, createKpiMonitor, startGatewayProcess, type ClusterLink } from './app';
 import type { KpiDelta, KpiWindow } from './kpi';
-import { MemoryRateLimiter, type RateDecision } from './rate-limit';
+import { LeasingRateLimiter, MemoryRateLimiter } from './rate-limit';
 import { RouteError, type Prepared } from './router';
 
 /** How often workers ship KPI deltas to the primary. */
 export const KPI_SHIP_INTERVAL_MS = 250;
 /** Environment variable carrying the parsed configuration to forked workers. */
 export const WORKER_CONFIG_ENV = 'MLOPS_GATEWAY_WORKER_CONFIG';
+/** Environment variable telling a forked worker how many siblings it has (for lease sizes). */
+export const WORKER_COUNT_ENV = 'MLOPS_GATEWAY_WORKER_COUNT';
 /** Longest the primary waits for a worker's answer to a prepare/commit. */
 export const CLUSTER_RPC_TIMEOUT_MS = 120_000;
 
 type Rpc =
-  | { op: 'take'; key: string }
+  | { op: 'lease'; key: string; want: number }
   | { op: 'kpi'; deltas: KpiDelta[] }
   | { op: 'metrics' }
   | { op: 'route.get'; model: string }
@@ -60,7 +63,7 @@ const errorOf = (err: unknown) => {
 // Worker side
 // ---------------------------------------------------------------------------------------------------
 
-function workerLink(): ClusterLink {
+function workerLink(config: GatewayConfig, workers: number): ClusterLink {
   let nextId = 1;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   process.on('message', (m: Envelope<unknown>) => {
@@ -78,7 +81,11 @@ function workerLink(): ClusterLink {
       process.send?.({ mlops: 'rpc', id, body } satisfies Envelope<Rpc>);
     });
   return {
-    limiter: { take: (key) => call<RateDecision>({ op: 'take', key }), close: async () => {} },
+    limiter: new LeasingRateLimiter(
+      (key, want) => call<{ granted: number; retryAfterS: number }>({ op: 'lease', key, want }),
+      config.rateLimit.burst,
+      workers,
+    ),
     metricsText: () => call<string>({ op: 'metrics' }),
     routes: {
       get: (model) => call<RouteState | undefined>({ op: 'route.get', model }),
@@ -102,7 +109,7 @@ function workerLink(): ClusterLink {
 /** Body of a forked worker: start a gateway process wired to the primary. */
 export async function runClusterWorker(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_CONFIG_ENV] as string) as GatewayConfig;
-  const link = workerLink();
+  const link = workerLink(config, Number(process.env[WORKER_COUNT_ENV] ?? 1));
   const gw = await startGatewayProcess(config, { link });
   // Answer the primary's metric requests from this worker's registry.
   new client.AggregatorRegistry();
@@ -234,8 +241,8 @@ export async function startClusterPrimary(
 
   async function handleRpc(w: Worker, body: Rpc): Promise<unknown> {
     switch (body.op) {
-      case 'take':
-        return limiter.takeSync(body.key);
+      case 'lease':
+        return limiter.takeMany(body.key, body.want);
       case 'kpi':
         for (const d of body.deltas) kpi.window.ingest(d);
         return true;
@@ -258,7 +265,7 @@ export async function startClusterPrimary(
   }
 
   cluster.setupPrimary({ exec: exec.file, execArgv: exec.execArgv ?? process.execArgv, silent: false });
-  const env = { [WORKER_CONFIG_ENV]: JSON.stringify(config) };
+  const env = { [WORKER_CONFIG_ENV]: JSON.stringify(config), [WORKER_COUNT_ENV]: String(workerCount) };
   const fork = (): Worker => {
     const w = cluster.fork(env);
     w.on('message', (m: Envelope<Rpc>) => {

@@ -38,9 +38,13 @@ export async function startGateway(options: GatewayConfigInput): Promise<Running
     const gw = await startGatewayProcess(config);
     return { url: gw.url, workers: 1, close: () => gw.close() };
   }
+  // Workers run the same kind of file as this one: the TypeScript sources through tsx (tests, `npm run
+  // gateway`), or the compiled JavaScript of a built image.
+  const ext = path.extname(__filename);
+  const hasTsx = process.execArgv.some((a) => a.includes('tsx'));
   const primary = await startClusterPrimary(config, workers, {
-    file: path.join(__dirname, 'worker-main.ts'),
-    execArgv: ['--import', 'tsx'],
+    file: path.join(__dirname, `worker-main${ext}`),
+    execArgv: ext === '.ts' && !hasTsx ? ['--import', 'tsx', ...process.execArgv] : process.execArgv,
   });
   return { url: primary.url, workers, close: () => primary.close() };
 }

@@ -38,8 +38,18 @@ export class JsonlInferenceLog implements InferenceLog {
     return path.join(this.dir, model, `date=${date}`, `hour=${hour}`, `part-${process.pid}.jsonl`);
   }
 
+  /** The partition file of the current hour per model, so the hot path does no date arithmetic. */
+  private hourCache = new Map<string, { hour: number; file: string }>();
+
   append(record: InferenceRecord): void {
-    const file = this.fileFor(record.model, new Date(record.time));
+    const at = Date.parse(record.time);
+    const hour = Math.floor(at / 3_600_000);
+    let cached = this.hourCache.get(record.model);
+    if (!cached || cached.hour !== hour) {
+      cached = { hour, file: this.fileFor(record.model, new Date(at)) };
+      this.hourCache.set(record.model, cached);
+    }
+    const file = cached.file;
     let lines = this.buffer.get(file);
     if (!lines) this.buffer.set(file, (lines = []));
     lines.push(JSON.stringify(record));

@@ -56,6 +56,19 @@ export class MemoryRateLimiter implements RateLimiter {
     return this.takeSync(key);
   }
 
+  /**
+   * Takes up to `want` whole tokens at once (a lease for a cluster worker): grants what the bucket
+   * holds, at least one when one is there; none with the wait for the next token otherwise.
+   */
+  takeMany(key: string, want: number): { granted: number; retryAfterS: number } {
+    const first = this.takeSync(key);
+    if (!first.allowed) return { granted: 0, retryAfterS: first.retryAfterS };
+    const b = this.buckets.get(key) as { tokens: number };
+    const extra = Math.max(0, Math.min(want - 1, Math.floor(b.tokens)));
+    b.tokens -= extra;
+    return { granted: 1 + extra, retryAfterS: 0 };
+  }
+
   private sweep(t: number): void {
     for (const [k, b] of this.buckets) {
       if (b.tokens + ((t - b.at) / 1000) * this.ratePerSecond >= this.burst) this.buckets.delete(k);
@@ -127,4 +140,78 @@ export class RedisRateLimiter implements RateLimiter {
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/** Largest lease a cluster worker takes from the primary's bucket at once. */
+export const MAX_LEASE = 64;
+/** Share of the burst one lease may take, so idle leases in one worker cannot starve the others. */
+export const LEASE_BURST_SHARE = 0.1;
+
+/**
+ * A cluster worker's limiter: tokens are leased from the primary's bucket in small batches and spent
+ * locally, so most requests need no round trip. Every admitted request spends a token the primary
+ * granted, so the replica as a whole still admits at most `burst + rate * T`; a leased token unused in
+ * one worker is the only cost (a worker may refuse while another holds a few tokens).
+ */
+export class LeasingRateLimiter implements RateLimiter {
+  private readonly pools = new Map<
+    string,
+    { tokens: number; pending?: Promise<{ granted: number; retryAfterS: number }> }
+  >();
+  private readonly leaseSize: number;
+
+  constructor(
+    private readonly lease: (key: string, want: number) => Promise<{ granted: number; retryAfterS: number }>,
+    burst: number,
+    workers: number,
+  ) {
+    this.leaseSize = Math.max(
+      1,
+      Math.min(MAX_LEASE, Math.floor((burst * LEASE_BURST_SHARE) / Math.max(1, workers))),
+    );
+  }
+
+  async take(key: string): Promise<RateDecision> {
+    let pool = this.pools.get(key);
+    if (!pool) {
+      if (this.pools.size >= MEMORY_BUCKETS_SWEEP_AT) {
+        for (const [k, p] of this.pools) if (p.tokens < 1 && !p.pending) this.pools.delete(k);
+      }
+      pool = { tokens: 0 };
+      this.pools.set(key, pool);
+    }
+    for (;;) {
+      if (pool.tokens >= 1) {
+        pool.tokens -= 1;
+        // Refill ahead: the next lease is under way before the pool runs dry, so requests rarely wait on it.
+        if (this.leaseSize > 1 && pool.tokens < this.leaseSize / 2 && !pool.pending) {
+          this.refill(key, pool).catch(() => undefined);
+        }
+        return { allowed: true, remaining: Math.floor(pool.tokens), retryAfterS: 0 };
+      }
+      const r = await (pool.pending ?? this.refill(key, pool));
+      if (r.granted === 0 && pool.tokens < 1)
+        return { allowed: false, remaining: 0, retryAfterS: r.retryAfterS };
+    }
+  }
+
+  private refill(
+    key: string,
+    p: { tokens: number; pending?: Promise<{ granted: number; retryAfterS: number }> },
+  ): Promise<{ granted: number; retryAfterS: number }> {
+    p.pending = this.lease(key, this.leaseSize).then(
+      (r) => {
+        p.tokens += r.granted;
+        p.pending = undefined;
+        return r;
+      },
+      (err: unknown) => {
+        p.pending = undefined;
+        throw err;
+      },
+    );
+    return p.pending;
+  }
+
+  async close(): Promise<void> {}
 }

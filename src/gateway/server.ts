@@ -141,16 +141,22 @@ function isJson(req: http.IncomingMessage): boolean {
 
 /** Stage timer for Server-Timing. */
 class Timing {
-  private last = performance.now();
-  readonly start = this.last;
-  private parts: string[] = [];
+  readonly start = performance.now();
+  private last = this.start;
+  private stages: string[] = [];
+  private durations: number[] = [];
   mark(stage: string): void {
     const now = performance.now();
-    this.parts.push(`${stage};dur=${(now - this.last).toFixed(3)}`);
+    this.stages.push(stage);
+    this.durations.push(now - this.last);
     this.last = now;
   }
   header(): string {
-    return this.parts.join(', ');
+    let out = '';
+    for (let i = 0; i < this.stages.length; i++) {
+      out += `${i === 0 ? '' : ', '}${this.stages[i]};dur=${(this.durations[i] as number).toFixed(3)}`;
+    }
+    return out;
   }
   elapsedMs(): number {
     return performance.now() - this.start;
