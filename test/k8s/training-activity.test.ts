@@ -9,10 +9,11 @@
  * The activity itself runs in the SDK's MockActivityEnvironment.
  */
 import * as k8s from '@kubernetes/client-node';
-import { CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { createTrainingActivities, trainingJobName } from '../../activities/training';
+import { FailureType } from '../../src/core/contracts/failures';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import { TrainingOptionsSchema, type TrainingResult } from '../../src/core/contracts/retraining';
 import { MemoryModelRegistry } from '../../src/registry';
@@ -95,6 +96,33 @@ describe('trainCandidate on Kubernetes', () => {
       expect(status?.pods?.[0]?.node).toMatch(/^gpu-\d$/);
     } finally {
       trainer.stop();
+      await jobs.delete(jobName);
+    }
+  });
+
+  it('no GPU quota: the heartbeat says queued, then a non-retryable TrainingFailed names Kueue’s reason', async () => {
+    const registry = new MemoryModelRegistry();
+    const jobs = await workerRunner({ queueTimeoutSeconds: 6 });
+    const acts = createTrainingActivities({ registry, jobs, pollIntervalMs: ACTIVITY_POLL_MS });
+    const workflow = { workflowId: `retrain-k8s-noquota-${process.pid}`, runId: 'run-1' };
+    const env = new MockActivityEnvironment({ workflowExecution: workflow });
+    const beats: { phase?: string; reason?: string }[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d as { phase?: string; reason?: string }));
+    const jobName = trainingJobName('fraud', workflow.workflowId, workflow.runId);
+    const big = input('fraud');
+    big.training = { ...big.training, gpus: 8 };
+    try {
+      const err = await env.run(acts.trainCandidate, big).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      const f = err as ApplicationFailure;
+      expect(f.type).toBe(FailureType.TrainingFailed);
+      expect(f.nonRetryable).toBe(true);
+      expect(f.message).toMatch(/queued.*not admitted.*nvidia\.com\/gpu/s);
+      expect(beats).toContainEqual(expect.objectContaining({ phase: 'pending', reason: 'queued' }));
+    } finally {
       await jobs.delete(jobName);
     }
   });
