@@ -121,6 +121,8 @@ export class RedisRateLimiter implements RateLimiter {
   ) {
     this.redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
     this.redis.defineCommand('mlopsTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
+    // Connection errors surface on the commands (the gateway answers 503); the client reconnects itself.
+    this.redis.on('error', () => {});
   }
 
   async take(key: string): Promise<RateDecision> {

@@ -209,7 +209,16 @@ export function createGatewayServer(deps: GatewayDeps): {
         throw new HttpError(403, 'forbidden', `principal ${principal.id} may not predict`);
       }
       t.mark('auth');
-      const rl = await deps.limiter.take(principal.id);
+      let rl;
+      try {
+        rl = await deps.limiter.take(principal.id);
+      } catch {
+        // Fail closed: without a working limiter nothing is admitted (a Redis outage is a 503, not a flood).
+        metrics.refusals.labels('limiter_unavailable').inc();
+        throw new HttpError(503, 'limiter_unavailable', 'rate limiter unavailable; retry later', {
+          'retry-after': '1',
+        });
+      }
       t.mark('limit');
       if (!rl.allowed) {
         metrics.refusals.labels('rate_limit').inc();

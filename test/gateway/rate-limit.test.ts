@@ -11,6 +11,7 @@ import { parseGatewayConfig } from '../../src/gateway/config';
 import { startGateway, type RunningGateway } from '../../src/gateway';
 import { RedisRateLimiter } from '../../src/gateway/rate-limit';
 import { MlflowClient } from '../../src/mlflow';
+import { freePort } from '../../src/stack/process';
 import { fraudFeatures, registerModelFiles, trainedModelFiles } from './fixtures';
 import { bearer, newKey, post, put } from './helpers';
 
@@ -154,6 +155,31 @@ describe('gateway rate limits under concurrency', () => {
       expect(admitted).toBeLessThanOrEqual(Math.floor(100 + elapsedS));
       expect(decisions.find((d) => !d.allowed)?.retryAfterS).toBeGreaterThan(0);
     });
+  });
+
+  it('fails closed with 503 when Redis is unreachable, and keeps running', async () => {
+    const port = await freePort();
+    const gw = await startGatewayProcess(
+      parseGatewayConfig({
+        ...base(),
+        workers: 1,
+        models: [{ name: model }],
+        rateLimit: {
+          backend: 'redis',
+          redisUrl: `redis://127.0.0.1:${port}`,
+          ratePerSecond: RATE,
+          burst: BURST,
+        },
+      }),
+    );
+    try {
+      const r = await post(`${gw.url}/v1/models/${model}/predict`, { features }, bearer(alice.key));
+      expect(r.status).toBe(503);
+      expect(r.json.error?.message).toMatch(/rate limiter unavailable/);
+      expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
+    } finally {
+      await gw.close();
+    }
   });
 
   describe('a two-worker cluster, buckets held by the primary', () => {
