@@ -12,6 +12,7 @@ import { StatsInputError } from '../src/core/stats/errors';
 import { HoldoutError } from '../src/eval/holdout';
 import { ModelContractError } from '../src/eval/score';
 import { JobOwnershipError, JobSpecError } from '../src/jobs/types';
+import { RouterRefusedError, RouterUnavailableError } from '../src/traffic/gateway-router';
 import {
   MlflowAlreadyExistsError,
   MlflowError,
@@ -58,6 +59,14 @@ export function toFailure(err: unknown): Error {
     return permanent(FailureType.AuditConflict, err);
   }
   if (err instanceof AuditLogCorruptError) return permanent(FailureType.AuditCorrupt, err);
+  if (err instanceof RouterRefusedError) return permanent(FailureType.TrafficRefused, err);
+  if (err instanceof RouterUnavailableError) {
+    return ApplicationFailure.create({
+      type: FailureType.TrafficUnavailable,
+      message: err.message,
+      cause: err,
+    });
+  }
   return err instanceof Error ? err : new Error(String(err));
 }
 

@@ -6,13 +6,18 @@
  */
 import type { AuditSink } from '../src/audit';
 import type { JobRunner } from '../src/jobs/types';
+import type { KpiSource } from '../src/ports/kpi-source';
 import type { ModelRegistry } from '../src/ports/model-registry';
+import type { TrafficRouter } from '../src/ports/traffic-router';
+import { RouterRefusedError } from '../src/traffic/gateway-router';
 import { createAuditActivities } from './audit';
 import { createDataActivities } from './data';
 import { createEvaluationActivities } from './evaluation';
+import { createKpiActivities } from './kpi';
 import { createPolicyActivities } from './policy';
 import { createRegistryActivities } from './registry';
 import { createSecurityActivities } from './security';
+import { createTrafficActivities } from './traffic';
 import { createTrainingActivities } from './training';
 
 export type DataActivities = ReturnType<typeof createDataActivities>;
@@ -22,6 +27,8 @@ export type EvaluationActivities = ReturnType<typeof createEvaluationActivities>
 export type PolicyActivities = ReturnType<typeof createPolicyActivities>;
 export type AuditActivities = ReturnType<typeof createAuditActivities>;
 export type SecurityActivities = ReturnType<typeof createSecurityActivities>;
+export type TrafficActivities = ReturnType<typeof createTrafficActivities>;
+export type KpiActivities = ReturnType<typeof createKpiActivities>;
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 type Group = Record<string, AnyActivity>;
@@ -61,7 +68,21 @@ export interface ControlPlaneDeps {
   credentialsSecret?: string;
   /** Job poll interval override (tests). */
   jobPollIntervalMs?: number;
+  /** Where traffic is routed (the gateway's admin API); canary rollouts fail clearly without one. */
+  router?: TrafficRouter;
+  /** Where canary KPIs are read (the gateway's /metrics, or Prometheus). */
+  kpi?: KpiSource;
 }
+
+/** Stands in for a router or KPI source the worker was not configured with: every call says so. */
+const unconfigured = (what: string, variable: string) => () =>
+  Promise.reject(new RouterRefusedError(`no ${what} is configured on this worker (set ${variable})`, 0));
+
+const NO_ROUTER: TrafficRouter = {
+  getRoute: unconfigured('traffic router', 'MLOPS_GATEWAY_URL'),
+  updateRoute: unconfigured('traffic router', 'MLOPS_GATEWAY_URL'),
+};
+const NO_KPI: KpiSource = { kind: 'none', snapshot: unconfigured('KPI source', 'MLOPS_GATEWAY_URL') };
 
 /** Every activity group of the control-plane task queue. */
 export function controlPlaneGroups(deps: ControlPlaneDeps) {
@@ -79,6 +100,8 @@ export function controlPlaneGroups(deps: ControlPlaneDeps) {
     createPolicyActivities({ policyDir: deps.policyDir }),
     createAuditActivities({ audit: deps.audit }),
     createSecurityActivities(),
+    createTrafficActivities({ router: deps.router ?? NO_ROUTER }),
+    createKpiActivities({ kpi: deps.kpi ?? NO_KPI }),
   ] as const;
 }
 

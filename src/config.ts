@@ -36,6 +36,8 @@ const EnvSchema = z.object({
   MLOPS_POLICY_DIR: z.string().min(1).default(DEFAULT_POLICY_DIR),
   /** Hash-chained audit log (JSONL); defaults to audit.jsonl in the state folder. */
   MLOPS_AUDIT_LOG: z.string().min(1).optional(),
+  /** Base URL of the inference gateway: its admin API routes canary traffic, its /metrics feeds KPIs. */
+  MLOPS_GATEWAY_URL: z.url().optional(),
   /** JSON object mapping image names to local command lines (local runner), merged over its defaults. */
   MLOPS_LOCAL_IMAGES: z.string().optional(),
 });
@@ -48,6 +50,8 @@ export interface WorkerConfig {
   jobsDir: string;
   jobRunner: (typeof JOB_RUNNERS)[number];
   jobCredentialsSecret: string;
+  /** The gateway (traffic router and KPI source); its admin key comes from MLOPS_GATEWAY_ADMIN_KEY. */
+  gatewayUrl?: string;
   jobTrackingUri?: string;
   policyDir: string;
   auditLogPath: string;
@@ -83,6 +87,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     jobsDir: path.join(e.MLOPS_STATE_DIR, 'jobs'),
     jobRunner: e.MLOPS_JOB_RUNNER,
     jobCredentialsSecret: e.MLOPS_JOB_CREDENTIALS_SECRET,
+    gatewayUrl: e.MLOPS_GATEWAY_URL?.replace(/\/+$/, ''),
     jobTrackingUri: e.MLOPS_JOB_TRACKING_URI,
     policyDir: e.MLOPS_POLICY_DIR,
     auditLogPath: e.MLOPS_AUDIT_LOG ?? path.join(e.MLOPS_STATE_DIR, 'audit.jsonl'),

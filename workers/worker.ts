@@ -10,20 +10,35 @@ import { createActivities, type Activities, type ControlPlaneDeps } from '../act
 import { JsonlAuditSink } from '../src/audit';
 import type { WorkerConfig } from '../src/config';
 import { createJobRunner } from '../src/jobs';
+import { GatewayMetricsKpiSource } from '../src/kpi/gateway-metrics';
 import { createModelRegistry } from '../src/registry';
+import { GatewayTrafficRouter, RouterRefusedError } from '../src/traffic/gateway-router';
 
 export interface CreateWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   config: WorkerConfig;
   /** Replace ports chosen by configuration (tests: fakes; a Kubernetes runner built elsewhere). */
-  ports?: Partial<Pick<ControlPlaneDeps, 'jobs' | 'registry' | 'audit'>>;
+  ports?: Partial<Pick<ControlPlaneDeps, 'jobs' | 'registry' | 'audit' | 'router' | 'kpi'>>;
   /** Extra worker options (tests shorten shutdown, for instance). */
   workerOptions?: Partial<WorkerOptions>;
   /** Wraps the activities (tests inject faults around the real ones). */
   wrapActivities?: (activities: Activities) => Activities;
   /** Job poll interval override (tests). */
   jobPollIntervalMs?: number;
+}
+
+/** The gateway's admin API as traffic router; its admin key is read from the environment when used. */
+function gatewayRouter(url: string): GatewayTrafficRouter {
+  return new GatewayTrafficRouter(url, () => {
+    const key = process.env.MLOPS_GATEWAY_ADMIN_KEY;
+    if (!key)
+      throw new RouterRefusedError(
+        'MLOPS_GATEWAY_ADMIN_KEY is not set: the worker cannot call the gateway admin API',
+        0,
+      );
+    return key;
+  });
 }
 
 /** The control-plane ports and settings a worker's configuration names. */
@@ -39,6 +54,10 @@ export function controlPlaneDeps(
     policyDir: config.policyDir,
     jobTrackingUri: config.jobTrackingUri,
     credentialsSecret: config.jobCredentialsSecret,
+    router: ports.router ?? (config.gatewayUrl ? gatewayRouter(config.gatewayUrl) : undefined),
+    kpi:
+      ports.kpi ??
+      (config.gatewayUrl ? new GatewayMetricsKpiSource(`${config.gatewayUrl}/metrics`) : undefined),
   };
 }
 

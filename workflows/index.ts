@@ -1,2 +1,3 @@
 /** The workflow bundle: every workflow type the worker registers. */
 export { retrainingPipeline } from './retraining-pipeline';
+export { canaryRollout } from './canary-rollout';

@@ -17,6 +17,6 @@
 export type { ArtifactEntry, ModelRegistry, RegistryRun, RegistryVersion } from './model-registry';
 export type { JobRunner, JobSpec, JobStatus } from '../jobs/types';
 export type { AuditSink } from '../audit/sink';
-export type { KpiSource, KpiQuery, KpiSample } from './kpi-source';
+export type { KpiSource } from './kpi-source';
 export type { ArtifactSigner, ArtifactVerifier, ArtifactSignature } from './signing';
 export type { SecretStore, SecretRef } from './secret-store';

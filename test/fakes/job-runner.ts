@@ -86,7 +86,7 @@ export class ScriptedJobRunner implements JobRunner {
   private async logModel(spec: JobSpec, fixture: string): Promise<void> {
     const runId = spec.env.MLFLOW_RUN_ID;
     if (!runId) throw new JobSpecError('job spec has no MLFLOW_RUN_ID');
-    for (const file of ['model.onnx', 'input_schema.json']) {
+    for (const file of ['model.onnx', 'input_schema.json', 'feature_spec.json']) {
       const content = readFileSync(path.join(FIXTURES, fixture, file));
       await this.registry.uploadArtifact(runId, `${MODEL_ARTIFACT_PATH}/${file}`, content);
     }

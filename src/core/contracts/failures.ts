@@ -49,12 +49,25 @@ export const FailureType = {
   RegistryUnavailable: 'RegistryUnavailable',
   /** A resource the registry should hold is missing (version, alias, artifact). Permanent. */
   RegistryNotFound: 'RegistryNotFound',
+  /** The traffic router refused a change (unknown model, bad version, integrity) (traffic activities). Permanent. */
+  TrafficRefused: 'TrafficRefused',
+  /** The traffic router is unreachable or failing (traffic activities). Retryable with backoff. */
+  TrafficUnavailable: 'TrafficUnavailable',
+  /** The router's state read back differs from what was set (traffic activities). Retryable. */
+  TrafficNotApplied: 'TrafficNotApplied',
+  /** The KPI source is unreachable or answered garbage (snapshotKpis). Retryable; the canary counts it as an error. */
+  KpiUnavailable: 'KpiUnavailable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** Failure types that a retry cannot fix: every activity proxy lists them as non-retryable. */
 export const NON_RETRYABLE_FAILURE_TYPES: readonly FailureType[] = Object.values(FailureType).filter(
-  (t) => t !== FailureType.JobInterrupted && t !== FailureType.RegistryUnavailable,
+  (t) =>
+    t !== FailureType.JobInterrupted &&
+    t !== FailureType.RegistryUnavailable &&
+    t !== FailureType.TrafficUnavailable &&
+    t !== FailureType.TrafficNotApplied &&
+    t !== FailureType.KpiUnavailable,
 );
 
 export function isFailureType(value: unknown): value is FailureType {

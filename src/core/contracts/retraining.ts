@@ -43,15 +43,7 @@ export const DEFAULT_TRAINER_BACKEND = 'sklearn';
 export const DEFAULT_TRAINING_SEED = 42;
 /** A training Job that runs longer than this is failed and cleaned up. */
 export const DEFAULT_TRAINING_TIMEOUT = '2h';
-/** Registry aliases the pipeline moves: a new candidate, the serving model, and the one before it. */
-export const Aliases = {
-  challenger: 'challenger',
-  champion: 'champion',
-  previousChampion: 'previous-champion',
-} as const;
-
-/** Artifact folder (inside the MLflow run) the trainer writes the model to; versions point here. */
-export const MODEL_ARTIFACT_PATH = 'model';
+export { Aliases, MODEL_ARTIFACT_PATH } from './registry';
 
 export const DatasetRefSchema = z
   .object({

@@ -165,10 +165,13 @@ export function judgeCanary(
       ),
     );
   }
-  const psi =
-    stable.requests >= policy.minRequests
-      ? populationStabilityIndex(stable.predictionHistogram, canary.predictionHistogram)
-      : Number.NaN;
+  const comparable =
+    stable.requests >= policy.minRequests &&
+    stable.predictionHistogram.length > 0 &&
+    stable.predictionHistogram.length === canary.predictionHistogram.length;
+  const psi = comparable
+    ? populationStabilityIndex(stable.predictionHistogram, canary.predictionHistogram)
+    : Number.NaN;
   checks.push(
     check(
       'canary.predictions.psi',
@@ -179,7 +182,7 @@ export function judgeCanary(
       policy.maxPredictionPsi,
       Number.isFinite(psi)
         ? `prediction distribution PSI canary vs stable ${fmt(psi)}, allowed ${fmt(policy.maxPredictionPsi)}`
-        : `too few stable requests (${stable.requests}) to compare prediction distributions`,
+        : `prediction distributions not comparable (stable requests ${stable.requests}, bins ${stable.predictionHistogram.length} vs ${canary.predictionHistogram.length})`,
       Number.isFinite(psi) ? CheckPhase.failed : CheckPhase.inconclusive,
     ),
   );
@@ -227,7 +230,10 @@ export function nextRolloutAction(
     return { action: 'pause', reason: `analysis inconclusive at ${last.step}%: waiting for resume or abort` };
   }
   if (last.phase === CheckPhase.inconclusive) {
-    return { action: 'remeasure', reason: `inconclusive ${inconclusive} of ${policy.inconclusiveLimit} allowed` };
+    return {
+      action: 'remeasure',
+      reason: `inconclusive ${inconclusive} of ${policy.inconclusiveLimit} allowed`,
+    };
   }
   return { action: 'continue' };
 }
