@@ -7,9 +7,9 @@
  * appended to the audit log.
  *
  * Stages: snapshot -> validate -> train -> register (alias `challenger`) -> evaluate -> gate ->
- * model card -> approval -> [canary: its own issue, a child workflow here] -> promote.
+ * model card -> approval -> canary (child `canaryRollout`, when asked for) -> promote.
  */
-import { setHandler } from '@temporalio/workflow';
+import { patched, setHandler } from '@temporalio/workflow';
 import { AuditEventType } from '../src/core/contracts/audit';
 import {
   statusQuery,
@@ -21,6 +21,7 @@ import { summariseVerdict } from '../src/core/policy/gate';
 import { ApprovalDesk } from './shared/approval-desk';
 import { RunJournal } from './shared/journal';
 import { audit, policies, security } from './retraining/activities';
+import { CANARY_STAGE_PATCH, canaryStage } from './retraining/canary';
 import { finishRun, initiatorOf, parseRetrainingInput, type RetrainingRun } from './retraining/context';
 import { snapshotAndValidate } from './retraining/data';
 import { evaluateCandidate, judgeCandidate, modelCardWriter } from './retraining/evaluate';
@@ -80,12 +81,12 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   const writeCard = modelCardWriter(run, { registered, snapshot, profile, summary, verdict, policy });
   const written = await writeCard({});
   status.modelCard = `runs:/${registered.runId}/${written.markdownPath}`;
-  const conclude = (outcome: 'not-promoted' | 'rejected' | 'expired', reason: string) =>
+  const conclude = (outcome: 'not-promoted' | 'rejected' | 'expired' | 'rolled-back', reason: string) =>
     concludeWithout(run, {
       version,
       outcome,
       reason,
-      stage: outcome === 'expired' ? 'expired' : 'rejected',
+      stage: outcome === 'expired' || outcome === 'rolled-back' ? outcome : 'rejected',
       approval: desk.state,
       writeCard,
       result,
@@ -103,7 +104,14 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
     return conclude('rejected', `rejected by ${approval.rejectedBy}: ${approval.rejectReason ?? ''}`);
   }
 
-  // 8. [canaryRollout slots in here as a child workflow.] Promote: verified artifact -> champion.
+  // 8. Canary (when the input asks for one): the child rolls traffic out step by step or back.
+  if (input.canary && patched(CANARY_STAGE_PATCH)) {
+    const canary = await canaryStage(run, { version, policy: input.canary });
+    if (canary.outcome === 'rolled-back')
+      return conclude('rolled-back', `canary rolled back: ${canary.reason}`);
+  }
+
+  // 9. Promote: verified artifact -> champion, the old one kept as previous-champion.
   await promote(run, { version, approval, verdict, writeCard });
   return finishRun(run, 'promoted', result);
 }

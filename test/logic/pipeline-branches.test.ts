@@ -27,6 +27,7 @@ import {
 } from '../../src/core/contracts/retraining';
 import { MemoryModelRegistry } from '../../src/registry';
 import { ScriptedJobRunner } from '../fakes/job-runner';
+import { MemoryTrafficRouter, SimulatedKpiSource } from '../fakes/traffic';
 import {
   createTimeSkippingEnv,
   runWorker,
@@ -48,6 +49,8 @@ let holdout: string;
 const registry = new MemoryModelRegistry();
 const audit = new MemoryAuditSink();
 const jobs = new ScriptedJobRunner(registry);
+const router = new MemoryTrafficRouter();
+const kpi = new SimulatedKpiSource(router);
 
 beforeAll(async () => {
   env = await createTimeSkippingEnv();
@@ -67,7 +70,7 @@ beforeAll(async () => {
   worker = await runWorker({
     connection: env.nativeConnection,
     config,
-    ports: { registry, jobs, audit },
+    ports: { registry, jobs, audit, router, kpi },
     jobPollIntervalMs: 10,
   });
 });
@@ -79,7 +82,7 @@ afterAll(async () => {
 
 function start(
   model: string,
-  opts: { image?: string; dataset?: string; holdout?: boolean } = {},
+  opts: { image?: string; dataset?: string; holdout?: boolean; canary?: boolean } = {},
 ): Promise<WorkflowHandle> {
   copyFileSync(POLICY, path.join(config.policyDir, `${model}.json`));
   const input: RetrainingInput = {
@@ -89,6 +92,7 @@ function start(
     trigger: { kind: 'manual', by: 'dave' },
     featureSpec: FRAUD_FEATURE_SPEC,
     training: { image: opts.image ?? 'fixture/good' },
+    ...(opts.canary ? { canary: { steps: [10, 50, 100], bakeTime: '5m', minRequests: 30 } } : {}),
   };
   return env.client.workflow.start('retrainingPipeline', {
     taskQueue: config.taskQueue,
@@ -211,5 +215,36 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     const d = await handle.describe();
     expect(d.closeTime!.getTime() - d.startTime.getTime()).toBeGreaterThanOrEqual(72 * HOUR_MS);
     expect((await registry.getVersion(model, '1')).tags[VersionTags.outcome]).toBe('expired');
+  });
+
+  it('rolls an approved version out through the canary child, then promotes registry and traffic', async () => {
+    const model = uniqueModel('lg-can');
+    router.serve(model, '7');
+    await registry.ensureModel(model);
+    const handle = await start(model, { canary: true });
+    await untilAwaitingApproval(handle);
+    await handle.signal(approveSignal, { approver: 'alice' });
+    const result = (await handle.result()) as PipelineResult;
+    expect(result.outcome, JSON.stringify(result.status.decisions.slice(-4))).toBe('promoted');
+    expect(result.status.canary).toMatchObject({ workflowId: `canary-${model}-v1`, outcome: 'promoted' });
+    expect(await router.getRoute(model)).toMatchObject({ stable: '1', canaryWeight: 0 });
+    expect((await registry.findVersionByAlias(model, Aliases.champion))?.version).toBe('1');
+  });
+
+  it('ends rolled-back with champion and traffic untouched when the canary fails its analysis', async () => {
+    const model = uniqueModel('lg-canbad');
+    router.serve(model, '7');
+    kpi.errorRates.set('1', 0.3);
+    const handle = await start(model, { canary: true });
+    await untilAwaitingApproval(handle);
+    await handle.signal(approveSignal, { approver: 'alice' });
+    const result = (await handle.result()) as PipelineResult;
+    kpi.errorRates.delete('1');
+    expect(result.outcome).toBe('rolled-back');
+    expect(result.status.stage).toBe('rolled-back');
+    expect(result.status.canary?.reason).toMatch(/analysis failed at 10%/);
+    expect(await router.getRoute(model)).toMatchObject({ stable: '7', canaryWeight: 0 });
+    expect(await registry.findVersionByAlias(model, Aliases.champion)).toBeUndefined();
+    expect((await registry.getVersion(model, '1')).tags[VersionTags.outcome]).toBe('rolled-back');
   });
 });

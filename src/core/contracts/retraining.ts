@@ -9,6 +9,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { FeatureSpecSchema, type DatasetProfile, type ValidationReport } from './feature-spec';
+import { CanaryPolicySchema } from './canary';
 import { FRAUD_FEATURE_SPEC } from './fraud';
 import type {
   ApprovalState,
@@ -100,6 +101,12 @@ export const RetrainingInputSchema = z
      * stops after registration (outcome `registered`).
      */
     holdout: DatasetRefSchema.optional(),
+    /**
+     * When given, an approved version goes through `canaryRollout` (a child workflow, id
+     * `canary-<model>-v<version>`) with this policy before the registry aliases move; a rollback
+     * ends the pipeline `rolled-back` with `champion` untouched. Needs a worker with the gateway.
+     */
+    canary: CanaryPolicySchema.optional(),
     trigger: TriggerSchema,
     /** Who started the pipeline; with four-eyes approval this person may not approve it. */
     initiator: z.string().min(1).optional(),
@@ -127,11 +134,13 @@ export const PIPELINE_STAGES = [
   'evaluating',
   'gating',
   'awaiting-approval',
+  'canary',
   'promoting',
   'completed',
   'rejected-data',
   'rejected',
   'expired',
+  'rolled-back',
   'failed',
 ] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
@@ -142,12 +151,13 @@ export const TERMINAL_STAGES: readonly PipelineStage[] = [
   'rejected-data',
   'rejected',
   'expired',
+  'rolled-back',
   'failed',
 ];
 
 /** How a pipeline ended. */
 export type PipelineOutcome =
-  'registered' | 'promoted' | 'rejected-data' | 'rejected' | 'expired' | 'not-promoted';
+  'registered' | 'promoted' | 'rejected-data' | 'rejected' | 'expired' | 'not-promoted' | 'rolled-back';
 
 export interface DatasetSnapshot {
   sourceUri: string;
@@ -204,6 +214,8 @@ export interface PipelineStatus {
   /** Present from the approval stage on: attempts (refused ones too), approvals, outcome. */
   approval?: ApprovalState & { eligibleApprovers: string[]; requiredRoles?: string[]; timeout: string };
   modelCard?: string;
+  /** Present from the canary stage on: the child rollout and how it ended. */
+  canary?: { workflowId: string; outcome?: string; reason?: string };
   decisions: Decision[];
   error?: string;
 }
