@@ -331,7 +331,7 @@ export function createGatewayServer(deps: GatewayDeps): {
     if (deps.accessLog) {
       deps.accessLog.info({
         reqId: requestId,
-        principal: principal?.id,
+        principal: principal && config.redaction ? redactText(principal.id).text : principal?.id,
         model,
         version,
         route,
@@ -413,7 +413,7 @@ export function createGatewayServer(deps: GatewayDeps): {
     }
     const m = ADMIN_ROUTE_PATH.exec(path);
     if (!m) return send(res, 404, errorBody('not_found', `no admin endpoint ${path}`), {});
-    const model = decodeURIComponent(m[1] as string);
+    const model = m[1] as string; // model names are [a-z0-9-]: no decoding, so no malformed-escape errors
     if (req.method === 'GET') {
       const state = await deps.routes.get(model);
       if (!state) return send(res, 404, errorBody('not_found', `model ${model} is not served here`), {});
@@ -480,7 +480,7 @@ export function createGatewayServer(deps: GatewayDeps): {
       const path = q === -1 ? url : url.slice(0, q);
       const predictMatch = PREDICT_PATH.exec(path);
       let work: Promise<void>;
-      if (predictMatch) work = handlePredict(req, res, decodeURIComponent(predictMatch[1] as string));
+      if (predictMatch) work = handlePredict(req, res, predictMatch[1] as string);
       else if (path === '/healthz') work = Promise.resolve(send(res, 200, '{"status":"ok"}', {}));
       else if (path === '/readyz') {
         work = Promise.resolve(

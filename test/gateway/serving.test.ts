@@ -203,6 +203,17 @@ describe('inference gateway: serving, security, observability', () => {
     expect(await predictions()).toBe(before);
     const ok = await post(predictUrl, { features: f0 }, bearer(await jwt()));
     expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+    // A subject that is an email address is a principal, but never written to the log as such.
+    const emailSub = await post(
+      predictUrl,
+      { features: f0 },
+      bearer(await jwt({ sub: 'sam.smith@corp.example' })),
+    );
+    expect(emailSub.status).toBe(200);
+    await new Promise((res) => setTimeout(res, 1500));
+    const log = readFileSync(accessLogFile, 'utf8');
+    expect(log).toContain('"principal":"jwt:[REDACTED:email]"');
+    expect(log).not.toContain('sam.smith@corp.example');
   });
 
   it('refuses bad input with the right status and a message naming the problem; none reaches the model', async () => {
@@ -256,6 +267,8 @@ describe('inference gateway: serving, security, observability', () => {
     const unknownModel = await post(`${gw.url}/v1/models/nope/predict`, { features: f0 }, auth);
     expect(unknownModel.status).toBe(404);
     expect(unknownModel.json.error?.message).toMatch(/unknown model "nope"/);
+    const malformedEscape = await post(`${gw.url}/v1/models/%E0%A4%A/predict`, { features: f0 }, auth);
+    expect(malformedEscape.status).toBe(404);
 
     // Chunked oversized body (no content-length) and a body shorter than its content-length.
     const chunked = await raw(gw.port, [
