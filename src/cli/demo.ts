@@ -104,6 +104,9 @@ async function waitForStage(
  * One demo per state folder: a second one would wipe the first one's data under it. The lock file
  * holds the owner's pid; a lock whose process is gone is taken over.
  */
+/** Without a terminal (CI, a pipe) the demo waits this long for a human approval, then ends. */
+const UNATTENDED_APPROVAL_WAIT_MS = 5 * 60_000;
+
 function lockDemo(lockPath: string): () => void {
   mkdirSync(path.dirname(lockPath), { recursive: true });
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -239,12 +242,35 @@ async function main(): Promise<void> {
           await second.executeUpdate(submitApprovalUpdate, {
             args: [{ decision: 'approve', approver: 'bob', comment: 'auto-approved by the demo' }],
           });
+        } else if (!process.stdin.isTTY) {
+          // Nobody can answer from here (CI, a pipe): wait a bounded time, then end the demo.
+          const minutes = UNATTENDED_APPROVAL_WAIT_MS / 60_000;
+          console.log(
+            `   no terminal: waiting at most ${minutes} min for that approval, then ending the demo`,
+          );
+          const decided = await Promise.race([
+            second.result().then(() => true),
+            new Promise<boolean>((r) => setTimeout(() => r(false), UNATTENDED_APPROVAL_WAIT_MS).unref()),
+          ]);
+          if (!decided) {
+            await second.cancel();
+            console.log(
+              `   no approval within ${minutes} min: the pipeline is cancelled, nothing was promoted`,
+            );
+            console.log('   run `npm run demo -- --auto-approve` to see the rest of the story unattended');
+            return { runId: second.firstExecutionRunId, result: undefined };
+          }
         }
       }
       return { runId: second.firstExecutionRunId, result: (await second.result()) as PipelineResult };
     });
 
     const { result } = outcome;
+    if (!result) {
+      await connection.close();
+      await workerConnection.close();
+      return;
+    }
     console.log(`\n== pipeline finished: ${result.outcome}`);
     for (const d of result.status.decisions) console.log(`   [${d.stage}] ${d.decision}: ${d.reason}`);
     const version = result.status.candidate?.version;
