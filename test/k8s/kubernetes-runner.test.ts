@@ -291,6 +291,57 @@ describe('failure classes', () => {
   });
 });
 
+describe('without Kueue (Jobs go straight to the scheduler)', () => {
+  it('not enough nvidia.com/gpu on any node: unschedulable with the scheduler’s reason, then failed at the queue timeout', async () => {
+    const runner = await workerRunner({ kueue: undefined, queueTimeoutSeconds: 8 });
+    const spec = gpuSpec('retrain-nogpu', { resources: { gpus: 16, cpu: '2', memory: '4Gi' } });
+    await track(spec.name);
+    await runner.submit(spec);
+    const waiting = await waitForStatus(runner, spec.name, (s) => s?.reason === 'unschedulable', RUN_MS);
+    expect(waiting?.phase).toBe('pending');
+    expect(waiting?.message).toMatch(/Insufficient nvidia\.com\/gpu/);
+    expect(decideJobFailure(waiting ?? { phase: 'failed' }).action).toBe('wait');
+    const failed = await waitForStatus(runner, spec.name, (s) => s?.phase === 'failed', RUN_MS);
+    expect(failed?.reason).toBe('unschedulable');
+    expect(failed?.message).toMatch(/queue timeout 8 s.*Insufficient nvidia\.com\/gpu/);
+    expect(decideJobFailure(failed ?? { phase: 'failed' }).action).toBe('fail');
+  });
+
+  it('an evicted pod is a disruption: the podFailurePolicy ignores it and the Job runs a new pod', async () => {
+    const runner = await workerRunner({ kueue: undefined, template: { podAnnotations: runFor('1h') } });
+    const spec = gpuSpec('retrain-evict');
+    await track(spec.name);
+    await runner.submit(spec);
+    const running = await waitForStatus(runner, spec.name, (s) => s?.phase === 'running', RUN_MS);
+    const pod = running?.pods?.[0]?.name ?? '';
+    const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
+    await core.createNamespacedPodEviction({
+      name: pod,
+      namespace: TRAINING_NAMESPACE,
+      body: {
+        apiVersion: 'policy/v1',
+        kind: 'Eviction',
+        metadata: { name: pod, namespace: TRAINING_NAMESPACE },
+      },
+    });
+    const resumed = await waitForStatus(
+      runner,
+      spec.name,
+      (s) => s?.phase === 'running' && !(s.pods ?? []).some((p) => p.name === pod),
+      2 * RUN_MS,
+    );
+    expect(resumed?.pods).toHaveLength(1);
+    const job = await kubeConfig()
+      .makeApiClient(k8s.BatchV1Api)
+      .readNamespacedJob({ name: spec.name, namespace: TRAINING_NAMESPACE });
+    expect(job.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True') ?? false).toBe(
+      false,
+    );
+    // Ignored by the podFailurePolicy: the evicted pod did not count against backoffLimit.
+    expect(job.status?.failed ?? 0).toBe(0);
+  });
+});
+
 describe('preemption, cancellation and garbage collection', () => {
   it('a lower-priority training preempted by an urgent one is requeued by Kueue and completes after it', async () => {
     const slow = await workerRunner({

@@ -51,7 +51,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
       labels: { 'mlops.io/pool': 'gpu', 'nvidia.com/gpu.present': 'true' },
       taints: [{ key: 'nvidia.com/gpu', value: 'present', effect: 'NoSchedule' }],
     })),
-    extraKwokStages: [path.join(PROJECT_ROOT, 'test', 'k8s', 'fixtures', 'kwok-image-pull.yaml')],
+    extraKwokStages: ['kwok-image-pull.yaml', 'kwok-graceful-termination.yaml'].map((f) =>
+      path.join(PROJECT_ROOT, 'test', 'k8s', 'fixtures', f),
+    ),
   });
   const admin = cluster.kubeConfig();
   for (const f of APPLIED) {
