@@ -30,8 +30,6 @@ export class AuthError extends Error {
 
 /** Verified tokens kept: bounded so a flood of distinct tokens cannot grow memory. */
 export const JWT_CACHE_MAX = 10_000;
-/** Matched API keys remembered (process memory only, never logged or stored). */
-export const KEY_CACHE_MAX = 10_000;
 /** Longest presented credential accepted (a JWT with a few claims is well under 2 KiB). */
 export const MAX_CREDENTIAL_LENGTH = 8192;
 
@@ -69,8 +67,6 @@ export class Authenticator {
   private readonly keys: Map<string, Principal>;
   private readonly jwks?: KeySet;
   private readonly jwtCache = new Map<string, { principal: Principal; expMs: number }>();
-  /** Presented keys already matched to a principal: saves the hash on every request of a known client. */
-  private readonly keyCache = new Map<string, Principal>();
 
   constructor(
     apiKeys: ApiKeyEntry[],
@@ -102,14 +98,9 @@ export class Authenticator {
   async authenticate(credential: string | undefined): Promise<Principal> {
     if (credential === undefined || credential === '') throw new AuthError('missing credentials');
     if (credential.length > MAX_CREDENTIAL_LENGTH) throw new AuthError('credential too long');
-    const seen = this.keyCache.get(credential);
-    if (seen) return seen;
+    // Keys are held only as hashes, even in memory: every presented key is hashed (about 2 us).
     const byKey = this.keys.get(hashApiKey(credential));
-    if (byKey) {
-      if (this.keyCache.size >= KEY_CACHE_MAX) this.keyCache.clear();
-      this.keyCache.set(credential, byKey);
-      return byKey;
-    }
+    if (byKey) return byKey;
     if (credential.split('.').length === 3) return this.verifyJwt(credential);
     throw new AuthError('invalid API key');
   }
