@@ -721,3 +721,83 @@ export function createKubernetesJobRunner(
   }
   return new KubernetesJobRunner(parsed.data, deps.kubeConfig ?? loadKubeConfig(parsed.data), deps.now);
 }
+
+/** Environment variables of the worker that configure the runner (deploy/k8s/worker ConfigMap). */
+export const KUBERNETES_RUNNER_ENV = {
+  namespace: 'MLOPS_K8S_NAMESPACE',
+  kubeconfig: 'MLOPS_K8S_KUBECONFIG',
+  queue: 'MLOPS_K8S_QUEUE',
+  queueTimeoutSeconds: 'MLOPS_K8S_QUEUE_TIMEOUT_SECONDS',
+  imagePullGraceSeconds: 'MLOPS_K8S_IMAGE_PULL_GRACE_SECONDS',
+  serviceAccount: 'MLOPS_K8S_SERVICE_ACCOUNT',
+  priorityClass: 'MLOPS_K8S_PRIORITY_CLASS',
+  nodeSelector: 'MLOPS_K8S_NODE_SELECTOR',
+  tolerations: 'MLOPS_K8S_TOLERATIONS',
+  imagePullSecrets: 'MLOPS_K8S_IMAGE_PULL_SECRETS',
+} as const;
+
+/**
+ * The runner's configuration from the worker's environment (names in {@link KUBERNETES_RUNNER_ENV};
+ * JSON for the node selector and tolerations, a comma list for pull secrets). Validated by
+ * {@link createKubernetesJobRunner}; a malformed value fails here naming the variable.
+ */
+export function kubernetesRunnerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KubernetesRunnerConfig {
+  const E = KUBERNETES_RUNNER_ENV;
+  const get = (k: string): string | undefined => {
+    const v = env[k]?.trim();
+    return v ? v : undefined;
+  };
+  const int = (k: string): number | undefined => {
+    const v = get(k);
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw new JobSpecError(`${k}: must be a whole number of seconds, got "${v}"`);
+    return Number(v);
+  };
+  const json = (k: string): unknown => {
+    const v = get(k);
+    if (v === undefined) return undefined;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      throw new JobSpecError(`${k}: must be JSON`);
+    }
+  };
+  const namespace = get(E.namespace);
+  if (!namespace) throw new JobSpecError(`${E.namespace} is required for MLOPS_JOB_RUNNER=kubernetes`);
+  const queue = get(E.queue);
+  const nodeSelector = z.record(z.string(), z.string()).optional().safeParse(json(E.nodeSelector));
+  if (!nodeSelector.success) throw new JobSpecError(`${E.nodeSelector}: must be a JSON object of strings`);
+  const tolerations = z.array(Toleration).optional().safeParse(json(E.tolerations));
+  if (!tolerations.success) {
+    throw new JobSpecError(
+      `${E.tolerations}: ${tolerations.error.issues[0]?.message ?? 'invalid'} (a JSON list of tolerations)`,
+    );
+  }
+  const queueTimeoutSeconds = int(E.queueTimeoutSeconds);
+  const imagePullGraceSeconds = int(E.imagePullGraceSeconds);
+  const kubeconfig = get(E.kubeconfig);
+  const serviceAccountName = get(E.serviceAccount);
+  const priorityClassName = get(E.priorityClass);
+  const pullSecrets = get(E.imagePullSecrets);
+  return {
+    namespace,
+    ...(kubeconfig ? { kubeconfig } : {}),
+    ...(queue ? { kueue: { queueName: queue } } : {}),
+    ...(queueTimeoutSeconds !== undefined ? { queueTimeoutSeconds } : {}),
+    ...(imagePullGraceSeconds !== undefined ? { imagePullGraceSeconds } : {}),
+    template: {
+      ...(serviceAccountName ? { serviceAccountName } : {}),
+      ...(priorityClassName ? { priorityClassName } : {}),
+      ...(nodeSelector.data ? { nodeSelector: nodeSelector.data } : {}),
+      ...(tolerations.data ? { tolerations: tolerations.data } : {}),
+      ...(pullSecrets
+        ? {
+            imagePullSecrets: pullSecrets
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean),
+          }
+        : {}),
+    },
+  };
+}

@@ -9,7 +9,13 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decideJobFailure } from '../../src/core/policy/job-failures';
-import { KUEUE_QUEUE_LABEL, TRAINER_CONTAINER, deterministicJobName } from '../../src/jobs/kubernetes-runner';
+import {
+  KUEUE_QUEUE_LABEL,
+  TRAINER_CONTAINER,
+  createKubernetesJobRunner,
+  deterministicJobName,
+  kubernetesRunnerConfigFromEnv,
+} from '../../src/jobs/kubernetes-runner';
 import { JobOwnershipError, JobSpecError } from '../../src/jobs/types';
 import { PROJECT_ROOT } from '../../src/stack/paths';
 import {
@@ -162,6 +168,41 @@ describe('a GPU training Job queued through Kueue', () => {
       labelSelector: 'mlops.io/owner=retrain-crash',
     });
     expect(list.items).toHaveLength(1);
+  });
+
+  it('the worker ConfigMap’s variables configure the runner; a malformed one is named', () => {
+    const config = kubernetesRunnerConfigFromEnv({
+      MLOPS_K8S_NAMESPACE: 'mlops-training',
+      MLOPS_K8S_QUEUE: 'training',
+      MLOPS_K8S_QUEUE_TIMEOUT_SECONDS: '600',
+      MLOPS_K8S_SERVICE_ACCOUNT: 'mlops-trainer',
+      MLOPS_K8S_PRIORITY_CLASS: 'mlops-training',
+      MLOPS_K8S_NODE_SELECTOR: '{"mlops.io/pool":"gpu"}',
+      MLOPS_K8S_TOLERATIONS: '[{"key":"nvidia.com/gpu","operator":"Exists","effect":"NoSchedule"}]',
+      MLOPS_K8S_IMAGE_PULL_SECRETS: 'registry-a, registry-b',
+    });
+    expect(config).toEqual({
+      namespace: 'mlops-training',
+      kueue: { queueName: 'training' },
+      queueTimeoutSeconds: 600,
+      template: {
+        serviceAccountName: 'mlops-trainer',
+        priorityClassName: 'mlops-training',
+        nodeSelector: { 'mlops.io/pool': 'gpu' },
+        tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+        imagePullSecrets: ['registry-a', 'registry-b'],
+      },
+    });
+    expect(() => kubernetesRunnerConfigFromEnv({})).toThrow(/MLOPS_K8S_NAMESPACE is required/);
+    expect(() =>
+      kubernetesRunnerConfigFromEnv({ MLOPS_K8S_NAMESPACE: 'x', MLOPS_K8S_QUEUE_TIMEOUT_SECONDS: '1h' }),
+    ).toThrow(/MLOPS_K8S_QUEUE_TIMEOUT_SECONDS/);
+    expect(() =>
+      kubernetesRunnerConfigFromEnv({ MLOPS_K8S_NAMESPACE: 'x', MLOPS_K8S_TOLERATIONS: '{' }),
+    ).toThrow(/MLOPS_K8S_TOLERATIONS: must be JSON/);
+    expect(() =>
+      createKubernetesJobRunner({ namespace: 'Not_A_Namespace' }, { kubeConfig: new k8s.KubeConfig() }),
+    ).toThrow(/kubernetes runner config: namespace/);
   });
 
   it('deterministic names: the same workflow and stage give the same DNS label, within 63 characters', () => {

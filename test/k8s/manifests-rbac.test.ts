@@ -9,6 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createKubernetesJobRunner, kubernetesRunnerConfigFromEnv } from '../../src/jobs/kubernetes-runner';
 import { loadManifests } from '../../src/stack/kube-cluster';
 import { PROJECT_ROOT } from '../../src/stack/paths';
 import {
@@ -78,6 +79,19 @@ describe('deploy/k8s manifests', () => {
         'trainer-job.yaml',
       ]),
     );
+  });
+
+  it('the worker ConfigMap configures a valid Kubernetes runner for the training namespace', () => {
+    const [cm] = loadManifests(
+      readFileSync(path.join(K8S_DIR, 'worker', 'base', 'configmap.yaml'), 'utf8'),
+    ) as k8s.V1ConfigMap[];
+    const config = kubernetesRunnerConfigFromEnv(cm?.data ?? {});
+    const runner = createKubernetesJobRunner(config, { kubeConfig: kubeConfig() });
+    expect(runner.namespace).toBe(TRAINING_NAMESPACE);
+    const job = runner.buildJob(gpuSpec('retrain-configmap'));
+    expect(job.metadata?.labels?.['kueue.x-k8s.io/queue-name']).toBe('training');
+    expect(job.spec?.template.spec?.serviceAccountName).toBe('mlops-trainer');
+    expect(job.spec?.template.spec?.nodeSelector).toEqual({ 'mlops.io/pool': 'gpu' });
   });
 
   it('every object passes a server-side dry run (create or update, nothing persisted)', async () => {
