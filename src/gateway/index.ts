@@ -1,8 +1,9 @@
 /**
  * The inference gateway: the secure front door models are served behind. Node-only.
  *
- * `startGateway(options)` starts one (`workers: 1`, the default here) or several serving processes and
- * resolves once every configured model is loaded, verified and listening:
+ * `startGateway(options)` starts one (`workers: 1`, the default here) or several serving processes, on a
+ * free port of 127.0.0.1 unless `port`/`host` say otherwise, and resolves once every configured model is
+ * loaded, verified and listening (set `accessLog` to a file path or `off` to keep stdout quiet):
  *
  *   const gw = await startGateway({ mlflowTrackingUri, models: [{ name: 'fraud' }],
  *                                   apiKeys: [{ principal: 'demo', sha256: hashApiKey(key), roles: ['predict'] }] });
@@ -32,7 +33,8 @@ export interface RunningGateway {
 export const coreCount = (): number => Math.max(1, os.availableParallelism());
 
 export async function startGateway(options: GatewayConfigInput): Promise<RunningGateway> {
-  const config = parseGatewayConfig({ workers: 1, ...options });
+  // From code the defaults are one process on a free port; the entry point passes its own (8080, every core).
+  const config = parseGatewayConfig({ workers: 1, port: 0, ...options });
   const workers = config.workers === 0 ? coreCount() : config.workers;
   if (workers === 1) {
     const gw = await startGatewayProcess(config);

@@ -1,7 +1,7 @@
 /**
  * `npm run bench:gateway`: the gateway with every protection on against a bare onnxruntime-node HTTP
- * server, in one run, on the same model (the reference trainer's, served from a real MLflow started
- * here), the same load generators and the same core count (one worker per core for both).
+ * server, in one run, on the same model (the reference trainer's with its default hyperparameters, as
+ * the demo trains it, served from a real MLflow started here), the same load generators and the same core count (one worker per core for both).
  *
  * - Throughput at saturation (best of ROUNDS interleaved rounds): autocannon, CONNECTIONS keep-alive connections for SATURATION_S seconds
  *   (after a WARMUP_S warm-up), for the bare server, the gateway, and the gateway with redaction off.
@@ -23,7 +23,12 @@ import { coreCount, hashApiKey } from '../../src/gateway';
 import { MlflowClient } from '../../src/mlflow';
 import { ensurePythonEnv } from '../../src/stack/provision';
 import { startMlflowServer } from '../../src/stack/launcher';
-import { fraudFeatures, registerModelFiles, trainedModelFiles } from '../gateway/fixtures';
+import {
+  fraudFeatures,
+  REFERENCE_HYPERPARAMS,
+  registerModelFiles,
+  trainedModelFiles,
+} from '../gateway/fixtures';
 
 /** Seconds of load per saturation measurement. */
 const SATURATION_S = Number(process.env.BENCH_SATURATION_S ?? 8);
@@ -241,7 +246,7 @@ async function main(): Promise<void> {
   const servers: Array<{ close(): Promise<void> }> = [];
   try {
     const mlflow = new MlflowClient({ trackingUri: mlflowServer.endpoint.trackingUri });
-    const files = await trainedModelFiles(mlflow, python, 31);
+    const files = await trainedModelFiles(mlflow, python, 31, REFERENCE_HYPERPARAMS);
     const model = 'fraud';
     const { version } = await registerModelFiles(mlflow, model, files);
     await mlflow.setAlias(model, 'champion', version);

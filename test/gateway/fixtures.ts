@@ -28,6 +28,10 @@ const TRAINER = path.resolve(__dirname, '../../deploy/trainer/train.py');
 /** Rows the fixture model trains on: enough for a real model, few enough to train in seconds. */
 export const FIXTURE_TRAIN_ROWS = 3000;
 const EXPERIMENT = 'gateway-fixtures';
+/** Hyperparameters of the test models: 60 trees train in seconds and score like the reference. */
+export const FIXTURE_HYPERPARAMS: Readonly<Record<string, number>> = { n_estimators: 60 };
+/** The reference trainer's own defaults (deploy/trainer/train.py), as `npm run demo` trains. */
+export const REFERENCE_HYPERPARAMS: Readonly<Record<string, number>> = {};
 
 export type ModelFile = { path: string; content: Buffer };
 
@@ -54,9 +58,12 @@ export async function trainedModelFiles(
   mlflow: MlflowClient,
   python: string,
   seed: number,
+  /** Trainer hyperparameters; the fixture default is a small forest that trains in seconds. */
+  hyperparams: Record<string, number> = FIXTURE_HYPERPARAMS,
 ): Promise<ModelFile[]> {
   const trainerSha = createHash('sha256').update(readFileSync(TRAINER)).digest('hex').slice(0, 16);
-  const cache = path.join(os.tmpdir(), 'mlops-gateway-fixtures', `${trainerSha}-${seed}`);
+  const hpKey = createHash('sha256').update(JSON.stringify(hyperparams)).digest('hex').slice(0, 8);
+  const cache = path.join(os.tmpdir(), 'mlops-gateway-fixtures', `${trainerSha}-${seed}-${hpKey}`);
   if (!existsSync(path.join(cache, 'model.onnx'))) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mlops-gateway-train-'));
     try {
@@ -75,7 +82,7 @@ export async function trainedModelFiles(
           MLOPS_FEATURE_SPEC: JSON.stringify(FRAUD_FEATURE_SPEC),
           MLOPS_ARTIFACT_PATH: MODEL_FOLDER,
           MLOPS_SEED: String(seed),
-          MLOPS_HYPERPARAMS: JSON.stringify({ n_estimators: 60 }),
+          MLOPS_HYPERPARAMS: JSON.stringify(hyperparams),
         },
         180_000,
       );
