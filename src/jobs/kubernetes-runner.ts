@@ -640,10 +640,8 @@ export class KubernetesJobRunner implements JobRunner {
         });
       return out({ phase: 'pending', reason: JobReason.unschedulable, message: why });
     }
-    if (
-      pod.status?.phase === 'Running' ||
-      ((job.status?.active ?? 0) > 0 && pod.status?.phase !== 'Pending')
-    ) {
+    // A pod that already succeeded counts as running until the Job controller marks it Complete.
+    if (pod.status?.phase === 'Running' || pod.status?.phase === 'Succeeded') {
       return out({
         phase: 'running',
         message: `pod ${pod.metadata?.name ?? ''} running on ${pod.spec?.nodeName ?? 'a node'}`,
