@@ -5,6 +5,7 @@
  */
 import type { WorkerConfig } from '../config';
 import { TRAINER_SCRIPT, VENV_PYTHON } from '../stack/paths';
+import { createKubernetesJobRunner, kubernetesRunnerConfigFromEnv } from './kubernetes-runner';
 import { LocalProcessRunner } from './local-runner';
 import type { JobRunner } from './types';
 
@@ -19,8 +20,13 @@ export function referenceTrainerImages(): Record<string, string[]> {
   return { [REFERENCE_TRAINER_IMAGE]: [VENV_PYTHON, TRAINER_SCRIPT] };
 }
 
+/**
+ * The runner the configuration names: `local` processes (embedded default) or `kubernetes` Jobs,
+ * whose settings come from the `MLOPS_K8S_*` environment (see README, "Kubernetes").
+ */
 export function createJobRunner(
   config: Pick<WorkerConfig, 'jobRunner' | 'jobsDir' | 'localImages'>,
+  env: NodeJS.ProcessEnv = process.env,
 ): JobRunner {
   switch (config.jobRunner) {
     case 'local':
@@ -29,8 +35,6 @@ export function createJobRunner(
         images: { ...referenceTrainerImages(), ...config.localImages },
       });
     case 'kubernetes':
-      throw new Error(
-        'MLOPS_JOB_RUNNER=kubernetes: the Kubernetes runner needs its cluster configuration (see README, "Kubernetes")',
-      );
+      return createKubernetesJobRunner(kubernetesRunnerConfigFromEnv(env));
   }
 }
