@@ -23,7 +23,9 @@ import { RouteTable } from './router';
 import { createGatewayServer, type RouteControl } from './server';
 
 /** Access-log bytes buffered before a write: fewer, larger writes off the request path. */
-export const ACCESS_LOG_BUFFER_BYTES = 8 * 1024;
+export const ACCESS_LOG_BUFFER_BYTES = 32 * 1024;
+/** Largest single access-log write (sonic-boom needs it above the buffer size). */
+export const ACCESS_LOG_MAX_WRITE_BYTES = 64 * 1024;
 /** Longest an access-log line waits in the write buffer (lines are written in batches). */
 export const ACCESS_LOG_FLUSH_MS = 1000;
 /** Feature specs used when a model's artifacts carry none. */
@@ -54,6 +56,7 @@ export function createAccessLog(target: string): Logger | undefined {
     dest: target === 'stdout' ? 1 : target,
     sync: false,
     minLength: ACCESS_LOG_BUFFER_BYTES,
+    maxWrite: ACCESS_LOG_MAX_WRITE_BYTES,
     mkdir: true,
   });
   const logger = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
