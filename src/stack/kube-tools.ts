@@ -180,7 +180,7 @@ function ensureKubeBinaries(log: Logger): void {
   if (complete()) return;
   const go = requireGo(`Kubernetes ${KUBERNETES_VERSION}`);
   log(
-    `building kube-apiserver, kube-controller-manager, kube-scheduler ${KUBERNETES_VERSION} and etcd ${ETCD_VERSION} into ${KUBE_DIR} (first run only, long on 2 cores)`,
+    `building kube-apiserver, kube-controller-manager, kube-scheduler ${KUBERNETES_VERSION} and etcd ${ETCD_VERSION} into ${KUBE_DIR} (first run only, 18-21 minutes on 2 cores)`,
   );
   buildIntoPlace(
     KUBE_DIR,
@@ -261,7 +261,7 @@ function ensureKueue(log: Logger): void {
   const complete = (): boolean => existsSync(path.join(KUEUE_DIR, 'bin', 'kueue'));
   if (complete()) return;
   const go = requireGo(`Kueue ${KUEUE_VERSION}`);
-  log(`building Kueue ${KUEUE_VERSION} into ${KUEUE_DIR} (first run only, about 6 minutes on 2 cores)`);
+  log(`building Kueue ${KUEUE_VERSION} into ${KUEUE_DIR} (first run only, 10-13 minutes on 2 cores)`);
   buildIntoPlace(
     KUEUE_DIR,
     complete,
