@@ -1,38 +1,55 @@
 /**
- * Dataset profiling: one streaming pass over a CSV file measuring what validation needs (see
- * {@link DatasetProfile}); the verdict is `judgeDataset` in `src/core/policy/validation.ts`.
+ * Dataset profiling on the analytics engine (`src/data/engine.ts`): a CSV or Parquet file is loaded once into
+ * an in-memory columnar table of normalised cells, and four aggregate queries over it measure everything
+ * validation needs (see {@link DatasetProfile}); the verdict is `judgeDataset` in
+ * `src/core/policy/validation.ts`.
  *
  * Rules:
- * - Node-only (file I/O, node:crypto). Memory is bounded except for duplicate detection: the sha1 digests of
- *   rows, ids and feature vectors are kept in sets, one 40-character hex digest per distinct row.
- * - The first record is the header. Cells are trimmed; an empty cell or one of {@link MISSING_VALUE_TOKENS}
- *   is missing (the same tokens pandas reads as NaN, so the trainer sees the same nulls).
+ * - Node-only. The file is read once by the engine (in parallel); when the caller does not pass the sha256 it
+ *   already has (a content-addressed snapshot), the bytes are hashed by a concurrent stream.
+ * - The format is sniffed from the content: a file starting with `PAR1` is Parquet, anything else is CSV.
+ * - CSV: the first record is the header (read here, before the engine, so a file that is not a dataset fails
+ *   fast and by line). Cells are trimmed (ASCII whitespace, NBSP, BOM); an empty cell or one of
+ *   {@link MISSING_VALUE_TOKENS} is missing (the same tokens pandas reads as NaN, so the trainer sees the same
+ *   nulls). Records with another field count than the header (ragged rows) are counted and skipped, not
+ *   fatal: the judge decides. A file that cannot be a CSV dataset throws {@link DatasetFormatError} naming
+ *   the line: empty, binary (a NUL byte in the first {@link MAX_RECORD_BYTES}), broken quoting, a record over
+ *   {@link MAX_RECORD_BYTES}, invalid UTF-8, or a first row that cannot be a header (blank or duplicate names,
+ *   or no column of the spec at all).
+ * - Parquet: the schema's column names are the header; typed numeric columns are read as numbers (NaN is
+ *   missing), every other column as its text. A truncated or corrupt file throws {@link DatasetFormatError}.
+ *   `line` in a profile is the 1-based row number there.
  * - Numeric cells must be plain decimal numbers (`12`, `-0.5`, `1e3`); anything else is a type error.
  *   Categorical cells match the spec's categories exactly (case-sensitive).
- * - Records with another field count than the header (ragged rows) are counted and skipped, not fatal: the
- *   judge decides. A file that cannot be a CSV dataset throws {@link DatasetFormatError} naming the line:
- *   empty, binary (NUL bytes), broken quoting, a record over {@link MAX_RECORD_BYTES}, or a first row that
- *   cannot be a header (blank or duplicate names, or no column of the spec at all).
+ * - Exact duplicate rows and repeated feature vectors are found by 64-bit hashes of the normalised cells: two
+ *   different rows collide with probability about n^2 / 2^65 (3e-8 for a million rows).
+ * - Line numbers of accepted CSV rows count records after the header, corrected for the ragged rows before
+ *   them; a blank line or a quoted line break before a row shifts its reported line by one each.
  * - A missing or unreadable file throws {@link DatasetReadError}.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { CsvError, parse } from 'csv-parse';
+import { open } from 'node:fs/promises';
 import {
   MISSING_BATCH_KEY,
-  signedLog1p,
   specColumns,
   type BatchProfile,
-  type CategoricalColumnProfile,
   type CategoricalFeature,
-  type CategoryCount,
   type ColumnProfile,
   type DatasetProfile,
   type FeatureSpec,
   type LabelProfile,
-  type NumericColumnProfile,
   type NumericFeature,
+  type ValueAtLine,
 } from '../core/contracts/feature-spec';
+import {
+  openEngine,
+  sqlIdent as id,
+  sqlString as lit,
+  toNumber,
+  type EngineRow,
+  type EngineSession,
+} from './engine';
 
 /** Cells read as missing; the same tokens pandas' read_csv turns into NaN by default (a common subset). */
 export const MISSING_VALUE_TOKENS: readonly string[] = [
@@ -50,14 +67,12 @@ export const MISSING_VALUE_TOKENS: readonly string[] = [
 export const MAX_RECORD_BYTES = 1024 * 1024;
 /** Batches profiled separately; rows of further batches are counted but not screened (keeps profiles small). */
 export const MAX_PROFILED_BATCHES = 1000;
-/** Distinct unknown categories counted per column; beyond, unknown values are only counted in total. */
-export const MAX_TRACKED_UNKNOWN_VALUES = 1000;
 /** Unknown categories listed in a profile, most frequent first. */
 export const MAX_REPORTED_UNKNOWN_VALUES = 20;
 /** Offending values quoted in a profile are cut to this length (they end up in reports and logs). */
 export const MAX_QUOTED_VALUE_LENGTH = 40;
 
-/** The file cannot be read as a CSV dataset; the message says what is wrong and on which line. */
+/** The file cannot be read as a dataset; the message says what is wrong and on which line. */
 export class DatasetFormatError extends Error {
   override readonly name = 'DatasetFormatError';
   constructor(
@@ -74,442 +89,675 @@ export class DatasetReadError extends Error {
   override readonly name = 'DatasetReadError';
 }
 
-const MISSING = new Set(MISSING_VALUE_TOKENS);
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+/** File formats the profiler reads. */
+export const DatasetFormat = { csv: 'csv', parquet: 'parquet' } as const;
+export type DatasetFormat = (typeof DatasetFormat)[keyof typeof DatasetFormat];
+
+export interface ProfileOptions {
+  /** The file's sha256 when the caller already hashed it (a snapshot); otherwise it is hashed here. */
+  sha256?: string;
+}
+
+const PARQUET_MAGIC = 'PAR1';
+/** Characters trimmed from CSV cells: ASCII whitespace, NBSP and a stray BOM. */
+const TRIM_CHARS = ' \t\n\r\v\f\u00a0\ufeff';
+/** Engine types read as numbers in a Parquet file; everything else is read as text. */
+const NUMERIC_TYPE =
+  /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL.*)$/;
 
 const quote = (value: string): string =>
   value.length > MAX_QUOTED_VALUE_LENGTH ? `${value.slice(0, MAX_QUOTED_VALUE_LENGTH)}...` : value;
-const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
+const readError = (file: string, err: unknown): DatasetReadError =>
+  new DatasetReadError(
+    `${file}: cannot read dataset: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+  );
 
-/** Parses a trimmed, non-missing cell as a finite decimal number, or returns undefined. */
-export function parseDecimal(cell: string): number | undefined {
-  if (!DECIMAL.test(cell)) return undefined;
-  const n = Number(cell);
-  return Number.isFinite(n) ? n : undefined;
+// ---------------------------------------------------------------------------------------------------------
+// The start of the file: format sniffing and the CSV header
+// ---------------------------------------------------------------------------------------------------------
+
+interface FileHead {
+  format: DatasetFormat;
+  /** CSV only: the header's fields (trimmed) and the 1-based line it is on. */
+  header: string[];
+  headerLine: number;
 }
 
-/** Welford's running mean and sum of squared deviations. */
-class Moments {
-  count = 0;
-  mean = 0;
-  m2 = 0;
-  add(x: number): void {
-    this.count += 1;
-    const delta = x - this.mean;
-    this.mean += delta / this.count;
-    this.m2 += delta * (x - this.mean);
+/** Reads at most MAX_RECORD_BYTES + 1 bytes from the start of the file. */
+async function readStart(file: string): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+    const st = await handle.stat();
+    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+    const buf = Buffer.alloc(Math.min(st.size, MAX_RECORD_BYTES + 1));
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead);
+  } catch (err) {
+    throw readError(file, err);
+  } finally {
+    await handle?.close();
   }
 }
 
-class NumericAcc {
-  readonly moments = new Moments();
-  missing = 0;
-  typeErrors = 0;
-  firstTypeError: { line: number; value: string } | undefined;
-  min = Infinity;
-  max = -Infinity;
-  belowMin = 0;
-  aboveMax = 0;
-  firstOutOfRange: { line: number; value: string } | undefined;
-  constructor(
-    readonly feature: NumericFeature,
-    readonly index: number,
-  ) {}
-
-  toProfile(): NumericColumnProfile {
-    const { count, mean, m2 } = this.moments;
-    return {
-      name: this.feature.name,
-      kind: 'numeric',
-      missing: this.missing,
-      typeErrors: this.typeErrors,
-      ...(this.firstTypeError && { firstTypeError: this.firstTypeError }),
-      count,
-      min: count > 0 ? this.min : null,
-      max: count > 0 ? this.max : null,
-      mean: count > 0 ? mean : null,
-      std: count > 1 ? Math.sqrt(m2 / (count - 1)) : count === 1 ? 0 : null,
-      belowMin: this.belowMin,
-      aboveMax: this.aboveMax,
-      ...(this.firstOutOfRange && { firstOutOfRange: this.firstOutOfRange }),
-    };
-  }
-}
-
-class CategoricalAcc {
-  readonly known: Map<string, number>;
-  readonly counts: number[];
-  missing = 0;
-  count = 0;
-  unknown = 0;
-  readonly unknownValues = new Map<string, number>();
-  constructor(
-    readonly feature: CategoricalFeature,
-    readonly index: number,
-  ) {
-    this.known = new Map(feature.categories.map((c, i) => [c, i]));
-    this.counts = feature.categories.map(() => 0);
-  }
-
-  toProfile(): CategoricalColumnProfile {
-    const unknownValues: CategoryCount[] = [...this.unknownValues.entries()]
-      .map(([value, count]) => ({ value: quote(value), count }))
-      .sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1))
-      .slice(0, MAX_REPORTED_UNKNOWN_VALUES);
-    return {
-      name: this.feature.name,
-      kind: 'categorical',
-      missing: this.missing,
-      count: this.count,
-      categories: this.feature.categories.map((value, i) => ({ value, count: this.counts[i] ?? 0 })),
-      unknown: this.unknown,
-      unknownValues,
-    };
-  }
-}
-
-interface BatchAcc {
-  batch: string;
-  rows: number;
-  positives: number;
-  negatives: number;
-  repeatedVectors: number;
-  conflictingLabels: number;
-  outOfRange: number;
-  numeric: Moments[];
-  /** Per categorical column: counts per spec category, then the unknown count last. */
-  categorical: number[][];
-}
-
-type LabelClass = 'positive' | 'negative' | 'missing' | 'invalid';
-
-function labelClassifier(spec: FeatureSpec): (cell: string) => LabelClass {
-  const { positiveValue, negativeValue } = spec.label;
-  const matches = (target: number | string, cell: string): boolean =>
-    typeof target === 'number' ? parseDecimal(cell) === target : cell === target;
-  return (cell) => {
-    if (MISSING.has(cell)) return 'missing';
-    if (matches(positiveValue, cell)) return 'positive';
-    if (negativeValue !== undefined) return matches(negativeValue, cell) ? 'negative' : 'invalid';
-    // Without a negative value, a numeric label must at least be a number.
-    if (typeof positiveValue === 'number' && parseDecimal(cell) === undefined) return 'invalid';
-    return 'negative';
-  };
-}
-
-/** Counts newlines in `buf[0..end)`. */
-function countNewlines(buf: Buffer, end = buf.length): number {
+function countNewlines(buf: Buffer, end: number): number {
   let n = 0;
-  let i = buf.indexOf(10);
-  while (i !== -1 && i < end) {
-    n += 1;
-    i = buf.indexOf(10, i + 1);
-  }
+  for (let i = buf.indexOf(10); i !== -1 && i < end; i = buf.indexOf(10, i + 1)) n += 1;
   return n;
 }
 
-function validateHeader(header: string[], spec: FeatureSpec, path: string): void {
+/** Parses the first non-blank record of a CSV start; throws DatasetFormatError when it is not one. */
+function parseHeader(start: Buffer, file: string, complete: boolean): { fields: string[]; line: number } {
+  const nul = start.indexOf(0);
+  if (nul !== -1) {
+    const line = countNewlines(start, nul) + 1;
+    throw new DatasetFormatError(
+      `${file}: line ${line}: NUL byte found: this is a binary file, not a CSV`,
+      line,
+    );
+  }
+  let text = start.toString('utf8');
+  if (text.startsWith('\ufeff')) text = text.slice(1);
+  let i = 0;
+  let line = 1;
+  while (i < text.length && (text[i] === '\n' || text[i] === '\r')) {
+    if (text[i] === '\n') line += 1;
+    i += 1;
+  }
+  if (i >= text.length) {
+    throw new DatasetFormatError(`${file}: line 1: the file is empty: expected a header row`, 1);
+  }
+  const syntax = (what: string): DatasetFormatError =>
+    new DatasetFormatError(`${file}: line ${line}: CSV syntax error (${what})`, line);
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  let afterQuote = false;
+  for (; i < text.length; i += 1) {
+    const ch = text[i] as string;
+    if (quoted) {
+      if (ch !== '"') field += ch;
+      else if (text[i + 1] === '"') {
+        field += '"';
+        i += 1;
+      } else {
+        quoted = false;
+        afterQuote = true;
+      }
+      continue;
+    }
+    if (ch === ',' || ch === '\n' || ch === '\r') {
+      fields.push(field.trim());
+      field = '';
+      afterQuote = false;
+      if (ch !== ',') return { fields, line };
+      continue;
+    }
+    if (afterQuote) throw syntax('a character after a closing quote');
+    if (ch === '"') {
+      if (field.trim() !== '') throw syntax('a quote inside an unquoted field');
+      field = '';
+      quoted = true;
+      continue;
+    }
+    field += ch;
+  }
+  if (quoted) throw syntax('the header has an unterminated quote');
+  if (!complete) {
+    throw new DatasetFormatError(
+      `${file}: line ${line}: a record is longer than ${MAX_RECORD_BYTES} bytes: not a line-oriented CSV`,
+      line,
+    );
+  }
+  fields.push(field.trim());
+  return { fields, line };
+}
+
+function validateHeader(header: string[], spec: FeatureSpec, file: string, line: number): void {
   const expected = specColumns(spec);
   if (!expected.some((c) => header.includes(c))) {
     const sample = header.slice(0, 5).map((h) => `"${quote(h)}"`);
     throw new DatasetFormatError(
-      `${path}: line 1 is not a header for feature spec ${spec.name}@${spec.version}: none of its fields ` +
-        `(${sample.join(', ')}${header.length > 5 ? ', ...' : ''}) is one of the expected columns ` +
+      `${file}: line ${line} is not a header for feature spec ${spec.name}@${spec.version}: none of its ` +
+        `fields (${sample.join(', ')}${header.length > 5 ? ', ...' : ''}) is one of the expected columns ` +
         `(${expected.join(', ')}); is the header row missing or the file not a CSV?`,
-      1,
+      line,
     );
   }
   const seen = new Set<string>();
   header.forEach((name, i) => {
     if (name === '') {
-      throw new DatasetFormatError(`${path}: line 1: header column ${i + 1} has an empty name`, 1);
+      throw new DatasetFormatError(`${file}: line ${line}: header column ${i + 1} has an empty name`, line);
     }
     if (seen.has(name)) {
-      throw new DatasetFormatError(`${path}: line 1: header names column "${quote(name)}" twice`, 1);
+      throw new DatasetFormatError(`${file}: line ${line}: header names column "${quote(name)}" twice`, line);
     }
     seen.add(name);
   });
 }
 
+async function readHead(file: string, spec: FeatureSpec): Promise<FileHead> {
+  const start = await readStart(file);
+  if (start.subarray(0, 4).toString('latin1') === PARQUET_MAGIC) {
+    return { format: DatasetFormat.parquet, header: [], headerLine: 0 };
+  }
+  const { fields, line } = parseHeader(start, file, start.length <= MAX_RECORD_BYTES);
+  validateHeader(fields, spec, file, line);
+  return { format: DatasetFormat.csv, header: fields, headerLine: line };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// SQL over the loaded table `d`
+// ---------------------------------------------------------------------------------------------------------
+
+/** How each spec role maps onto the loaded table's columns. */
+interface Plan {
+  numeric: Array<{ feature: NumericFeature; k: number }>;
+  categorical: Array<{ feature: CategoricalFeature; k: number }>;
+  hasLabel: boolean;
+  hasId: boolean;
+  hasBatch: boolean;
+}
+
 /**
- * Streams the CSV at `path` and measures it against `spec`. Throws {@link DatasetFormatError} when the file is
- * not a CSV dataset and {@link DatasetReadError} when it cannot be read.
+ * `expr` equals one of `values`, as a chain of comparisons: the engine plans an `IN` list of constants as a
+ * join, which in a projection costs more than the whole scan (and gives up its order).
  */
-export async function profileDataset(path: string, spec: FeatureSpec): Promise<DatasetProfile> {
-  const fileHash = createHash('sha256');
+const oneOf = (expr: string, values: readonly string[]): string =>
+  values.length === 0 ? 'false' : `(${values.map((v) => `${expr} = ${lit(v)}`).join(' OR ')})`;
+const isToken = (t: string): string => oneOf(t, MISSING_VALUE_TOKENS);
+const missingExpr = (t: string): string => `(${t} IS NULL OR ${isToken(t)})`;
+/** A finite decimal number or NULL (the engine's cast also takes `1_000`, `inf` and `nan`: refused here). */
+const decimalExpr = (t: string): string =>
+  `CASE WHEN NOT ${missingExpr(t)} AND NOT contains(${t}, '_') AND isfinite(TRY_CAST(${t} AS DOUBLE)) ` +
+  `THEN TRY_CAST(${t} AS DOUBLE) + 0.0 END`;
+const numLit = (x: number): string => (Number.isInteger(x) ? `${x}.0` : String(x));
+
+function outOfRangeExpr(n: string, f: NumericFeature): string {
+  const parts: string[] = [];
+  if (f.min !== undefined) parts.push(`${n} < ${numLit(f.min)}`);
+  if (f.max !== undefined) parts.push(`${n} > ${numLit(f.max)}`);
+  return parts.length === 0 ? 'false' : `coalesce(${parts.join(' OR ')}, false)`;
+}
+
+/** Label class: 0 missing, 1 positive, 2 negative, 3 invalid. */
+function labelExpr(t: string, spec: FeatureSpec): string {
+  const { positiveValue: pos, negativeValue: neg } = spec.label;
+  const matches = (target: number | string): string =>
+    typeof target === 'number'
+      ? `coalesce(${decimalExpr(t)} = ${numLit(target)}, false)`
+      : `${t} = ${lit(target)}`;
+  const otherwise =
+    neg !== undefined
+      ? `WHEN ${matches(neg)} THEN 2 ELSE 3`
+      : typeof pos === 'number'
+        ? `WHEN ${decimalExpr(t)} IS NULL THEN 3 ELSE 2`
+        : 'ELSE 2';
+  return `CASE WHEN ${missingExpr(t)} THEN 0 WHEN ${matches(pos)} THEN 1 ${otherwise} END::UTINYINT`;
+}
+
+/**
+ * The statement that loads the source into `d`: per numeric feature `n<k>` (number or NULL), `m<k>`
+ * (missing) and `e<k>` (the trimmed text of a cell that is not an in-range number); per categorical feature
+ * `c<k>` (text, NULL when missing); `lb` / `le` (label class / invalid label text), `idv`, `bk` (batch key)
+ * and `rh` (row hash over every column's text). Trimming costs more than the rest of a cell's work, so it
+ * is done only where the cheap test fails: a number parses with blanks around it, a category or label
+ * matching the spec as written needs none.
+ */
+function loadSql(
+  source: string,
+  header: string[],
+  types: Map<string, string>,
+  spec: FeatureSpec,
+  plan: Plan,
+): string[] {
+  const raw = (name: string): string => `r${header.indexOf(name)}`;
+  const inner = header.map((h, j) => {
+    const type = types.get(h) ?? 'VARCHAR';
+    return `${type === 'VARCHAR' ? id(h) : `CAST(${id(h)} AS VARCHAR)`} AS r${j}`;
+  });
+  const trimmed = (r: string): string => `trim(${r}, ${lit(TRIM_CHARS)})`;
+  const cols: string[] = [`hash(${header.map((_, j) => `coalesce(r${j}, '')`).join(', ')}) AS rh`];
+  for (const { feature, k } of plan.numeric) {
+    const r = raw(feature.name);
+    const typed = NUMERIC_TYPE.test(types.get(feature.name) ?? 'VARCHAR');
+    inner.push(`${typed ? `${id(feature.name)}::DOUBLE` : `TRY_CAST(${r} AS DOUBLE)`} AS x${k}`);
+    const x = `x${k}`;
+    // CASE evaluates a branch only for the rows that reach it (AND / OR in a projection evaluate both sides).
+    const m = typed
+      ? `(${x} IS NULL OR isnan(${x}))`
+      : `CASE WHEN ${r} IS NULL THEN true WHEN NOT isnan(${x}) THEN false ELSE ${isToken(trimmed(r))} END`;
+    const ok = typed ? `isfinite(${x})` : `(isfinite(${x}) AND NOT contains(${r}, '_'))`;
+    cols.push(`${m} AS m${k}`, `CASE WHEN ${ok} THEN ${x} + 0.0 END AS n${k}`);
+    cols.push(
+      `CASE WHEN NOT coalesce(${ok}, false) OR ${outOfRangeExpr(x, feature)} THEN ${trimmed(r)} END AS e${k}`,
+    );
+  }
+  for (const { feature, k } of plan.categorical) {
+    const r = raw(feature.name);
+    const t = trimmed(r);
+    const index = (e: string): string =>
+      feature.categories.map((c, j) => `WHEN ${e} = ${lit(c)} THEN ${j}`).join(' ');
+    const unknown = feature.categories.length;
+    cols.push(
+      `CASE ${index(r)} WHEN ${r} IS NULL THEN NULL ELSE CASE ${index(t)} WHEN ${isToken(t)} THEN NULL ` +
+        `ELSE ${unknown} END END::USMALLINT AS ci${k}`,
+      `CASE WHEN ${r} IS NULL OR ${oneOf(r, feature.categories)} THEN NULL WHEN ${oneOf(t, feature.categories)} ` +
+        `OR ${isToken(t)} THEN NULL ELSE ${t} END AS c${k}`,
+    );
+  }
+  if (plan.hasLabel) {
+    const r = raw(spec.label.column);
+    const values = [spec.label.positiveValue, spec.label.negativeValue].flatMap((v) =>
+      v === undefined ? [] : [String(v)],
+    );
+    inner.push(`CASE WHEN ${oneOf(r, values)} THEN ${r} ELSE ${trimmed(r)} END AS lt`);
+    // The label values as written take the fast path; only other cells are parsed (and kept, for the report).
+    const fast = [`WHEN lt = ${lit(String(spec.label.positiveValue))} THEN 1`];
+    if (spec.label.negativeValue !== undefined)
+      fast.push(`WHEN lt = ${lit(String(spec.label.negativeValue))} THEN 2`);
+    cols.push(
+      `CASE ${fast.join(' ')} ELSE ${labelExpr('lt', spec)} END::UTINYINT AS lb`,
+      `CASE WHEN NOT ${oneOf('lt', values)} THEN lt END AS le`,
+    );
+  } else {
+    cols.push('0::UTINYINT AS lb', 'NULL::VARCHAR AS le');
+  }
+  cols.push(
+    plan.hasId && spec.idColumn !== undefined ? `coalesce(${raw(spec.idColumn)}, '') AS idv` : "'' AS idv",
+  );
+  if (plan.hasBatch && spec.batchColumn !== undefined) {
+    const r = raw(spec.batchColumn);
+    const t = `CASE WHEN ascii(${r}) > 32 AND ascii(reverse(${r})) > 32 THEN ${r} ELSE ${trimmed(r)} END`;
+    inner.push(`${t} AS bt`);
+    cols.push(`CASE WHEN ${missingExpr('bt')} THEN ${lit(MISSING_BATCH_KEY)} ELSE bt END AS bk`);
+  } else {
+    cols.push('NULL::VARCHAR AS bk');
+  }
+  // The engine keeps a plain scan's insertion order, not a computed one's: the row number `rn` is taken from
+  // the table the plain scan filled, so `d` itself may be in any order.
+  return [
+    `CREATE TEMP TABLE s AS SELECT * FROM ${source}`,
+    'SET preserve_insertion_order = false',
+    `CREATE TEMP TABLE d AS SELECT rn, ${cols.join(', ')} FROM (SELECT rowid AS rn, ${inner.join(', ')} FROM s)`,
+    'DROP TABLE s',
+  ];
+}
+
+/** The feature-vector hash: numbers as parsed, type errors by their text, categories; missing as NULL. */
+function vectorHashExpr(plan: Plan): string {
+  const parts: string[] = [];
+  for (const { k } of plan.numeric)
+    parts.push(`n${k}`, `CASE WHEN n${k} IS NULL AND NOT m${k} THEN e${k} END`);
+  for (const { k } of plan.categorical) parts.push(`ci${k}`, `c${k}`);
+  return `hash(${parts.join(', ')})`;
+}
+
+const slog = (n: string): string => `sign(${n}) * ln(1 + abs(${n}))`;
+
+function totalsSql(plan: Plan): string {
+  const parts = ['count(*) AS rows'];
+  for (const { feature, k } of plan.numeric) {
+    const err = `NOT m${k} AND n${k} IS NULL`;
+    const oor = outOfRangeExpr(`n${k}`, feature);
+    parts.push(
+      `count_if(m${k}) AS miss${k}`,
+      `count_if(${err}) AS te${k}`,
+      `min(rn) FILTER (WHERE ${err}) AS te_row${k}`,
+      `arg_min(e${k}, rn) FILTER (WHERE ${err}) AS te_val${k}`,
+      `count(n${k}) AS cnt${k}`,
+      `min(n${k}) AS min${k}`,
+      `max(n${k}) AS max${k}`,
+      `avg(n${k}) AS mean${k}`,
+      `stddev_samp(n${k}) AS std${k}`,
+      feature.min === undefined ? `0 AS below${k}` : `count_if(n${k} < ${numLit(feature.min)}) AS below${k}`,
+      feature.max === undefined ? `0 AS above${k}` : `count_if(n${k} > ${numLit(feature.max)}) AS above${k}`,
+      `min(rn) FILTER (WHERE ${oor}) AS oor_row${k}`,
+      `arg_min(e${k}, rn) FILTER (WHERE ${oor}) AS oor_val${k}`,
+    );
+  }
+  for (const { feature, k } of plan.categorical) {
+    parts.push(`count(ci${k}) AS cnt${k}`, `count_if(ci${k} IS NULL) AS miss${k}`);
+    feature.categories.forEach((_, j) => parts.push(`count_if(ci${k} = ${j}) AS cat${k}_${j}`));
+    parts.push(`count_if(ci${k} = ${feature.categories.length}) AS unk${k}`);
+  }
+  parts.push(
+    'count_if(lb = 1) AS pos',
+    'count_if(lb = 2) AS neg',
+    'count_if(lb = 0) AS lmiss',
+    'count_if(lb = 3) AS linv',
+    'min(rn) FILTER (WHERE lb = 3) AS linv_row',
+    'arg_min(le, rn) FILTER (WHERE lb = 3) AS linv_val',
+  );
+  return `SELECT ${parts.join(', ')} FROM d`;
+}
+
+function batchesSql(plan: Plan): string {
+  const parts = [
+    'bk',
+    'min(rn) AS first',
+    'count(*) AS rows',
+    'count_if(lb = 1) AS pos',
+    'count_if(lb = 2) AS neg',
+  ];
+  const oor = plan.numeric.map(({ feature, k }) => `count_if(${outOfRangeExpr(`n${k}`, feature)})`);
+  parts.push(`${oor.length > 0 ? oor.join(' + ') : '0'} AS oor`);
+  for (const { k } of plan.numeric) {
+    parts.push(
+      `count(n${k}) AS cnt${k}`,
+      `avg(${slog(`n${k}`)}) AS mean${k}`,
+      `var_pop(${slog(`n${k}`)}) AS var${k}`,
+    );
+  }
+  for (const { feature, k } of plan.categorical) {
+    feature.categories.forEach((_, j) => parts.push(`count_if(ci${k} = ${j}) AS cat${k}_${j}`));
+    parts.push(`count_if(ci${k} = ${feature.categories.length}) AS unk${k}`);
+  }
+  return `SELECT ${parts.join(', ')} FROM d GROUP BY bk ORDER BY first`;
+}
+
+/**
+ * Distinct rows (first occurrences), then feature vectors repeated among them: per batch, the rows repeating
+ * an earlier vector and those carrying a label none of the earlier rows with that vector had.
+ */
+const distinctSql = (plan: Plan): string => `CREATE TEMP TABLE u AS
+  SELECT rh, min(rn) AS r, any_value(${vectorHashExpr(plan)}) AS vh, any_value(lb) AS lb, any_value(idv) AS idv,
+    any_value(bk) AS bk
+  FROM d GROUP BY rh`;
+const DUPLICATES_SQL = 'SELECT count(*) AS distinct_rows, count(DISTINCT idv) AS distinct_ids FROM u';
+const VECTORS_SQL = `WITH rep AS (SELECT vh FROM u GROUP BY vh HAVING count(*) > 1),
+  w AS (
+    SELECT bk, CASE lb WHEN 1 THEN 1 WHEN 2 THEN 2 ELSE 0 END AS bit,
+      row_number() OVER win AS k,
+      bit_or(CASE lb WHEN 1 THEN 1 WHEN 2 THEN 2 ELSE 0 END) OVER (win ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS seen
+    FROM u SEMI JOIN rep USING (vh)
+    WINDOW win AS (PARTITION BY vh ORDER BY r))
+  SELECT bk, count_if(k > 1) AS repeated, count_if(k > 1 AND bit <> 0 AND seen <> 0 AND (seen & bit) = 0) AS conflicting
+  FROM w GROUP BY bk`;
+
+function unknownValuesSql(plan: Plan): string | undefined {
+  if (plan.categorical.length === 0) return undefined;
+  const parts = plan.categorical.map(
+    ({ k }) => `SELECT ${k} AS k, c${k} AS v, count(*) AS n FROM d WHERE c${k} IS NOT NULL GROUP BY c${k}`,
+  );
+  return (
+    `SELECT k, v, n FROM (${parts.join(' UNION ALL ')}) ` +
+    `QUALIFY row_number() OVER (PARTITION BY k ORDER BY n DESC, v) <= ${MAX_REPORTED_UNKNOWN_VALUES} ORDER BY k, n DESC, v`
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Running it
+// ---------------------------------------------------------------------------------------------------------
+
+const n0 = (v: EngineRow[string]): number => toNumber(v) ?? 0;
+const str = (v: EngineRow[string]): string => (v === null || v === undefined ? '' : String(v));
+
+/** Turns an engine error into a named dataset error. */
+function engineError(file: string, format: DatasetFormat, err: unknown): Error {
+  const msg = (err as Error).message.split('\n')[0] ?? String(err);
+  if (format === DatasetFormat.parquet) {
+    return new DatasetFormatError(`${file}: not a readable Parquet file: ${msg}`);
+  }
+  const line = /line (\d+)/i.exec((err as Error).message)?.[1];
+  return new DatasetFormatError(
+    `${file}:${line ? ` line ${line}:` : ''} cannot be read as CSV: ${msg}`,
+    line ? Number(line) : undefined,
+  );
+}
+
+async function hashFile(file: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
   let bytes = 0;
-  let linesSeen = 0;
-  const stream = createReadStream(path);
-  const parser = parse({
-    bom: true,
-    info: true,
-    relax_column_count: true,
-    skip_empty_lines: true,
-    max_record_size: MAX_RECORD_BYTES,
-  });
-  stream.on('data', (chunk: Buffer | string) => {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    fileHash.update(buf);
-    bytes += buf.length;
-    const nul = buf.indexOf(0);
-    if (nul !== -1) {
-      const line = linesSeen + countNewlines(buf, nul) + 1;
-      parser.destroy(
-        new DatasetFormatError(
-          `${path}: line ${line}: NUL byte found: this is a binary file, not a CSV`,
-          line,
-        ),
-      );
-      stream.destroy();
-      return;
-    }
-    linesSeen += countNewlines(buf);
-  });
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    parser.destroy(new DatasetReadError(`${path}: cannot read dataset: ${err.code ?? err.message}`));
-  });
-  stream.pipe(parser);
-
-  let header: string[] | undefined;
-  let numeric: NumericAcc[] = [];
-  let categorical: CategoricalAcc[] = [];
-  let labelIndex = -1;
-  let idIndex = -1;
-  let batchIndex = -1;
-  const classify = labelClassifier(spec);
-  const label: LabelProfile = { column: spec.label.column, positive: 0, negative: 0, missing: 0, invalid: 0 };
-  let rows = 0;
-  let raggedRows = 0;
-  let firstRaggedRow: DatasetProfile['firstRaggedRow'];
-  let duplicateRows = 0;
-  let duplicateIds = 0;
-  let repeatedVectors = 0;
-  let conflictingLabels = 0;
-  let untrackedBatchRows = 0;
-  const rowDigests = new Set<string>();
-  const idDigests = new Set<string>();
-  /** Feature-vector digest -> labels seen with it (bit 1: positive, bit 2: negative). */
-  const vectorLabels = new Map<string, number>();
-  const batches = new Map<string, BatchAcc>();
-
-  const newBatch = (key: string): BatchAcc => ({
-    batch: key,
-    rows: 0,
-    positives: 0,
-    negatives: 0,
-    repeatedVectors: 0,
-    conflictingLabels: 0,
-    outOfRange: 0,
-    numeric: numeric.map(() => new Moments()),
-    categorical: categorical.map((c) => new Array<number>(c.feature.categories.length + 1).fill(0)),
-  });
-
   try {
-    for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-      const { record, info } = item;
-      const line = info.lines;
-      if (header === undefined) {
-        header = record.map((h) => h.trim());
-        validateHeader(header, spec, path);
-        const position = new Map(header.map((h, i) => [h, i]));
-        numeric = [];
-        categorical = [];
-        for (const f of spec.features) {
-          const index = position.get(f.name);
-          if (index === undefined) continue;
-          if (f.kind === 'numeric') numeric.push(new NumericAcc(f, index));
-          else categorical.push(new CategoricalAcc(f, index));
-        }
-        labelIndex = position.get(spec.label.column) ?? -1;
-        idIndex = spec.idColumn === undefined ? -1 : (position.get(spec.idColumn) ?? -1);
-        batchIndex = spec.batchColumn === undefined ? -1 : (position.get(spec.batchColumn) ?? -1);
-        continue;
-      }
-      if (record.length !== header.length) {
-        raggedRows += 1;
-        firstRaggedRow ??= { line, fields: record.length, expected: header.length };
-        continue;
-      }
-      rows += 1;
-      const cells = record.map((c) => c.trim());
-
-      const rowDigest = sha1(JSON.stringify(cells));
-      const duplicate = rowDigests.has(rowDigest);
-      if (duplicate) duplicateRows += 1;
-      else rowDigests.add(rowDigest);
-      if (idIndex >= 0 && !duplicate) {
-        const idDigest = sha1(cells[idIndex] ?? '');
-        if (idDigests.has(idDigest)) duplicateIds += 1;
-        else idDigests.add(idDigest);
-      }
-
-      let batch: BatchAcc | undefined;
-      if (batchIndex >= 0) {
-        const raw = cells[batchIndex] ?? '';
-        const key = MISSING.has(raw) ? MISSING_BATCH_KEY : raw;
-        batch = batches.get(key);
-        if (batch === undefined && batches.size < MAX_PROFILED_BATCHES) {
-          batch = newBatch(key);
-          batches.set(key, batch);
-        }
-        if (batch === undefined) untrackedBatchRows += 1;
-        else batch.rows += 1;
-      }
-
-      // The feature vector, normalised (numbers as parsed, missing as null) for the repeat / conflict screen.
-      const vector: Array<number | string | null> = [];
-      for (let k = 0; k < numeric.length; k += 1) {
-        const acc = numeric[k] as NumericAcc;
-        const cell = cells[acc.index] ?? '';
-        if (MISSING.has(cell)) {
-          acc.missing += 1;
-          vector.push(null);
-          continue;
-        }
-        const x = parseDecimal(cell);
-        if (x === undefined) {
-          acc.typeErrors += 1;
-          acc.firstTypeError ??= { line, value: quote(cell) };
-          vector.push(`!${cell}`);
-          continue;
-        }
-        vector.push(x);
-        acc.moments.add(x);
-        if (x < acc.min) acc.min = x;
-        if (x > acc.max) acc.max = x;
-        const { min, max } = acc.feature;
-        const below = min !== undefined && x < min;
-        const above = max !== undefined && x > max;
-        if (below) acc.belowMin += 1;
-        if (above) acc.aboveMax += 1;
-        if (below || above) {
-          acc.firstOutOfRange ??= { line, value: cell };
-          if (batch) batch.outOfRange += 1;
-        }
-        if (batch) (batch.numeric[k] as Moments).add(signedLog1p(x));
-      }
-      for (let k = 0; k < categorical.length; k += 1) {
-        const acc = categorical[k] as CategoricalAcc;
-        const cell = cells[acc.index] ?? '';
-        if (MISSING.has(cell)) {
-          acc.missing += 1;
-          vector.push(null);
-          continue;
-        }
-        vector.push(cell);
-        acc.count += 1;
-        const known = acc.known.get(cell);
-        const slot = known ?? acc.feature.categories.length;
-        if (known !== undefined) {
-          acc.counts[known] = (acc.counts[known] ?? 0) + 1;
-        } else {
-          acc.unknown += 1;
-          const seen = acc.unknownValues.get(cell);
-          if (seen !== undefined) acc.unknownValues.set(cell, seen + 1);
-          else if (acc.unknownValues.size < MAX_TRACKED_UNKNOWN_VALUES) acc.unknownValues.set(cell, 1);
-        }
-        if (batch) {
-          const counts = batch.categorical[k] as number[];
-          counts[slot] = (counts[slot] ?? 0) + 1;
-        }
-      }
-
-      let labelBit = 0;
-      if (labelIndex >= 0) {
-        const cell = cells[labelIndex] ?? '';
-        const cls = classify(cell);
-        label[cls] += 1;
-        if (cls === 'invalid') label.firstInvalid ??= { line, value: quote(cell) };
-        if (cls === 'positive') labelBit = 1;
-        if (cls === 'negative') labelBit = 2;
-        if (batch && cls === 'positive') batch.positives += 1;
-        if (batch && cls === 'negative') batch.negatives += 1;
-      }
-
-      // Exact duplicates are judged by the duplicate-row check; the vector screen is about distinct rows.
-      if (vector.length > 0 && !duplicate) {
-        const digest = sha1(JSON.stringify(vector));
-        const seen = vectorLabels.get(digest);
-        if (seen !== undefined) {
-          repeatedVectors += 1;
-          if (batch) batch.repeatedVectors += 1;
-          if (labelBit !== 0 && (seen & labelBit) === 0 && seen !== 0) {
-            conflictingLabels += 1;
-            if (batch) batch.conflictingLabels += 1;
-          }
-        }
-        vectorLabels.set(digest, (seen ?? 0) | labelBit);
-      }
+    for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      bytes += chunk.length;
     }
   } catch (err) {
-    stream.destroy();
-    if (err instanceof DatasetFormatError || err instanceof DatasetReadError) throw err;
-    if (err instanceof CsvError) {
-      const line = typeof err.lines === 'number' ? err.lines : undefined;
-      const where = line === undefined ? '' : ` line ${line}:`;
-      const what =
-        err.code === 'CSV_MAX_RECORD_SIZE'
-          ? `a record is longer than ${MAX_RECORD_BYTES} bytes: not a line-oriented CSV`
-          : `CSV syntax error (${err.code}): ${err.message}`;
-      throw new DatasetFormatError(`${path}:${where} ${what}`, line);
+    throw readError(file, err);
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+interface Ragged {
+  lines: number[];
+  first?: DatasetProfile['firstRaggedRow'];
+}
+
+/** Reads the CSV reader's rejects: ragged rows are counted, any other reject is a format error. */
+async function readRejects(db: EngineSession, file: string, expected: number): Promise<Ragged> {
+  const rejects = await db.all('SELECT line, error_type, error_message FROM reject_errors ORDER BY line');
+  const lines: number[] = [];
+  let first: DatasetProfile['firstRaggedRow'];
+  for (const r of rejects) {
+    const line = n0(r.line);
+    const type = str(r.error_type);
+    if (type === 'MISSING COLUMNS' || type === 'TOO MANY COLUMNS') {
+      lines.push(line);
+      const found = /Found: (\d+)/.exec(str(r.error_message))?.[1];
+      first ??= { line, fields: found === undefined ? 0 : Number(found), expected };
+      continue;
     }
-    throw err;
+    const what =
+      type === 'LINE SIZE OVER MAXIMUM'
+        ? `a record is longer than ${MAX_RECORD_BYTES} bytes: not a line-oriented CSV`
+        : `CSV syntax error (${type}): ${str(r.error_message)}`;
+    throw new DatasetFormatError(`${file}: line ${line}: ${what}`, line);
+  }
+  return { lines, ...(first && { first }) };
+}
+
+/**
+ * Profiles the CSV or Parquet file at `file` against `spec`. Throws {@link DatasetFormatError} when the file is
+ * not a dataset and {@link DatasetReadError} when it cannot be read.
+ */
+export async function profileDataset(
+  file: string,
+  spec: FeatureSpec,
+  options: ProfileOptions = {},
+): Promise<DatasetProfile> {
+  const head = await readHead(file, spec);
+  const hashing = options.sha256 === undefined ? hashFile(file) : undefined;
+  // A rejected hash is awaited below; until then keep it from being reported as unhandled.
+  hashing?.catch(() => undefined);
+  const db = await openEngine();
+  try {
+    const profile = await profileWith(db, file, spec, head);
+    const { sha256, bytes } = hashing
+      ? await hashing
+      : { sha256: options.sha256 ?? '', bytes: await sizeOf(file) };
+    return { ...profile, sha256, bytes };
+  } finally {
+    db.close();
+  }
+}
+
+async function sizeOf(file: string): Promise<number> {
+  const handle = await open(file, 'r').catch((err: unknown) => {
+    throw readError(file, err);
+  });
+  try {
+    return (await handle.stat()).size;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function profileWith(
+  db: EngineSession,
+  file: string,
+  spec: FeatureSpec,
+  head: FileHead,
+): Promise<Omit<DatasetProfile, 'sha256' | 'bytes'>> {
+  let header = head.header;
+  const types = new Map<string, string>();
+  let source: string;
+  if (head.format === DatasetFormat.parquet) {
+    source = `read_parquet(${lit(file)})`;
+    try {
+      for (const r of await db.all(`DESCRIBE SELECT * FROM ${source}`)) {
+        types.set(str(r.column_name), str(r.column_type));
+      }
+    } catch (err) {
+      throw engineError(file, head.format, err);
+    }
+    header = [...types.keys()];
+    validateHeader(header, spec, file, 1);
+  } else {
+    const columns = header.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ');
+    source =
+      `read_csv(${lit(file)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', ` +
+      `skip = ${head.headerLine - 1}, columns = {${columns}}, max_line_size = ${MAX_RECORD_BYTES}, ` +
+      `ignore_errors = true, store_rejects = true)`;
   }
 
-  if (header === undefined) {
-    throw new DatasetFormatError(`${path}: line 1: the file is empty: expected a header row`, 1);
+  const position = new Set(header);
+  const plan: Plan = {
+    numeric: [],
+    categorical: [],
+    hasLabel: position.has(spec.label.column),
+    hasId: false,
+    hasBatch: false,
+  };
+  spec.features.forEach((feature, k) => {
+    if (!position.has(feature.name)) return;
+    if (feature.kind === 'numeric') plan.numeric.push({ feature, k });
+    else plan.categorical.push({ feature, k });
+  });
+  plan.hasId = spec.idColumn !== undefined && position.has(spec.idColumn);
+  plan.hasBatch = spec.batchColumn !== undefined && position.has(spec.batchColumn);
+
+  try {
+    for (const statement of loadSql(source, header, types, spec, plan)) await db.run(statement);
+  } catch (err) {
+    throw engineError(file, head.format, err);
   }
+  const ragged: Ragged =
+    head.format === DatasetFormat.csv ? await readRejects(db, file, header.length) : { lines: [] };
+  /** The 1-based line of the row with table index `rn` (Parquet: the row number). */
+  const lineOf = (rn: EngineRow[string]): number => {
+    if (head.format === DatasetFormat.parquet) return n0(rn) + 1;
+    let line = head.headerLine + 1 + n0(rn);
+    for (const skipped of ragged.lines) if (skipped <= line) line += 1;
+    return line;
+  };
+  const at = (rn: EngineRow[string], value: EngineRow[string]): ValueAtLine | undefined =>
+    rn === null || rn === undefined ? undefined : { line: lineOf(rn), value: quote(str(value)) };
+
+  const [totals] = await db.all(totalsSql(plan));
+  if (totals === undefined) throw new Error('the engine returned no totals row');
+  await db.run(distinctSql(plan));
+  const [dups] = await db.all(DUPLICATES_SQL);
+  const vectors = await db.all(VECTORS_SQL);
+  const batchRows = plan.hasBatch ? await db.all(batchesSql(plan)) : [];
+  const unknownSql = unknownValuesSql(plan);
+  const unknownRows = unknownSql === undefined ? [] : await db.all(unknownSql);
+
+  const rows = n0(totals.rows);
+  const byName = new Map<string, ColumnProfile>();
+  for (const { feature, k } of plan.numeric) {
+    const count = n0(totals[`cnt${k}`]);
+    const firstTypeError = at(totals[`te_row${k}`], totals[`te_val${k}`]);
+    const oorRow = totals[`oor_row${k}`];
+    const firstOutOfRange =
+      oorRow === null || oorRow === undefined
+        ? undefined
+        : { line: lineOf(oorRow), value: str(totals[`oor_val${k}`]) };
+    byName.set(feature.name, {
+      name: feature.name,
+      kind: 'numeric',
+      missing: n0(totals[`miss${k}`]),
+      typeErrors: n0(totals[`te${k}`]),
+      ...(firstTypeError && { firstTypeError }),
+      count,
+      min: count > 0 ? toNumber(totals[`min${k}`]) : null,
+      max: count > 0 ? toNumber(totals[`max${k}`]) : null,
+      mean: count > 0 ? toNumber(totals[`mean${k}`]) : null,
+      std: count > 1 ? toNumber(totals[`std${k}`]) : count === 1 ? 0 : null,
+      belowMin: n0(totals[`below${k}`]),
+      aboveMax: n0(totals[`above${k}`]),
+      ...(firstOutOfRange && { firstOutOfRange }),
+    });
+  }
+  for (const { feature, k } of plan.categorical) {
+    byName.set(feature.name, {
+      name: feature.name,
+      kind: 'categorical',
+      missing: n0(totals[`miss${k}`]),
+      count: n0(totals[`cnt${k}`]),
+      categories: feature.categories.map((value, j) => ({ value, count: n0(totals[`cat${k}_${j}`]) })),
+      unknown: n0(totals[`unk${k}`]),
+      unknownValues: unknownRows
+        .filter((r) => n0(r.k) === k)
+        .map((r) => ({ value: quote(str(r.v)), count: n0(r.n) })),
+    });
+  }
+
+  let label: LabelProfile | null = null;
+  if (plan.hasLabel) {
+    const firstInvalid = at(totals.linv_row, totals.linv_val);
+    label = {
+      column: spec.label.column,
+      positive: n0(totals.pos),
+      negative: n0(totals.neg),
+      missing: n0(totals.lmiss),
+      invalid: n0(totals.linv),
+      ...(firstInvalid && { firstInvalid }),
+    };
+  }
+
+  const perBatch = new Map(vectors.map((r) => [str(r.bk), r]));
+  const tracked = batchRows.slice(0, MAX_PROFILED_BATCHES);
+  const batches: BatchProfile[] = tracked.map((b) => {
+    const v = perBatch.get(str(b.bk));
+    return {
+      batch: str(b.bk),
+      rows: n0(b.rows),
+      positives: n0(b.pos),
+      negatives: n0(b.neg),
+      repeatedVectors: n0(v?.repeated),
+      conflictingLabels: n0(v?.conflicting),
+      outOfRange: n0(b.oor),
+      numeric: plan.numeric.map(({ feature, k }) => {
+        const count = n0(b[`cnt${k}`]);
+        return { column: feature.name, count, mean: n0(b[`mean${k}`]), m2: n0(b[`var${k}`]) * count };
+      }),
+      categorical: plan.categorical.map(({ feature, k }) => {
+        const categories = feature.categories.map((value, j) => ({ value, count: n0(b[`cat${k}_${j}`]) }));
+        const unknown = n0(b[`unk${k}`]);
+        return {
+          column: feature.name,
+          count: categories.reduce((s, c) => s + c.count, unknown),
+          categories,
+          unknown,
+        };
+      }),
+    };
+  });
+
   const headerSet = new Set(header);
   const expected = specColumns(spec);
   const expectedSet = new Set(expected);
-  const byName = new Map<string, ColumnProfile>();
-  for (const acc of numeric) byName.set(acc.feature.name, acc.toProfile());
-  for (const acc of categorical) byName.set(acc.feature.name, acc.toProfile());
-
-  const batchProfiles: BatchProfile[] = [...batches.values()].map((b) => ({
-    batch: b.batch,
-    rows: b.rows,
-    positives: b.positives,
-    negatives: b.negatives,
-    repeatedVectors: b.repeatedVectors,
-    conflictingLabels: b.conflictingLabels,
-    outOfRange: b.outOfRange,
-    numeric: numeric.map((acc, k) => {
-      const m = b.numeric[k] as Moments;
-      return { column: acc.feature.name, count: m.count, mean: m.mean, m2: m.m2 };
-    }),
-    categorical: categorical.map((acc, k) => {
-      const counts = b.categorical[k] as number[];
-      const cats = acc.feature.categories.map((value, i) => ({ value, count: counts[i] ?? 0 }));
-      const unknown = counts[acc.feature.categories.length] ?? 0;
-      return {
-        column: acc.feature.name,
-        count: cats.reduce((s, c) => s + c.count, unknown),
-        categories: cats,
-        unknown,
-      };
-    }),
-  }));
-
+  const distinctRows = n0(dups?.distinct_rows);
   return {
+    format: head.format,
     specName: spec.name,
     specVersion: spec.version,
-    sha256: fileHash.digest('hex'),
-    bytes,
     header,
     rows,
-    raggedRows,
-    ...(firstRaggedRow && { firstRaggedRow }),
+    raggedRows: ragged.lines.length,
+    ...(ragged.first && { firstRaggedRow: ragged.first }),
     missingColumns: expected.filter((c) => !headerSet.has(c)),
     unexpectedColumns: header.filter((c) => !expectedSet.has(c)),
-    duplicateRows,
-    duplicateIds: idIndex >= 0 ? duplicateIds : null,
+    duplicateRows: rows - distinctRows,
+    duplicateIds: plan.hasId ? distinctRows - n0(dups?.distinct_ids) : null,
     columns: spec.features.flatMap((f) => byName.get(f.name) ?? []),
-    label: labelIndex >= 0 ? label : null,
-    repeatedVectors,
-    conflictingLabels,
-    batchColumn: batchIndex >= 0 ? (spec.batchColumn ?? null) : null,
-    batches: batchProfiles,
-    untrackedBatchRows,
+    label,
+    repeatedVectors: vectors.reduce((s, r) => s + n0(r.repeated), 0),
+    conflictingLabels: vectors.reduce((s, r) => s + n0(r.conflicting), 0),
+    batchColumn: plan.hasBatch ? (spec.batchColumn ?? null) : null,
+    batches,
+    untrackedBatchRows: batchRows.slice(MAX_PROFILED_BATCHES).reduce((s, b) => s + n0(b.rows), 0),
   };
 }

@@ -275,7 +275,7 @@ describe('files that are not a CSV dataset', () => {
       /line 3: NUL byte found: this is a binary file, not a CSV/,
       3,
     ],
-    ['JSON', '{"id": 1, "amount": 3}\n', /line 1: CSV syntax error \(INVALID_OPENING_QUOTE\)/, 1],
+    ['JSON', '{"id": 1, "amount": 3}\n', /line 1: CSV syntax error \(a quote inside an unquoted field\)/, 1],
     [
       'prose',
       'Dear team,\nplease find the data attached.\n',
@@ -303,8 +303,9 @@ describe('files that are not a CSV dataset', () => {
     [
       'an unclosed quote',
       'id,amount,color,y\nr1,1,red,0\nr2,"2,blue,0\nr3,3,red,1\n',
-      /line 4: CSV syntax error/,
-      4,
+      // The line where the unterminated quoted field starts.
+      /line 3: CSV syntax error \(UNQUOTED VALUE\): Value with unterminated quote found/,
+      3,
     ],
   ])('%s throws DatasetFormatError naming the line', async (_case, content, message, line) => {
     const p = file(content);

@@ -226,7 +226,7 @@ export function specColumns(spec: FeatureSpec): string[] {
 // Dataset profile: what src/data/profile.ts measures. Plain JSON; counts are row counts unless stated.
 // ---------------------------------------------------------------------------------------------------------
 
-/** A value (truncated) and the 1-based line of the file where it was found. */
+/** A value (truncated) and the 1-based line of the file where it was found (Parquet: the 1-based row number). */
 export interface ValueAtLine {
   line: number;
   value: string;
@@ -338,6 +338,8 @@ export interface BatchProfile {
 export const MISSING_BATCH_KEY = '(missing)';
 
 export interface DatasetProfile {
+  /** File format that was profiled (absent in profiles recorded before Parquet was read: CSV). */
+  format?: 'csv' | 'parquet';
   specName: string;
   specVersion: string;
   /** sha256 (hex) and size of the bytes that were profiled. */
