@@ -19,6 +19,7 @@ import { BreachPusher, KpiMonitor, KpiWindow } from './kpi';
 import { GatewayMetrics, KpiMetrics } from './metrics';
 import { loadVerifiedModel, ModelIntegrityError, type LoadedModel } from './models';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
+import { RedisRouteSync, sameRoute } from './route-sync';
 import { RouteTable } from './router';
 import { createGatewayServer, type RouteControl } from './server';
 
@@ -145,6 +146,7 @@ export async function startGatewayProcess(
   let limiter: RateLimiter;
   let metricsText: () => Promise<string>;
   let routes: RouteControl;
+  let sync: RedisRouteSync | undefined;
   if (opts.link) {
     window = new KpiWindow(config.kpi.windowMs);
     stopShipping = opts.link.shipKpi(window);
@@ -157,6 +159,27 @@ export async function startGatewayProcess(
     limiter = createLimiter(config);
     metricsText = () => metrics.registry.metrics();
     routes = { get: (m) => table.getRoute(m), update: (m, u: RouteUpdate) => table.updateRoute(m, u) };
+    if (config.rateLimit.backend === 'redis') {
+      // Replicas share route changes through the same Redis as their rate limits.
+      sync = new RedisRouteSync(
+        config.rateLimit.redisUrl as string,
+        config.rateLimit.prefix,
+        async (state) => {
+          if (!sameRoute(await table.getRoute(state.model), state)) await table.apply(state.model, state);
+        },
+        (model, err) => log?.error({ decision: 'route_sync_failed', model, reason: err.message }),
+      );
+      await sync.start(table.modelNames());
+      const shared = sync;
+      routes = {
+        get: (m) => table.getRoute(m),
+        update: async (m, u: RouteUpdate) => {
+          const state = await table.updateRoute(m, u);
+          await shared.publish(state);
+          return state;
+        },
+      };
+    }
   }
   const inferenceLog = config.inferenceLogDir ? new JsonlInferenceLog(config.inferenceLogDir) : undefined;
   const gw = createGatewayServer({
@@ -197,6 +220,7 @@ export async function startGatewayProcess(
         await kpiParts?.close();
         await inferenceLog?.close();
         await limiter.close();
+        await sync?.close();
         await table.close();
         if (log) await new Promise<void>((r) => log.flush(() => r()));
       })();

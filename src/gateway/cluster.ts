@@ -11,10 +11,17 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import client from 'prom-client';
-import type { GatewayConfig, RouteState, RouteUpdate } from '../core/contracts/gateway';
+import { formatZodError } from '../core/contracts/errors';
+import {
+  RouteStateSchema,
+  type GatewayConfig,
+  type RouteState,
+  type RouteUpdate,
+} from '../core/contracts/gateway';
 import { createAccessLog, createKpiMonitor, startGatewayProcess, type ClusterLink } from './app';
 import type { KpiDelta, KpiWindow } from './kpi';
 import { LeasingRateLimiter, MemoryRateLimiter } from './rate-limit';
+import { RedisRouteSync, sameRoute } from './route-sync';
 import { RouteError, type Prepared } from './router';
 
 /** How often workers ship KPI deltas to the primary. */
@@ -173,7 +180,9 @@ function mergeState(state: RouteState, update: RouteUpdate): RouteState {
     merged.canaryWeight = 0;
     merged.shadow = false;
   }
-  return merged as RouteState;
+  const r = RouteStateSchema.safeParse(merged);
+  if (!r.success) throw new RouteError(formatZodError(r.error).replace(/\n/g, '; '), 400);
+  return r.data;
 }
 
 export async function startClusterPrimary(
@@ -215,11 +224,10 @@ export async function startClusterPrimary(
     Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected());
 
   let updating: Promise<unknown> = Promise.resolve();
-  async function updateRoute(model: string, update: RouteUpdate): Promise<RouteState> {
+  let sync: RedisRouteSync | undefined;
+  /** Prepares a state on every worker and commits it on all of them, or abandons it on all. */
+  function applyState(model: string, next: RouteState, publish: boolean): Promise<RouteState> {
     const run = updating.then(async () => {
-      const current = states.get(model);
-      if (!current) throw new RouteError(`model ${model} is not served here`, 404);
-      const next = mergeState(current, update);
       const workers = live();
       const results = await Promise.allSettled(
         workers.map((w) => command(w, { op: 'prepare', model, next })),
@@ -233,10 +241,17 @@ export async function startClusterPrimary(
       const state = (committed[0] as RouteState | undefined) ?? next;
       states.set(model, state);
       log?.info({ decision: 'route_updated', model, state });
+      if (publish) await sync?.publish(state);
       return state;
     });
     updating = run.catch(() => undefined);
     return run;
+  }
+
+  async function updateRoute(model: string, update: RouteUpdate): Promise<RouteState> {
+    const current = states.get(model);
+    if (!current) throw new RouteError(`model ${model} is not served here`, 404);
+    return applyState(model, mergeState(current, update), true);
   }
 
   async function handleRpc(w: Worker, body: Rpc): Promise<unknown> {
@@ -300,6 +315,18 @@ export async function startClusterPrimary(
   );
   await allReady;
   const port = await listening;
+  if (config.rateLimit.backend === 'redis') {
+    // Replicas share route changes through the same Redis as their rate limits.
+    sync = new RedisRouteSync(
+      config.rateLimit.redisUrl as string,
+      config.rateLimit.prefix,
+      async (state) => {
+        if (!sameRoute(states.get(state.model), state)) await applyState(state.model, state, false);
+      },
+      (model, err) => log?.error({ decision: 'route_sync_failed', model, reason: err.message }),
+    );
+    await sync.start([...states.keys()]);
+  }
   return {
     url: `http://${config.host}:${port}`,
     workers: workerCount,
@@ -310,6 +337,7 @@ export async function startClusterPrimary(
       );
       for (const w of live()) w.process.kill('SIGTERM');
       await Promise.all(exits);
+      await sync?.close();
       await kpi.close();
       if (log) await new Promise<void>((r) => log.flush(() => r()));
     },

@@ -13,7 +13,7 @@ import { RedisRateLimiter } from '../../src/gateway/rate-limit';
 import { MlflowClient } from '../../src/mlflow';
 import { freePort } from '../../src/stack/process';
 import { fraudFeatures, registerModelFiles, trainedModelFiles } from './fixtures';
-import { bearer, newKey, post, put } from './helpers';
+import { bearer, get, newKey, post, put } from './helpers';
 
 const RATE = 20;
 const BURST = 30;
@@ -144,6 +144,47 @@ describe('gateway rate limits under concurrency', () => {
       expect(r.statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
     });
 
+    it('shares route changes: an update applied on one replica reaches the other', async () => {
+      await new Promise((r) => setTimeout(r, 1600)); // let the shared bucket refill a little
+      const changed = await put(`${a.url}/admin/v1/models/${model}/route`, { stable: v2 }, bearer(root.key));
+      expect(changed.status, JSON.stringify(changed.json)).toBe(200);
+      const deadline = Date.now() + 10_000;
+      let seen: unknown;
+      while (seen !== v2 && Date.now() < deadline) {
+        seen = (await get(`${b.url}/admin/v1/models/${model}/route`, bearer(root.key))).json.stable;
+        if (seen !== v2) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(seen).toBe(v2);
+      const r = await post(`${b.url}/v1/models/${model}/predict`, { features }, bearer(alice.key));
+      expect(r.json.version).toBe(v2);
+      // A replica started later comes up at the shared state.
+      const c = await startGatewayProcess(
+        parseGatewayConfig({
+          ...base(),
+          workers: 1,
+          models: [{ name: model }],
+          rateLimit: {
+            backend: 'redis',
+            redisUrl: inject('redisUrl'),
+            ratePerSecond: RATE,
+            burst: BURST,
+            prefix,
+          },
+        }),
+      );
+      try {
+        expect((await get(`${c.url}/admin/v1/models/${model}/route`, bearer(root.key))).json.stable).toBe(v2);
+      } finally {
+        await c.close();
+      }
+      const invalid = await put(
+        `${a.url}/admin/v1/models/${model}/route`,
+        { shadow: true },
+        bearer(root.key),
+      );
+      expect(invalid.status).toBe(400);
+    });
+
     it('takes tokens atomically in Redis under a thousand concurrent takes', async () => {
       const limiter = new RedisRateLimiter(inject('redisUrl'), 1, 100, `${prefix}atomic:`);
       const started = performance.now();
@@ -213,6 +254,16 @@ describe('gateway rate limits under concurrency', () => {
           (await postFreshConnection(`${gw.url}/v1/models/${model}/predict`, { features })).version,
         );
       expect(versions).toEqual(new Set([v2]));
+    });
+
+    it('validates route updates on the primary, naming the field', async () => {
+      const r = await put(
+        `${gw.url}/admin/v1/models/${model}/route`,
+        { canaryWeight: 0.5 },
+        bearer(root.key),
+      );
+      expect(r.status).toBe(400);
+      expect(r.json.error?.message).toMatch(/canaryWeight: must be 0 without a canary/);
     });
   });
 });
