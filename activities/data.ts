@@ -19,12 +19,12 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { DatasetProfile, FeatureSpec, ValidationReport } from '../src/core/contracts/feature-spec';
 import type { DatasetRef, DatasetSnapshot } from '../src/core/contracts/retraining';
-import { DatasetFormatError, DatasetReadError, profileDataset } from '../src/data/profile';
+import { DatasetFormatError, DatasetReadError, profileDataset, sniffFormat } from '../src/data/profile';
 import { failedReport, judgeDataset } from '../src/core/policy/validation';
 import { FailureType as FailureTypes } from '../src/core/contracts/failures';
 
 export interface DataActivityConfig {
-  /** Folder of content-addressed dataset snapshots (`<sha256>.csv`). */
+  /** Folder of content-addressed dataset snapshots (`<sha256>.csv` or `<sha256>.parquet`). */
   snapshotDir: string;
 }
 
@@ -38,6 +38,15 @@ export function resolveDatasetPath(uri: string): string {
     );
   }
   return path.resolve(uri);
+}
+
+const SNAPSHOT_NAME = /^([0-9a-f]{64})\.(csv|parquet)$/;
+
+/** The sha256 a snapshot of this store is named by; undefined for any other file (it is hashed when profiled). */
+function snapshotDigest(snapshotDir: string, file: string): string | undefined {
+  const resolved = path.resolve(file);
+  if (path.dirname(resolved) !== path.resolve(snapshotDir)) return undefined;
+  return SNAPSHOT_NAME.exec(path.basename(resolved))?.[1];
 }
 
 export function createDataActivities(cfg: DataActivityConfig) {
@@ -59,12 +68,14 @@ export function createDataActivities(cfg: DataActivityConfig) {
       mkdirSync(cfg.snapshotDir, { recursive: true });
       const tmp = path.join(cfg.snapshotDir, `.incoming-${process.pid}-${Date.now()}`);
       const hash = createHash('sha256');
+      let head: Buffer | undefined;
       try {
         await pipeline(
           createReadStream(source),
           async function* (chunks: AsyncIterable<Buffer>) {
             for await (const chunk of chunks) {
               hash.update(chunk);
+              head ??= chunk;
               yield chunk;
             }
           },
@@ -85,19 +96,25 @@ export function createDataActivities(cfg: DataActivityConfig) {
           FailureTypes.DatasetIntegrity,
         );
       }
-      const snapshotPath = path.join(cfg.snapshotDir, `${sha256}.csv`);
+      // The extension follows the content (the engine sniffs it too), never the source's name.
+      const snapshotPath = path.join(cfg.snapshotDir, `${sha256}.${sniffFormat(head ?? Buffer.alloc(0))}`);
       if (existsSync(snapshotPath)) rmSync(tmp, { force: true });
       else renameSync(tmp, snapshotPath);
       return { sourceUri: input.dataset.uri, snapshotPath, sha256, bytes };
     },
 
-    /** Profiles the snapshot and judges it against the spec; a malformed file is a failed report. */
+    /**
+     * Profiles the snapshot and judges it against the spec; a malformed file is a failed report. A snapshot of
+     * this store is named by its sha256, so its bytes are read once, by the engine, and not hashed again.
+     */
     async validateDataset(input: {
       snapshotPath: string;
       spec: FeatureSpec;
     }): Promise<{ report: ValidationReport; profile?: DatasetProfile }> {
       try {
-        const profile = await profileDataset(input.snapshotPath, input.spec);
+        const profile = await profileDataset(input.snapshotPath, input.spec, {
+          sha256: snapshotDigest(cfg.snapshotDir, input.snapshotPath),
+        });
         return { report: judgeDataset(profile, input.spec), profile };
       } catch (err) {
         if (err instanceof DatasetFormatError) {
@@ -105,8 +122,8 @@ export function createDataActivities(cfg: DataActivityConfig) {
             report: failedReport(
               'format',
               err.message,
-              'a CSV file with a header row',
-              `dataset is not a readable CSV: ${err.message}`,
+              'a CSV file with a header row or a Parquet file',
+              `dataset is not a readable CSV or Parquet file: ${err.message}`,
             ),
           };
         }

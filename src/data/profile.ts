@@ -236,9 +236,16 @@ function validateHeader(header: string[], spec: FeatureSpec, file: string, line:
   });
 }
 
+/** The format of a file from its first bytes: Parquet files start with `PAR1`, anything else is read as CSV. */
+export function sniffFormat(start: Buffer): DatasetFormat {
+  return start.subarray(0, 4).toString('latin1') === PARQUET_MAGIC
+    ? DatasetFormat.parquet
+    : DatasetFormat.csv;
+}
+
 async function readHead(file: string, spec: FeatureSpec): Promise<FileHead> {
   const start = await readStart(file);
-  if (start.subarray(0, 4).toString('latin1') === PARQUET_MAGIC) {
+  if (sniffFormat(start) === DatasetFormat.parquet) {
     return { format: DatasetFormat.parquet, header: [], headerLine: 0 };
   }
   const { fields, line } = parseHeader(start, file, start.length <= MAX_RECORD_BYTES);

@@ -2,12 +2,18 @@
  * The dataset activities judge what they cannot read as a failed report (the pipeline then ends as
  * `rejected-data`), never as a retry loop.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createDataActivities } from '../../activities/data';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
+import { openEngine, sqlString } from '../../src/data/engine';
+import { generateFraudDataset, writeCsv } from '../../src/workload/generator';
+
+const generateToCsv = (file: string) => writeCsv(file, generateFraudDataset({ rows: 2000, seed: 11 }));
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mlops-data-acts-'));
 const acts = createDataActivities({ snapshotDir: path.join(dir, 'snapshots') });
@@ -32,6 +38,42 @@ describe('validateDataset', () => {
     const { report } = await acts.validateDataset({ snapshotPath: binary, spec: FRAUD_FEATURE_SPEC });
     expect(report.ok).toBe(false);
     expect(report.checks.map((c) => [c.check, c.passed])).toEqual([['format', false]]);
-    expect(report.checks[0]?.message).toMatch(/^dataset is not a readable CSV: /);
+    expect(report.checks[0]?.message).toMatch(/^dataset is not a readable CSV or Parquet file: /);
+  });
+});
+
+describe('snapshotDataset + validateDataset on Parquet', () => {
+  it('snapshots a Parquet file as <sha256>.parquet and validates it without hashing it again', async () => {
+    const csvPath = path.join(dir, 'fraud.csv');
+    await generateToCsv(csvPath);
+    const parquet = path.join(dir, 'fraud.parquet');
+    const db = await openEngine();
+    try {
+      await db.run(
+        `COPY (SELECT * FROM read_csv(${sqlString(csvPath)}, header = true)) TO ${sqlString(parquet)} (FORMAT parquet)`,
+      );
+    } finally {
+      db.close();
+    }
+    const snapshot = await acts.snapshotDataset({ dataset: { uri: pathToFileURL(parquet).href } });
+    expect(snapshot.sha256).toBe(createHash('sha256').update(readFileSync(parquet)).digest('hex'));
+    expect(path.basename(snapshot.snapshotPath)).toBe(`${snapshot.sha256}.parquet`);
+    const { report, profile } = await acts.validateDataset({
+      snapshotPath: snapshot.snapshotPath,
+      spec: FRAUD_FEATURE_SPEC,
+    });
+    expect(profile?.format).toBe('parquet');
+    expect(profile?.sha256).toBe(snapshot.sha256);
+    expect(profile?.rows).toBe(2000);
+    expect(report.ok, JSON.stringify(report.checks.filter((c) => !c.passed))).toBe(true);
+  });
+
+  it('a truncated Parquet snapshot is a failed "format" check', async () => {
+    const cut = path.join(dir, 'cut.parquet');
+    const bytes = readFileSync(path.join(dir, 'fraud.parquet'));
+    writeFileSync(cut, bytes.subarray(0, bytes.length - 100));
+    const { report } = await acts.validateDataset({ snapshotPath: cut, spec: FRAUD_FEATURE_SPEC });
+    expect(report.checks.map((c) => [c.check, c.passed])).toEqual([['format', false]]);
+    expect(report.checks[0]?.message).toMatch(/not a readable Parquet file/);
   });
 });

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   FeatureSpecSchema,
+  type DatasetProfile,
   type FeatureSpec,
   type NumericColumnProfile,
 } from '../../src/core/contracts/feature-spec';
+import { openEngine, sqlString } from '../../src/data/engine';
 import { DatasetFormatError, DatasetReadError, profileDataset } from '../../src/data/profile';
 import { judgeDataset } from '../../src/core/policy/validation';
 
@@ -370,5 +372,108 @@ describe('the poisoning screen on crafted batches', () => {
     const report = judgeDataset(await profileDataset(file(csv(header, rows)), spec), spec);
     expect(report.checks.filter((c) => c.check === 'poisoning.label-rate')).toHaveLength(0);
     expect(report.checks.find((c) => c.check === 'poisoning.batches')?.message).toMatch(/fewer than 3/);
+  });
+});
+
+describe('line numbers and encodings', () => {
+  it('names the file line of a bad value after skipped ragged rows', async () => {
+    const rows = cleanRows().map((r, i) => (i === 10 ? [r[0], 'abc', r[2], r[3]] : r) as string[]);
+    const lines = csv(HEADER, rows).split('\n');
+    lines[7] = 'r6,1,red'; // line 8: a ragged row, skipped
+    const failed = await failures(lines.join('\n'));
+    const typeError = failed.find((c) => c.check === 'schema.type-errors');
+    expect(typeError?.message).toMatch(/first at line 12: "abc"/);
+    expect(failed.find((c) => c.check === 'schema.ragged-rows')?.message).toMatch(
+      /first at line 8 with 3 fields/,
+    );
+  });
+
+  it('refuses invalid UTF-8 in a data row, naming the line', async () => {
+    const content = Buffer.concat([
+      Buffer.from(csv(HEADER, cleanRows().slice(0, 5))),
+      Buffer.from('r9,3,'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from(',0\n'),
+    ]);
+    const err = await profileDataset(file(content), SPEC).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DatasetFormatError);
+    expect((err as DatasetFormatError).message).toMatch(
+      /line 7: CSV syntax error \(INVALID ENCODING\).*not utf-8 encoded/,
+    );
+  });
+
+  it('takes the sha256 a caller already has instead of hashing the file again', async () => {
+    const p = file(csv(HEADER, cleanRows()));
+    const profile = await profileDataset(p, SPEC, { sha256: 'f'.repeat(64) });
+    expect(profile.sha256).toBe('f'.repeat(64));
+    expect(profile.bytes).toBe(Buffer.byteLength(csv(HEADER, cleanRows())));
+  });
+});
+
+describe('Parquet input', () => {
+  /** Writes `csvPath` as Parquet with the engine itself: typed columns as its CSV sniffer infers them. */
+  async function toParquet(csvPath: string, typed: boolean): Promise<string> {
+    const out = csvPath.replace(/\.csv$/, typed ? '.typed.parquet' : '.parquet');
+    const db = await openEngine();
+    try {
+      const read = typed
+        ? `read_csv(${sqlString(csvPath)}, header = true)`
+        : `read_csv(${sqlString(csvPath)}, header = true, all_varchar = true)`;
+      await db.run(`COPY (SELECT * FROM ${read}) TO ${sqlString(out)} (FORMAT parquet)`);
+    } finally {
+      db.close();
+    }
+    return out;
+  }
+  const withoutFile = ({ sha256: _s, bytes: _b, format: _f, ...rest }: DatasetProfile) => rest;
+
+  it.each([
+    ['text', false],
+    ['typed', true],
+  ])('a %s Parquet file gives the profile and report of the same CSV', async (_kind, typed) => {
+    const rows = cleanRows().map((r, i) => (i === 3 ? [r[0], '', r[2], r[3]] : r) as string[]);
+    const csvPath = file(csv(HEADER, [...rows, ...rows.slice(0, 2)]));
+    const parquet = await toParquet(csvPath, typed);
+    const fromCsv = await profileDataset(csvPath, SPEC);
+    const fromParquet = await profileDataset(parquet, SPEC);
+    expect(fromParquet.format).toBe('parquet');
+    expect(fromCsv.format).toBe('csv');
+    expect(fromParquet.sha256).toBe(createHash('sha256').update(readFileSync(parquet)).digest('hex'));
+    expect(withoutFile(fromParquet)).toEqual(withoutFile(fromCsv));
+    expect(fromParquet.duplicateRows).toBe(2);
+    expect(judgeDataset(fromParquet, SPEC)).toEqual(judgeDataset(fromCsv, SPEC));
+  });
+
+  it('reports out-of-range values of a typed column by row number', async () => {
+    const rows = cleanRows().map((r, i) => (i === 4 ? [r[0], '5000', r[2], r[3]] : r) as string[]);
+    const parquet = await toParquet(file(csv(HEADER, rows)), true);
+    const amount = (await profileDataset(parquet, SPEC)).columns[0] as NumericColumnProfile;
+    expect(amount.aboveMax).toBe(1);
+    expect(amount.firstOutOfRange).toEqual({ line: 5, value: '5000.0' });
+  });
+
+  it('a truncated Parquet file throws DatasetFormatError', async () => {
+    const parquet = await toParquet(file(csv(HEADER, cleanRows())), true);
+    const bytes = readFileSync(parquet);
+    const cut = file(bytes.subarray(0, Math.floor(bytes.length / 2)));
+    await expect(profileDataset(cut, SPEC)).rejects.toThrow(DatasetFormatError);
+    await expect(profileDataset(cut, SPEC)).rejects.toThrow(/not a readable Parquet file/);
+  });
+
+  it('a Parquet file without a spec column fails the missing-column check', async () => {
+    const parquet = await toParquet(
+      file(
+        csv(
+          ['id', 'amount', 'y'],
+          cleanRows().map(([id, a, , y]) => [id, a, y] as string[]),
+        ),
+      ),
+      true,
+    );
+    const failed = judgeDataset(await profileDataset(parquet, SPEC), SPEC).checks.filter((c) => !c.passed);
+    expect(failed.map((c) => [c.check, c.column])).toEqual([['schema.missing-column', 'color']]);
   });
 });
