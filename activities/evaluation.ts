@@ -25,6 +25,7 @@ import {
 import type { ModelRegistry, RegistryVersion } from '../src/ports/model-registry';
 import { fetchVerifiedModel } from '../src/registry/verified-model';
 import { mcnemar, pairedBootstrap } from '../src/core/stats/bootstrap';
+import { latencyRatioInterval } from '../src/core/stats/latency';
 import { evaluateModel, predictAt } from '../src/core/stats/metrics';
 import { mapped } from './errors';
 
@@ -174,6 +175,12 @@ export function createEvaluationActivities(cfg: { registry: ModelRegistry; snaps
             threshold,
           }),
         };
+        summary.latencyComparison = latencyRatioInterval({
+          a: s.latenciesMs,
+          b: challengerScore.latenciesMs,
+          quantile: 0.95,
+          alpha: input.gate.alpha,
+        });
         summary.comparison =
           input.gate.method === 'mcnemar'
             ? mcnemar({

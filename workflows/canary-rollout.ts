@@ -226,7 +226,12 @@ export async function canaryRollout(raw: CanaryInput): Promise<CanaryResult> {
         const result = await analyse(step);
         if (result === 'interrupted' || interrupted()) return await rollBack(interruption());
         const action = nextRolloutAction(status.analyses, policy, sinceResume);
-        if (action.action === 'rollback') return await rollBack(action.reason);
+        if (action.action === 'rollback') {
+          const failing = result.checks.filter((c) => c.phase === CheckPhase.failed).map((c) => c.detail);
+          return await rollBack(
+            failing.length > 0 ? `${action.reason}: ${failing.join('; ')}` : action.reason,
+          );
+        }
         if (action.action === 'pause') status.paused = true;
         if (status.paused) {
           journal.enter('paused');

@@ -27,6 +27,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createWorker } from '../../workers/worker';
+import { DemoServing } from './demo-serving';
 import { verifyAuditLog, formatAuditVerifyResult } from '../audit';
 import { loadWorkerConfig } from '../config';
 import { Aliases, VersionTags } from '../core/contracts/registry';
@@ -104,6 +105,9 @@ async function waitForStage(
  * One demo per state folder: a second one would wipe the first one's data under it. The lock file
  * holds the owner's pid; a lock whose process is gone is taken over.
  */
+/** The demo's canary: three steps, short bakes, a sample large enough at demo traffic. */
+const DEMO_CANARY = { steps: [10, 50, 100], bakeTime: '8s', minRequests: 30 };
+
 /** Without a terminal (CI, a pipe) the demo waits this long for a human approval, then ends. */
 const UNATTENDED_APPROVAL_WAIT_MS = 5 * 60_000;
 
@@ -153,6 +157,7 @@ async function main(): Promise<void> {
   rmSync(stateDir, { recursive: true, force: true });
   console.log('== starting the local stack (the first run builds the tools; later runs reuse them)');
   const stack: Stack = await startStack({ stateDir, persistent: true, ui: true });
+  const serving = new DemoServing();
   try {
     console.log(`   Temporal ${stack.temporal.address}   UI ${stack.temporal.uiUrl}`);
     console.log(`   MLflow   ${stack.mlflow.trackingUri}`);
@@ -177,7 +182,11 @@ async function main(): Promise<void> {
       MLOPS_STATE_DIR: stateDir,
     });
     const workerConnection = await NativeConnection.connect({ address: stack.temporal.address });
-    const worker = await createWorker({ connection: workerConnection, config });
+    const worker = await createWorker({
+      connection: workerConnection,
+      config,
+      ports: { router: serving.trafficRouter, kpi: serving.kpi },
+    });
     const connection = await Connection.connect({ address: stack.temporal.address });
     const client = new Client({ connection });
     const mlflow = new MlflowClient({ trackingUri: stack.mlflow.trackingUri });
@@ -189,8 +198,10 @@ async function main(): Promise<void> {
       dataset: string,
       month: string,
       trigger: RetrainingInput['trigger'],
+      canary?: RetrainingInput['canary'],
     ): Promise<WorkflowHandleWithFirstExecutionRunId> => {
       const input: RetrainingInput = {
+        ...(canary ? { canary } : {}),
         model: MODEL,
         dataset: { uri: pathToFileURL(dataset).href },
         holdout: { uri: pathToFileURL(files.holdout).href },
@@ -222,8 +233,22 @@ async function main(): Promise<void> {
       const firstResult = (await first.result()) as PipelineResult;
       console.log(`   outcome: ${firstResult.outcome}`);
 
-      // 2. Retrain on this month's data and face the champion.
-      const second = await run(files.thisMonth, 'November', { kind: 'new-data', batch: '2026-11' });
+      // The champion goes behind the gateway; customers start calling it.
+      const gw = await serving.start({
+        trackingUri: stack.mlflow.trackingUri,
+        temporalAddress: stack.temporal.address,
+        stateDir,
+        model: MODEL,
+      });
+      console.log(`\n== gateway serving ${MODEL}@champion at ${gw.url} (predict key in ${gw.keyFile})`);
+
+      // 2. Retrain on this month's data and face the champion; an approved model goes out as a canary.
+      const second = await run(
+        files.thisMonth,
+        'November',
+        { kind: 'new-data', batch: '2026-11' },
+        DEMO_CANARY,
+      );
       const status = await waitForStage(second, (s) => s.stage === 'awaiting-approval');
       describeEvaluation(status);
       if (status.modelCard) console.log(`   model card: ${status.modelCard}`);
@@ -262,7 +287,20 @@ async function main(): Promise<void> {
           }
         }
       }
-      return { runId: second.firstExecutionRunId, result: (await second.result()) as PipelineResult };
+      // Customer traffic from here on (evaluation has scored in this process without it): the
+      // canary's analyses judge the live answers of both versions.
+      const stopTraffic = serving.startTraffic(MODEL);
+      if (status.stage === 'awaiting-approval') {
+        console.log(
+          `\n== canary: ${DEMO_CANARY.steps.join('% -> ')}% of live traffic, ${DEMO_CANARY.bakeTime} per step, judged against the champion`,
+        );
+      }
+      const secondResult = (await second.result()) as PipelineResult;
+      const traffic = await stopTraffic();
+      console.log(
+        `   customer traffic during the run: ${traffic.requests} requests, ${traffic.errors} errors`,
+      );
+      return { runId: second.firstExecutionRunId, result: secondResult };
     });
 
     const { result } = outcome;
@@ -297,6 +335,16 @@ async function main(): Promise<void> {
       console.log(`MLflow    : ${stack.mlflow.trackingUri}/#/models/${MODEL}/versions/${version}`);
     }
     console.log(`Temporal  : ${uiLink(outcome.runId)}`);
+    if (result.status.canary) {
+      console.log(
+        `canary    : ${result.status.canary.workflowId} ${result.status.canary.outcome ?? ''}: ${result.status.canary.reason ?? ''}`,
+      );
+    }
+    if (serving.url) {
+      const p = await serving.predictOnce(MODEL);
+      console.log(`gateway   : ${serving.url}  POST /v1/models/${MODEL}/predict -> ${p.status} ${p.body}`);
+      if (p.timing) console.log(`            Server-Timing: ${p.timing}`);
+    }
     console.log(
       `audit     : ${formatAuditVerifyResult(await verifyAuditLog(config.auditLogPath))} (${config.auditLogPath})`,
     );
@@ -307,6 +355,7 @@ async function main(): Promise<void> {
       await new Promise(() => {});
     }
   } finally {
+    await serving.close();
     await stack.stop();
   }
 }

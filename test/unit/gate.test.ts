@@ -84,11 +84,13 @@ function decide(
     challenger?: ModelEvaluation;
     champion?: ModelEvaluation | null;
     comparison?: Comparison | null;
+    latencyComparison?: PromotionInput['latencyComparison'];
   } = {},
 ): GateVerdict {
   const input: PromotionInput = {
     policy: patch.policy ?? {},
     challenger: patch.challenger ?? challenger(),
+    latencyComparison: patch.latencyComparison,
   };
   const champ = patch.champion === undefined ? champion() : patch.champion;
   if (champ !== null) input.champion = champ;
@@ -319,6 +321,44 @@ describe('decidePromotion with a champion', () => {
       expect(tooSlow.decision).toBe('reject');
       expect(failed(tooSlow)).toEqual(['guardrail.latency.p95.max']);
     });
+
+    it.each([
+      // challenger p95, champion p95, interval, decision, detail
+      [
+        5.569,
+        2.011,
+        [0.9, 4.1],
+        'promote',
+        'CI [0.9, 4.1] over 200 interleaved rows, allowed 1.25: no significant regression',
+      ],
+      [
+        4,
+        2,
+        [1.8, 2.3],
+        'reject',
+        'latency regressed: p95 latency ratio challenger/champion 2 (4 ms vs 2 ms), 95% CI [1.8, 2.3]',
+      ],
+      [1.2, 1, [1.26, 1.3], 'reject', 'latency regressed'],
+    ] as const)(
+      'with a paired interval: %s ms vs %s ms, CI %j -> %s',
+      (b, a, [ciLow, ciHigh], decision, detail) => {
+        const v = decide({
+          champion: evaluation({ latency: { p95: a } }),
+          challenger: challenger({ latency: { p95: b } }),
+          latencyComparison: {
+            quantile: 0.95,
+            estimate: b / a,
+            ciLow,
+            ciHigh,
+            alpha: 0.05,
+            iterations: 1000,
+            n: 200,
+          },
+        });
+        expect(v.decision).toBe(decision);
+        expect(ratioCheck(v)?.detail).toContain(detail);
+      },
+    );
 
     it('a negative floor is refused naming the field', () => {
       const r = GatePolicySchema.safeParse({ guardrails: { latencyRatioFloorMs: -1 } });

@@ -68,6 +68,7 @@ export async function judgeCandidate(
     challenger: args.summary.challenger.evaluation,
     champion: args.summary.champion?.evaluation,
     comparison: args.summary.comparison,
+    latencyComparison: args.summary.latencyComparison,
   });
   journal.status.gate = { decision: verdict.decision, reasons: verdict.reasons };
   journal.decide(`gate-${verdict.decision}`, summariseVerdict(verdict));

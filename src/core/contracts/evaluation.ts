@@ -5,9 +5,22 @@
  */
 import type { Comparison, ModelEvaluation } from './gate';
 
+/** Challenger/champion p95 latency ratio with its paired bootstrap interval (interleaved timings). */
+export interface LatencyComparison {
+  quantile: number;
+  estimate: number;
+  ciLow: number;
+  ciHigh: number;
+  alpha: number;
+  iterations: number;
+  n: number;
+}
+
 export interface EvaluationSummary {
   holdout: { sha256: string; rows: number; positives: number };
   challenger: { version: string; evaluation: ModelEvaluation };
   champion?: { version: string; evaluation: ModelEvaluation };
   comparison?: Comparison;
+  /** Present when a champion was timed beside the challenger. */
+  latencyComparison?: LatencyComparison;
 }

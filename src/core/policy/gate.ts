@@ -44,6 +44,7 @@ import type {
   ModelEvaluation,
 } from '../contracts/gate';
 import { CheckPhase, judgedPhase, worstPhaseOf } from '../contracts/checks';
+import type { LatencyComparison } from '../contracts/evaluation';
 import { formatIssuePath } from '../contracts/errors';
 import { ComparisonSchema, GatePolicySchema, ModelEvaluationSchema } from '../contracts/gate';
 import { METRIC_DIRECTIONS, type MetricName } from '../contracts/metrics';
@@ -74,6 +75,11 @@ export interface PromotionInput {
   challenger: ModelEvaluation;
   champion?: ModelEvaluation;
   comparison?: Comparison;
+  /**
+   * Paired bootstrap interval of the challenger/champion p95 latency ratio. With it, a latency
+   * regression is called only when the interval's lower bound exceeds the limit.
+   */
+  latencyComparison?: LatencyComparison;
 }
 
 function measured(v: Measured | undefined): v is number {
@@ -301,6 +307,7 @@ function checkLatency(
   policy: GatePolicy,
   challenger: ModelEvaluation,
   champion?: ModelEvaluation,
+  interval?: LatencyComparison,
 ): void {
   const g = policy.guardrails;
   checkAtMost(
@@ -340,6 +347,19 @@ function checkLatency(
     return;
   }
   const ratio = b / a;
+  if (interval && measured(interval.ciLow) && measured(interval.ciHigh)) {
+    const significant = interval.ciLow > g.maxLatencyRegressionRatio + FLOAT_TOLERANCE;
+    const detail = `p95 latency ratio challenger/champion ${fmt(ratio)} (${fmt(b)} ms vs ${fmt(a)} ms), ${fmt(100 * (1 - interval.alpha))}% CI [${fmt(interval.ciLow)}, ${fmt(interval.ciHigh)}] over ${interval.n} interleaved rows, allowed ${fmt(g.maxLatencyRegressionRatio)}`;
+    list.record(
+      !significant,
+      name,
+      'failed',
+      ratio,
+      g.maxLatencyRegressionRatio,
+      significant ? `latency regressed: ${detail}` : `${detail}: no significant regression beyond the limit`,
+    );
+    return;
+  }
   const ok = ratio <= g.maxLatencyRegressionRatio + FLOAT_TOLERANCE;
   const detail = `p95 latency ratio challenger/champion ${fmt(ratio)} (${fmt(b)} ms vs ${fmt(a)} ms), allowed ${fmt(g.maxLatencyRegressionRatio)}`;
   list.record(
@@ -568,7 +588,7 @@ export function decidePromotion(input: PromotionInput): GateVerdict {
     }
   }
   checkFairness(list, policy, challenger, champion);
-  checkLatency(list, policy, challenger, champion);
+  checkLatency(list, policy, challenger, champion, input.latencyComparison);
 
   const failed = list.checks.filter((c) => !c.passed);
   const phase = worstPhaseOf(list.checks);
