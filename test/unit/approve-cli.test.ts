@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApprovalPolicySchema, SubmitApprovalSchema } from '../../src/core/contracts/approval';
-import { checkApprovalAttempt, createApprovalState, parseApprovalAttempt } from '../../src/core/policy/approval';
+import {
+  checkApprovalAttempt,
+  createApprovalState,
+  parseApprovalAttempt,
+} from '../../src/core/policy/approval';
 import {
   UsageError,
   buildApprovalRequest,

@@ -88,11 +88,15 @@ describe('judgeCanary', () => {
   it('sub-millisecond p99 ratios are timer noise: not judged below the floor', () => {
     const r = judge({ p99Ms: 0.31 }, { p99Ms: 0.15 });
     expect(phaseOf(r, 'canary.latency.p99.ratio')).toBe(CheckPhase.successful);
-    expect(r.checks.find((c) => c.name === 'canary.latency.p99.ratio')?.detail).toMatch(/below the 1 ms floor/);
+    expect(r.checks.find((c) => c.name === 'canary.latency.p99.ratio')?.detail).toMatch(
+      /below the 1 ms floor/,
+    );
   });
   it('above the floor a p99 ratio over the limit fails, and so does the absolute ceiling', () => {
     expect(phaseOf(judge({ p99Ms: 40 }, { p99Ms: 20 }), 'canary.latency.p99.ratio')).toBe(CheckPhase.failed);
-    expect(phaseOf(judge({ p99Ms: 400 }, { p99Ms: 390 }), 'canary.latency.p99.absolute')).toBe(CheckPhase.failed);
+    expect(phaseOf(judge({ p99Ms: 400 }, { p99Ms: 390 }), 'canary.latency.p99.absolute')).toBe(
+      CheckPhase.failed,
+    );
   });
   it('a shifted prediction distribution fails on PSI', () => {
     const r = judge({ predictionHistogram: [50, 50, 100, 300, 500] });
