@@ -2,7 +2,8 @@
  * A real Kubernetes control plane on 127.0.0.1 for the integration tests and a local demo: etcd,
  * kube-apiserver (TLS with a generated CA, static-token authentication, RBAC authorization),
  * kube-controller-manager (the Job, garbage-collector, namespace and service-account controllers
- * among others), kube-scheduler, KWOK playing the kubelet of simulated GPU nodes, and Kueue for
+ * among others), kube-scheduler, KWOK playing the kubelet of simulated GPU nodes (including the
+ * kubelet API for pod logs, over TLS on loopback), and Kueue for
  * queue admission with its webhooks served on loopback. Every process is supervised (its own process
  * group, log file under the state folder) and stopped by `stop()` or at exit.
  *
@@ -87,6 +88,7 @@ function makePki(dir: string): {
   ca: string;
   apiserver: { key: string; crt: string };
   webhook: ReturnType<typeof kueuePki>;
+  kubelet: { key: string; crt: string };
   saKey: string;
   saPub: string;
   caKey: string;
@@ -145,12 +147,14 @@ function makePki(dir: string): {
     `IP:127.0.0.1,IP:${KUBERNETES_SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local`,
   );
   const webhook = kueuePki(dir);
+  // KWOK serves the kubelet API (pod logs) for every simulated node on one loopback port.
+  const kubelet = serving('kwok-kubelet', 'IP:127.0.0.1,DNS:localhost');
   const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const saKey = path.join(dir, 'sa.key');
   const saPub = path.join(dir, 'sa.pub');
   writeFileSync(saKey, sa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   writeFileSync(saPub, sa.publicKey.export({ type: 'spki', format: 'pem' }));
-  return { ca: ca.crt, caKey: ca.key, apiserver, webhook, saKey, saPub };
+  return { ca: ca.crt, caKey: ca.key, apiserver, webhook, kubelet, saKey, saPub };
 }
 
 /**
@@ -344,7 +348,7 @@ export interface StartKubeClusterOptions {
   gpuNodes?: GpuNodeSpec[];
   /** Start Kueue (CRDs, webhooks, controller). Default true. */
   kueue?: boolean;
-  /** Extra KWOK stage files (test-only failure simulations). */
+  /** Extra KWOK configuration files: stages (test-only failure simulations), ClusterLogs. */
   extraKwokStages?: string[];
   log?: (line: string) => void;
 }
@@ -434,8 +438,10 @@ export async function startKubeCluster(opts: StartKubeClusterOptions): Promise<K
         `--service-cluster-ip-range=${SERVICE_CIDR}`,
         '--allow-privileged=false',
         '--profiling=false',
-        // KWOK nodes serve no kubelet API: pod logs are best effort.
+        // Pod logs: the API server calls KWOK's kubelet API at the node's InternalIP (127.0.0.1),
+        // verifying its certificate against the cluster CA.
         '--kubelet-preferred-address-types=InternalIP',
+        `--kubelet-certificate-authority=${pki.ca}`,
       ],
       { logFile: path.join(logDir, 'kube-apiserver.log') },
     );
@@ -521,6 +527,7 @@ export async function startKubeCluster(opts: StartKubeClusterOptions): Promise<K
         .join('\n---\n') + '\n',
     );
     const kwokKubeconfig = kubeconfigFor('kwok', tokens.kwok);
+    const kubeletPort = await freePort();
     const kwok = startManaged(
       'kwok',
       tools.kwok,
@@ -531,6 +538,10 @@ export async function startKubeCluster(opts: StartKubeClusterOptions): Promise<K
         `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
         '--node-ip=127.0.0.1',
         '--cidr=10.244.0.0/16',
+        `--server-address=127.0.0.1:${kubeletPort}`,
+        `--node-port=${kubeletPort}`,
+        `--tls-cert-file=${pki.kubelet.crt}`,
+        `--tls-private-key-file=${pki.kubelet.key}`,
       ],
       { logFile: path.join(logDir, 'kwok.log') },
     );

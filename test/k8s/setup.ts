@@ -8,7 +8,7 @@
  * KWOK stands in for the kubelet and the GPUs (no container runs): the one test double of this
  * layer, because real GPUs and a container runtime cannot run here.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -40,6 +40,39 @@ const APPLIED = [
   'deploy/k8s/kueue/local-queue.yaml',
 ];
 
+/** What KWOK's kubelet API answers for every trainer container's log (pods/log). */
+export const SIMULATED_TRAINER_LOG = [
+  'trainer: verifying sha256 of the dataset',
+  'trainer: epoch 1/40 loss 0.6931',
+  'trainer: simulated log line for the tests',
+];
+
+/** KWOK ClusterLogs: the trainer containers of the training namespace log SIMULATED_TRAINER_LOG. */
+function clusterLogs(stateDir: string): string {
+  const logFile = path.join(stateDir, 'trainer.log');
+  // The CRI log format a kubelet reads container logs in: time, stream, full-line tag, text.
+  const at = new Date().toISOString();
+  writeFileSync(logFile, SIMULATED_TRAINER_LOG.map((line) => `${at} stdout F ${line}\n`).join(''));
+  const file = path.join(stateDir, 'kwok-cluster-logs.yaml');
+  writeFileSync(
+    file,
+    [
+      'apiVersion: kwok.x-k8s.io/v1alpha1',
+      'kind: ClusterLogs',
+      'metadata:',
+      '  name: mlops-training-trainer-logs',
+      'spec:',
+      '  selector:',
+      '    matchNamespaces: [mlops-training]',
+      '  logs:',
+      '    - containers: [trainer]',
+      `      logsFile: ${logFile}`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'mlops-test-kube-'));
   const started = Date.now();
@@ -51,9 +84,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
       labels: { 'mlops.io/pool': 'gpu', 'nvidia.com/gpu.present': 'true' },
       taints: [{ key: 'nvidia.com/gpu', value: 'present', effect: 'NoSchedule' }],
     })),
-    extraKwokStages: ['kwok-image-pull.yaml', 'kwok-graceful-termination.yaml'].map((f) =>
-      path.join(PROJECT_ROOT, 'test', 'k8s', 'fixtures', f),
-    ),
+    extraKwokStages: [
+      ...['kwok-image-pull.yaml', 'kwok-graceful-termination.yaml'].map((f) =>
+        path.join(PROJECT_ROOT, 'test', 'k8s', 'fixtures', f),
+      ),
+      clusterLogs(stateDir),
+    ],
   });
   const admin = cluster.kubeConfig();
   for (const f of APPLIED) {

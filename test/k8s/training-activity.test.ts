@@ -18,6 +18,7 @@ import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import { TrainingOptionsSchema, type TrainingResult } from '../../src/core/contracts/retraining';
 import { MemoryModelRegistry } from '../../src/registry';
 import { TRAINING_NAMESPACE, kubeConfig, runFor, waitForStatus, workerRunner } from './helpers';
+import { SIMULATED_TRAINER_LOG } from './setup';
 
 /** Admission, scheduling and the simulated run: seconds; generous for a loaded machine. */
 const RUN_MS = 90_000;
@@ -122,6 +123,40 @@ describe('trainCandidate on Kubernetes', () => {
       expect(f.nonRetryable).toBe(true);
       expect(f.message).toMatch(/queued.*not admitted.*nvidia\.com\/gpu/s);
       expect(beats).toContainEqual(expect.objectContaining({ phase: 'pending', reason: 'queued' }));
+    } finally {
+      await jobs.delete(jobName);
+    }
+  });
+
+  it('a trainer that exits non-zero: TrainingFailed with the exit code and the tail of its pod log', async () => {
+    const registry = new MemoryModelRegistry();
+    const jobs = await workerRunner({
+      template: {
+        podLabels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' },
+        podAnnotations: {
+          ...runFor('1h'),
+          'pod-complete.stage.kwok.x-k8s.io/weight': '0',
+          'pod-container-running-failed.stage.kwok.x-k8s.io/delay': '500ms',
+          'pod-container-running-failed.stage.kwok.x-k8s.io/jitter-delay': '500ms',
+          'pod-container-running-failed.stage.kwok.x-k8s.io/exit-code': '3',
+        },
+      },
+    });
+    const acts = createTrainingActivities({ registry, jobs, pollIntervalMs: ACTIVITY_POLL_MS });
+    const workflow = { workflowId: `retrain-k8s-exit-${process.pid}`, runId: 'run-1' };
+    const env = new MockActivityEnvironment({ workflowExecution: workflow });
+    const jobName = trainingJobName('fraud', workflow.workflowId, workflow.runId);
+    try {
+      const err = await env.run(acts.trainCandidate, input('fraud')).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      const f = err as ApplicationFailure;
+      expect(f.type).toBe(FailureType.TrainingFailed);
+      expect(f.nonRetryable).toBe(true);
+      expect(f.message).toMatch(/exited with code 3/);
+      expect(f.message).toContain(SIMULATED_TRAINER_LOG.at(-1));
     } finally {
       await jobs.delete(jobName);
     }
