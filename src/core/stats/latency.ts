@@ -5,19 +5,13 @@
  * The gate calls a latency regression only when the interval's lower bound is above its limit:
  * noise widens the interval instead of deciding. Pure and seeded.
  */
+import type { LatencyComparison } from '../contracts/evaluation';
 import { StatsInputError } from './errors';
 import { quantileSorted } from './metrics';
 import { createSeededRandom } from './random';
 
-export interface LatencyRatioResult {
-  quantile: number;
-  estimate: number;
-  ciLow: number;
-  ciHigh: number;
-  alpha: number;
-  iterations: number;
-  n: number;
-}
+/** The contract's latency comparison (src/core/contracts/evaluation.ts) is what this computes. */
+export type LatencyRatioResult = LatencyComparison;
 
 /** Resamples of the latency-ratio bootstrap: the interval's bounds settle well before 1000. */
 export const LATENCY_RATIO_ITERATIONS = 1000;
