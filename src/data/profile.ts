@@ -1,7 +1,7 @@
 /**
- * Dataset profiling on the analytics engine (`src/data/engine.ts`): a CSV or Parquet file is loaded once into
- * an in-memory columnar table of normalised cells, and four aggregate queries over it measure everything
- * validation needs (see {@link DatasetProfile}); the verdict is `judgeDataset` in
+ * Dataset profiling on the analytics engine (`src/data/engine.ts`): a CSV or Parquet file is scanned once into
+ * an in-memory columnar table of normalised cells (one projection, no join), and a few aggregate queries over
+ * it measure everything validation needs (see {@link DatasetProfile}); the verdict is `judgeDataset` in
  * `src/core/policy/validation.ts`.
  *
  * Rules:
@@ -9,7 +9,7 @@
  *   already has (a content-addressed snapshot), the bytes are hashed by a concurrent stream.
  * - The format is sniffed from the content: a file starting with `PAR1` is Parquet, anything else is CSV.
  * - CSV: the first record is the header (read here, before the engine, so a file that is not a dataset fails
- *   fast and by line). Cells are trimmed (ASCII whitespace, NBSP, BOM); an empty cell or one of
+ *   fast and by line). Feature, label and batch cells are trimmed (ASCII whitespace, NBSP, BOM); an empty cell or one of
  *   {@link MISSING_VALUE_TOKENS} is missing (the same tokens pandas reads as NaN, so the trainer sees the same
  *   nulls). Records with another field count than the header (ragged rows) are counted and skipped, not
  *   fatal: the judge decides. A file that cannot be a CSV dataset throws {@link DatasetFormatError} naming
@@ -21,8 +21,9 @@
  *   `line` in a profile is the 1-based row number there.
  * - Numeric cells must be plain decimal numbers (`12`, `-0.5`, `1e3`); anything else is a type error.
  *   Categorical cells match the spec's categories exactly (case-sensitive).
- * - Exact duplicate rows and repeated feature vectors are found by 64-bit hashes of the normalised cells: two
- *   different rows collide with probability about n^2 / 2^65 (3e-8 for a million rows).
+ * - Repeated feature vectors are found by a 64-bit hash of the normalised features, exact duplicate rows among
+ *   them by a 64-bit hash of every cell as written (untrimmed, like the id column's): two different rows
+ *   collide with probability about n^2 / 2^65 (3e-8 for a million rows).
  * - Line numbers of accepted CSV rows count records after the header, corrected for the ragged rows before
  *   them; a blank line or a quoted line break before a row shifts its reported line by one each.
  * - A missing or unreadable file throws {@link DatasetReadError}.
@@ -318,17 +319,20 @@ function loadSql(
   spec: FeatureSpec,
   plan: Plan,
 ): string[] {
-  const raw = (name: string): string => `r${header.indexOf(name)}`;
-  const inner = header.map((h, j) => {
-    const type = types.get(h) ?? 'VARCHAR';
-    return `${type === 'VARCHAR' ? id(h) : `CAST(${id(h)} AS VARCHAR)`} AS r${j}`;
-  });
+  const isText = (name: string): boolean => (types.get(name) ?? 'VARCHAR') === 'VARCHAR';
+  // A typed (Parquet) column is turned into text only where text is needed, and then lazily (inside CASE).
+  const raw = (name: string): string =>
+    isText(name) ? `r${header.indexOf(name)}` : `CAST(r${header.indexOf(name)} AS VARCHAR)`;
+  const inner = header.map((h, j) => `${id(h)} AS r${j}`);
   const trimmed = (r: string): string => `trim(${r}, ${lit(TRIM_CHARS)})`;
-  const cols: string[] = [`hash(${header.map((_, j) => `coalesce(r${j}, '')`).join(', ')}) AS rh`];
+  const cells = header.map((h, j) => (isText(h) ? `coalesce(r${j}, '')` : `r${j}`));
+  const cols: string[] = [`hash(${cells.join(', ')}) AS rh`];
   for (const { feature, k } of plan.numeric) {
     const r = raw(feature.name);
     const typed = NUMERIC_TYPE.test(types.get(feature.name) ?? 'VARCHAR');
-    inner.push(`${typed ? `${id(feature.name)}::DOUBLE` : `TRY_CAST(${r} AS DOUBLE)`} AS x${k}`);
+    inner.push(
+      `${typed ? `${id(feature.name)}::DOUBLE` : `TRY_CAST(${id(feature.name)} AS DOUBLE)`} AS x${k}`,
+    );
     const x = `x${k}`;
     // CASE evaluates a branch only for the rows that reach it (AND / OR in a projection evaluate both sides).
     const m = typed
@@ -381,13 +385,11 @@ function loadSql(
   } else {
     cols.push('NULL::VARCHAR AS bk');
   }
-  // The engine keeps a plain scan's insertion order, not a computed one's: the row number `rn` is taken from
-  // the table the plain scan filled, so `d` itself may be in any order.
+  // Without ORDER BY the engine keeps the scan's order in a projection (preserve_insertion_order), so the
+  // table's rowid is the record's index; nothing here may join (an IN list of constants would: see oneOf).
   return [
-    `CREATE TEMP TABLE s AS SELECT * FROM ${source}`,
-    'SET preserve_insertion_order = false',
-    `CREATE TEMP TABLE d AS SELECT rn, ${cols.join(', ')} FROM (SELECT rowid AS rn, ${inner.join(', ')} FROM s)`,
-    'DROP TABLE s',
+    `CREATE TEMP TABLE d AS SELECT *, ${vectorHashExpr(plan)} AS vh FROM ` +
+      `(SELECT ${cols.join(', ')} FROM (SELECT ${inner.join(', ')} FROM ${source}))`,
   ];
 }
 
@@ -402,6 +404,7 @@ function vectorHashExpr(plan: Plan): string {
 
 const slog = (n: string): string => `sign(${n}) * ln(1 + abs(${n}))`;
 
+/** The dataset's statistics, one row. */
 function totalsSql(plan: Plan): string {
   const parts = ['count(*) AS rows'];
   for (const { feature, k } of plan.numeric) {
@@ -410,8 +413,8 @@ function totalsSql(plan: Plan): string {
     parts.push(
       `count_if(m${k}) AS miss${k}`,
       `count_if(${err}) AS te${k}`,
-      `min(rn) FILTER (WHERE ${err}) AS te_row${k}`,
-      `arg_min(e${k}, rn) FILTER (WHERE ${err}) AS te_val${k}`,
+      `min(rowid) FILTER (WHERE ${err}) AS te_row${k}`,
+      `arg_min(e${k}, rowid) FILTER (WHERE ${err}) AS te_val${k}`,
       `count(n${k}) AS cnt${k}`,
       `min(n${k}) AS min${k}`,
       `max(n${k}) AS max${k}`,
@@ -419,8 +422,8 @@ function totalsSql(plan: Plan): string {
       `stddev_samp(n${k}) AS std${k}`,
       feature.min === undefined ? `0 AS below${k}` : `count_if(n${k} < ${numLit(feature.min)}) AS below${k}`,
       feature.max === undefined ? `0 AS above${k}` : `count_if(n${k} > ${numLit(feature.max)}) AS above${k}`,
-      `min(rn) FILTER (WHERE ${oor}) AS oor_row${k}`,
-      `arg_min(e${k}, rn) FILTER (WHERE ${oor}) AS oor_val${k}`,
+      `min(rowid) FILTER (WHERE ${oor}) AS oor_row${k}`,
+      `arg_min(e${k}, rowid) FILTER (WHERE ${oor}) AS oor_val${k}`,
     );
   }
   for (const { feature, k } of plan.categorical) {
@@ -433,16 +436,17 @@ function totalsSql(plan: Plan): string {
     'count_if(lb = 2) AS neg',
     'count_if(lb = 0) AS lmiss',
     'count_if(lb = 3) AS linv',
-    'min(rn) FILTER (WHERE lb = 3) AS linv_row',
-    'arg_min(le, rn) FILTER (WHERE lb = 3) AS linv_val',
+    'min(rowid) FILTER (WHERE lb = 3) AS linv_row',
+    'arg_min(le, rowid) FILTER (WHERE lb = 3) AS linv_val',
   );
   return `SELECT ${parts.join(', ')} FROM d`;
 }
 
+/** Per batch, in order of first appearance: counts, and numeric statistics on the signed-log scale. */
 function batchesSql(plan: Plan): string {
   const parts = [
     'bk',
-    'min(rn) AS first',
+    'min(rowid) AS first',
     'count(*) AS rows',
     'count_if(lb = 1) AS pos',
     'count_if(lb = 2) AS neg',
@@ -452,8 +456,8 @@ function batchesSql(plan: Plan): string {
   for (const { k } of plan.numeric) {
     parts.push(
       `count(n${k}) AS cnt${k}`,
-      `avg(${slog(`n${k}`)}) AS mean${k}`,
-      `var_pop(${slog(`n${k}`)}) AS var${k}`,
+      `avg(${slog(`n${k}`)}) AS bmean${k}`,
+      `var_pop(${slog(`n${k}`)}) AS bvar${k}`,
     );
   }
   for (const { feature, k } of plan.categorical) {
@@ -464,14 +468,18 @@ function batchesSql(plan: Plan): string {
 }
 
 /**
- * Distinct rows (first occurrences), then feature vectors repeated among them: per batch, the rows repeating
- * an earlier vector and those carrying a label none of the earlier rows with that vector had.
+ * Rows whose feature vector occurs more than once, grouped into distinct rows (an exact duplicate repeats its
+ * vector too, so no other row can be one): `copies` of each, first occurrence `r`. Usually a small table.
  */
-const distinctSql = (plan: Plan): string => `CREATE TEMP TABLE u AS
-  SELECT rh, min(rn) AS r, any_value(${vectorHashExpr(plan)}) AS vh, any_value(lb) AS lb, any_value(idv) AS idv,
-    any_value(bk) AS bk
-  FROM d GROUP BY rh`;
-const DUPLICATES_SQL = 'SELECT count(*) AS distinct_rows, count(DISTINCT idv) AS distinct_ids FROM u';
+const CANDIDATES_SQL = `CREATE TEMP TABLE u AS
+  WITH rep AS (SELECT vh FROM d GROUP BY vh HAVING count(*) > 1)
+  SELECT rh, min(rowid) AS r, any_value(vh) AS vh, any_value(lb) AS lb, any_value(bk) AS bk, count(*) AS copies
+  FROM d SEMI JOIN rep USING (vh) GROUP BY rh`;
+const DUPLICATES_SQL = 'SELECT coalesce(sum(copies - 1), 0) AS duplicate_rows FROM u';
+/**
+ * Among distinct rows, per batch: the rows repeating an earlier row's feature vector, and those carrying a
+ * label none of the earlier rows with that vector had.
+ */
 const VECTORS_SQL = `WITH rep AS (SELECT vh FROM u GROUP BY vh HAVING count(*) > 1),
   w AS (
     SELECT bk, CASE lb WHEN 1 THEN 1 WHEN 2 THEN 2 ELSE 0 END AS bit,
@@ -654,10 +662,11 @@ async function profileWith(
 
   const [totals] = await db.all(totalsSql(plan));
   if (totals === undefined) throw new Error('the engine returned no totals row');
-  await db.run(distinctSql(plan));
+  const batchRows = plan.hasBatch ? await db.all(batchesSql(plan)) : [];
+  const [ids] = plan.hasId ? await db.all('SELECT count(DISTINCT idv) AS n FROM d') : [];
+  await db.run(CANDIDATES_SQL);
   const [dups] = await db.all(DUPLICATES_SQL);
   const vectors = await db.all(VECTORS_SQL);
-  const batchRows = plan.hasBatch ? await db.all(batchesSql(plan)) : [];
   const unknownSql = unknownValuesSql(plan);
   const unknownRows = unknownSql === undefined ? [] : await db.all(unknownSql);
 
@@ -728,7 +737,7 @@ async function profileWith(
       outOfRange: n0(b.oor),
       numeric: plan.numeric.map(({ feature, k }) => {
         const count = n0(b[`cnt${k}`]);
-        return { column: feature.name, count, mean: n0(b[`mean${k}`]), m2: n0(b[`var${k}`]) * count };
+        return { column: feature.name, count, mean: n0(b[`bmean${k}`]), m2: n0(b[`bvar${k}`]) * count };
       }),
       categorical: plan.categorical.map(({ feature, k }) => {
         const categories = feature.categories.map((value, j) => ({ value, count: n0(b[`cat${k}_${j}`]) }));
@@ -746,7 +755,9 @@ async function profileWith(
   const headerSet = new Set(header);
   const expected = specColumns(spec);
   const expectedSet = new Set(expected);
-  const distinctRows = n0(dups?.distinct_rows);
+  const duplicateRows = n0(dups?.duplicate_rows);
+  // The ids of the distinct rows are the ids of all rows (a duplicate repeats its original's id).
+  const distinctRows = rows - duplicateRows;
   return {
     format: head.format,
     specName: spec.name,
@@ -757,8 +768,8 @@ async function profileWith(
     ...(ragged.first && { firstRaggedRow: ragged.first }),
     missingColumns: expected.filter((c) => !headerSet.has(c)),
     unexpectedColumns: header.filter((c) => !expectedSet.has(c)),
-    duplicateRows: rows - distinctRows,
-    duplicateIds: plan.hasId ? distinctRows - n0(dups?.distinct_ids) : null,
+    duplicateRows,
+    duplicateIds: plan.hasId ? distinctRows - n0(ids?.n) : null,
     columns: spec.features.flatMap((f) => byName.get(f.name) ?? []),
     label,
     repeatedVectors: vectors.reduce((s, r) => s + n0(r.repeated), 0),
