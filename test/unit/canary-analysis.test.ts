@@ -98,9 +98,28 @@ describe('judgeCanary', () => {
       CheckPhase.failed,
     );
   });
-  it('a shifted prediction distribution fails on PSI', () => {
-    const r = judge({ predictionHistogram: [50, 50, 100, 300, 500] });
-    expect(phaseOf(r, 'canary.predictions.psi')).toBe(CheckPhase.failed);
+  it('a distribution turned inside out fails on PSI; a moderate shift of a retrained model does not', () => {
+    expect(phaseOf(judge({ predictionHistogram: [20, 30, 100, 300, 550] }), 'canary.predictions.psi')).toBe(
+      CheckPhase.failed,
+    );
+    expect(phaseOf(judge({ predictionHistogram: [400, 330, 150, 70, 50] }), 'canary.predictions.psi')).toBe(
+      CheckPhase.successful,
+    );
+  });
+  it('a PSI over the limit on a tiny window is not significant, so it does not fail', () => {
+    const r = judgeCanary(
+      {
+        canary: kpis({ requests: 30, predictionHistogram: [6, 6, 6, 6, 6] }),
+        stable: kpis({ requests: 30, predictionHistogram: [10, 8, 6, 4, 2] }),
+        from: '',
+        to: '',
+      },
+      { ...policy, minRequests: 20, maxPredictionPsi: 0.1 },
+      5,
+    );
+    const psi = r.checks.find((c) => c.name === 'canary.predictions.psi');
+    expect(psi?.observed).toBeGreaterThan(0.1);
+    expect(psi?.phase).toBe(CheckPhase.successful);
   });
   it('a flood of out-of-distribution inputs fails the OOD ceiling', () => {
     expect(phaseOf(judge({ oodRequests: 400 }), 'canary.ood-rate.absolute')).toBe(CheckPhase.failed);

@@ -37,8 +37,12 @@ export const DEFAULT_MAX_P99_RATIO = 1.5;
 export const DEFAULT_LATENCY_FLOOR_MS = 1;
 /** Absolute OOD-rate ceiling of the canary's inputs. */
 export const DEFAULT_MAX_OOD_RATE = 0.2;
-/** Largest population stability index between canary and stable prediction distributions. */
-export const DEFAULT_MAX_PREDICTION_PSI = 0.25;
+/**
+ * Largest population stability index between canary and stable prediction distributions. A
+ * retrained model legitimately moves its scores (the demo's October and November models differ by
+ * 0.3-0.4); above 1 the distribution has changed shape: a constant, inverted or broken model.
+ */
+export const DEFAULT_MAX_PREDICTION_PSI = 1;
 /** Significance level of each interval; Bonferroni-divided across the relative comparisons. */
 export const DEFAULT_CANARY_ALPHA = 0.05;
 /** How long a paused rollout waits for `resume` or `abort` before rolling back on its own. */

@@ -16,6 +16,7 @@
  */
 import type { AnalysisResult, CanaryMeasurement, CanaryPolicy } from '../contracts/canary';
 import { CheckPhase, judgedPhase, worstPhaseOf, type Check, type CheckSeverity } from '../contracts/checks';
+import { chiSquareSurvival } from '../stats/distributions';
 import { populationStabilityIndex } from '../stats/divergence';
 import { rateDifferenceInterval, wilsonInterval } from '../stats/proportions';
 
@@ -172,16 +173,23 @@ export function judgeCanary(
   const psi = comparable
     ? populationStabilityIndex(stable.predictionHistogram, canary.predictionHistogram)
     : Number.NaN;
+  // Under no shift, PSI / (1/n1 + 1/n2) is about chi-square with bins - 1 degrees of freedom: a PSI
+  // over the limit counts only when it is also significant, so small windows cannot fail on noise.
+  const psiP = Number.isFinite(psi)
+    ? chiSquareSurvival(
+        psi / (1 / stable.requests + 1 / canary.requests),
+        stable.predictionHistogram.length - 1,
+      )
+    : Number.NaN;
+  const psiFails = Number.isFinite(psi) && psi > policy.maxPredictionPsi && psiP < policy.alpha;
   checks.push(
     check(
       'canary.predictions.psi',
-      Number.isFinite(psi)
-        ? judgedPhase(psi <= policy.maxPredictionPsi, CheckPhase.failed)
-        : CheckPhase.inconclusive,
+      Number.isFinite(psi) ? judgedPhase(!psiFails, CheckPhase.failed) : CheckPhase.inconclusive,
       Number.isFinite(psi) ? psi : null,
       policy.maxPredictionPsi,
       Number.isFinite(psi)
-        ? `prediction distribution PSI canary vs stable ${fmt(psi)}, allowed ${fmt(policy.maxPredictionPsi)}`
+        ? `prediction distribution PSI canary vs stable ${fmt(psi)} (p ${fmt(psiP)} of no shift), allowed ${fmt(policy.maxPredictionPsi)}`
         : `prediction distributions not comparable (stable requests ${stable.requests}, bins ${stable.predictionHistogram.length} vs ${canary.predictionHistogram.length})`,
       Number.isFinite(psi) ? CheckPhase.failed : CheckPhase.inconclusive,
     ),
