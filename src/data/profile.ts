@@ -305,12 +305,18 @@ function labelExpr(t: string, spec: FeatureSpec): string {
 }
 
 /**
- * The statement that loads the source into `d`: per numeric feature `n<k>` (number or NULL), `m<k>`
- * (missing) and `e<k>` (the trimmed text of a cell that is not an in-range number); per categorical feature
- * `c<k>` (text, NULL when missing); `lb` / `le` (label class / invalid label text), `idv`, `bk` (batch key)
- * and `rh` (row hash over every column's text). Trimming costs more than the rest of a cell's work, so it
- * is done only where the cheap test fails: a number parses with blanks around it, a category or label
- * matching the spec as written needs none.
+ * The statement that loads the source into `d`, in three projections over one scan (no join, no ORDER BY:
+ * the engine keeps the scan's order, so the table's rowid is the record's index):
+ * 1. the raw cells `r<j>`, numbers `x<k>` as the engine parses them, label and batch text;
+ * 2. per numeric feature `n<k>` (a valid number or NULL) and `m<k>` (missing); per categorical feature `ci<k>`
+ *    (index of its spec category, the count of categories for an unknown one, NULL when missing); `lb` (label
+ *    class), `idv`, `bk` (batch key); the raw text of feature and extra columns passes through;
+ * 3. from those: `e<k>` (the text of a cell that is not an in-range number), `c<k>` (an unknown category's
+ *    text), `le` (an invalid label's text), `vh` (feature-vector hash) and `rh` (hash of the whole
+ *    normalised row).
+ * Trimming costs more than the rest of a cell's work, so it is done only where the cheap test fails: a number
+ * parses with blanks around it, a category or label matching the spec as written needs none. CASE evaluates
+ * a branch only for the rows that reach it (AND / OR in a projection evaluate both sides).
  */
 function loadSql(
   source: string,
@@ -321,12 +327,19 @@ function loadSql(
 ): string[] {
   const isText = (name: string): boolean => (types.get(name) ?? 'VARCHAR') === 'VARCHAR';
   // A typed (Parquet) column is turned into text only where text is needed, and then lazily (inside CASE).
-  const raw = (name: string): string =>
-    isText(name) ? `r${header.indexOf(name)}` : `CAST(r${header.indexOf(name)} AS VARCHAR)`;
-  const inner = header.map((h, j) => `${id(h)} AS r${j}`);
+  const text = (col: string, name: string): string => (isText(name) ? col : `CAST(${col} AS VARCHAR)`);
+  const raw = (name: string): string => text(`r${header.indexOf(name)}`, name);
   const trimmed = (r: string): string => `trim(${r}, ${lit(TRIM_CHARS)})`;
-  const cells = header.map((h, j) => (isText(h) ? `coalesce(r${j}, '')` : `r${j}`));
-  const cols: string[] = [`hash(${cells.join(', ')}) AS rh`];
+  const inner = header.map((h, j) => `${id(h)} AS r${j}`);
+  const mid: string[] = [];
+  const passed: string[] = [];
+  const outer: string[] = [];
+  const pass = (name: string, as: string): void => {
+    mid.push(`r${header.indexOf(name)} AS ${as}`);
+    passed.push(as);
+  };
+  const vector: string[] = [];
+
   for (const { feature, k } of plan.numeric) {
     const r = raw(feature.name);
     const typed = NUMERIC_TYPE.test(types.get(feature.name) ?? 'VARCHAR');
@@ -334,15 +347,16 @@ function loadSql(
       `${typed ? `${id(feature.name)}::DOUBLE` : `TRY_CAST(${id(feature.name)} AS DOUBLE)`} AS x${k}`,
     );
     const x = `x${k}`;
-    // CASE evaluates a branch only for the rows that reach it (AND / OR in a projection evaluate both sides).
     const m = typed
       ? `(${x} IS NULL OR isnan(${x}))`
       : `CASE WHEN ${r} IS NULL THEN true WHEN NOT isnan(${x}) THEN false ELSE ${isToken(trimmed(r))} END`;
-    const ok = typed ? `isfinite(${x})` : `(isfinite(${x}) AND NOT contains(${r}, '_'))`;
-    cols.push(`${m} AS m${k}`, `CASE WHEN ${ok} THEN ${x} + 0.0 END AS n${k}`);
-    cols.push(
-      `CASE WHEN NOT coalesce(${ok}, false) OR ${outOfRangeExpr(x, feature)} THEN ${trimmed(r)} END AS e${k}`,
-    );
+    const ok = typed ? `isfinite(${x})` : `CASE WHEN isfinite(${x}) THEN NOT contains(${r}, '_') END`;
+    mid.push(`${m} AS m${k}`, `CASE WHEN ${ok} THEN ${x} + 0.0 END AS n${k}`);
+    pass(feature.name, `p${k}`);
+    const cell = trimmed(text(`p${k}`, feature.name));
+    const typeError = `n${k} IS NULL AND NOT m${k}`;
+    outer.push(`CASE WHEN ${typeError} OR ${outOfRangeExpr(`n${k}`, feature)} THEN ${cell} END AS e${k}`);
+    vector.push(`n${k}`, `CASE WHEN ${typeError} THEN ${cell} END`);
   }
   for (const { feature, k } of plan.categorical) {
     const r = raw(feature.name);
@@ -350,12 +364,14 @@ function loadSql(
     const index = (e: string): string =>
       feature.categories.map((c, j) => `WHEN ${e} = ${lit(c)} THEN ${j}`).join(' ');
     const unknown = feature.categories.length;
-    cols.push(
+    mid.push(
       `CASE ${index(r)} WHEN ${r} IS NULL THEN NULL ELSE CASE ${index(t)} WHEN ${isToken(t)} THEN NULL ` +
         `ELSE ${unknown} END END::USMALLINT AS ci${k}`,
-      `CASE WHEN ${r} IS NULL OR ${oneOf(r, feature.categories)} THEN NULL WHEN ${oneOf(t, feature.categories)} ` +
-        `OR ${isToken(t)} THEN NULL ELSE ${t} END AS c${k}`,
     );
+    pass(feature.name, `q${k}`);
+    const cell = `CASE WHEN ci${k} = ${unknown} THEN ${trimmed(text(`q${k}`, feature.name))} END`;
+    outer.push(`${cell} AS c${k}`);
+    vector.push(`ci${k}`, cell);
   }
   if (plan.hasLabel) {
     const r = raw(spec.label.column);
@@ -363,43 +379,43 @@ function loadSql(
       v === undefined ? [] : [String(v)],
     );
     inner.push(`CASE WHEN ${oneOf(r, values)} THEN ${r} ELSE ${trimmed(r)} END AS lt`);
-    // The label values as written take the fast path; only other cells are parsed (and kept, for the report).
+    // The label values as written take the fast path; only other cells are parsed.
     const fast = [`WHEN lt = ${lit(String(spec.label.positiveValue))} THEN 1`];
     if (spec.label.negativeValue !== undefined)
       fast.push(`WHEN lt = ${lit(String(spec.label.negativeValue))} THEN 2`);
-    cols.push(
-      `CASE ${fast.join(' ')} ELSE ${labelExpr('lt', spec)} END::UTINYINT AS lb`,
-      `CASE WHEN NOT ${oneOf('lt', values)} THEN lt END AS le`,
-    );
+    mid.push(`CASE ${fast.join(' ')} ELSE ${labelExpr('lt', spec)} END::UTINYINT AS lb`, 'lt');
+    passed.push('lt');
+    outer.push('CASE WHEN lb = 3 THEN lt END AS le');
   } else {
-    cols.push('0::UTINYINT AS lb', 'NULL::VARCHAR AS le');
+    mid.push('0::UTINYINT AS lb');
+    outer.push('NULL::VARCHAR AS le');
   }
-  cols.push(
+  mid.push(
     plan.hasId && spec.idColumn !== undefined ? `coalesce(${raw(spec.idColumn)}, '') AS idv` : "'' AS idv",
   );
   if (plan.hasBatch && spec.batchColumn !== undefined) {
     const r = raw(spec.batchColumn);
     const t = `CASE WHEN ascii(${r}) > 32 AND ascii(reverse(${r})) > 32 THEN ${r} ELSE ${trimmed(r)} END`;
     inner.push(`${t} AS bt`);
-    cols.push(`CASE WHEN ${missingExpr('bt')} THEN ${lit(MISSING_BATCH_KEY)} ELSE bt END AS bk`);
+    mid.push(`CASE WHEN ${missingExpr('bt')} THEN ${lit(MISSING_BATCH_KEY)} ELSE bt END AS bk`);
   } else {
-    cols.push('NULL::VARCHAR AS bk');
+    mid.push('NULL::VARCHAR AS bk');
   }
-  // Without ORDER BY the engine keeps the scan's order in a projection (preserve_insertion_order), so the
-  // table's rowid is the record's index; nothing here may join (an IN list of constants would: see oneOf).
+  // Columns outside the spec take part in exact-duplicate detection as written.
+  const specSet = new Set(specColumns(spec));
+  const extra = header.filter((h) => !specSet.has(h));
+  extra.forEach((h, i) => pass(h, `o${i}`));
+  const extraCells = extra.map((h, i) => (isText(h) ? `coalesce(o${i}, '')` : `o${i}`));
+  const row = [...vector, 'lb', ...(plan.hasLabel ? ['CASE WHEN lb = 3 THEN lt END'] : []), 'idv', 'bk'];
+  outer.push(
+    `hash(${vector.length > 0 ? vector.join(', ') : 'NULL'}) AS vh`,
+    `hash(${[...row, ...extraCells].join(', ')}) AS rh`,
+  );
+  const exclude = passed.length > 0 ? ` EXCLUDE (${passed.join(', ')})` : '';
   return [
-    `CREATE TEMP TABLE d AS SELECT *, ${vectorHashExpr(plan)} AS vh FROM ` +
-      `(SELECT ${cols.join(', ')} FROM (SELECT ${inner.join(', ')} FROM ${source}))`,
+    `CREATE TEMP TABLE d AS SELECT *${exclude}, ${outer.join(', ')} FROM ` +
+      `(SELECT ${mid.join(', ')} FROM (SELECT ${inner.join(', ')} FROM ${source}))`,
   ];
-}
-
-/** The feature-vector hash: numbers as parsed, type errors by their text, categories; missing as NULL. */
-function vectorHashExpr(plan: Plan): string {
-  const parts: string[] = [];
-  for (const { k } of plan.numeric)
-    parts.push(`n${k}`, `CASE WHEN n${k} IS NULL AND NOT m${k} THEN e${k} END`);
-  for (const { k } of plan.categorical) parts.push(`ci${k}`, `c${k}`);
-  return `hash(${parts.join(', ')})`;
 }
 
 const slog = (n: string): string => `sign(${n}) * ln(1 + abs(${n}))`;
