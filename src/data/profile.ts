@@ -21,9 +21,9 @@
  *   `line` in a profile is the 1-based row number there.
  * - Numeric cells must be plain decimal numbers (`12`, `-0.5`, `1e3`); anything else is a type error.
  *   Categorical cells match the spec's categories exactly (case-sensitive).
- * - Repeated feature vectors are found by a 64-bit hash of the normalised features, exact duplicate rows among
- *   them by a 64-bit hash of every cell as written (untrimmed, like the id column's): two different rows
- *   collide with probability about n^2 / 2^65 (3e-8 for a million rows).
+ * - Repeated feature vectors, exact duplicate rows (equal after normalising: numbers as parsed, cells trimmed;
+ *   the id and columns outside the spec as written) and repeated ids are found by 64-bit hashes: two
+ *   different values collide with probability about n^2 / 2^65 (3e-8 for a million rows).
  * - Line numbers of accepted CSV rows count records after the header, corrected for the ragged rows before
  *   them; a blank line or a quoted line break before a row shifts its reported line by one each.
  * - A missing or unreadable file throws {@link DatasetReadError}.
@@ -310,7 +310,7 @@ function labelExpr(t: string, spec: FeatureSpec): string {
  * 1. the raw cells `r<j>`, numbers `x<k>` as the engine parses them, label and batch text;
  * 2. per numeric feature `n<k>` (a valid number or NULL) and `m<k>` (missing); per categorical feature `ci<k>`
  *    (index of its spec category, the count of categories for an unknown one, NULL when missing); `lb` (label
- *    class), `idv`, `bk` (batch key); the raw text of feature and extra columns passes through;
+ *    class), `idv` (hash of the id), `bk` (batch key); the raw text of feature and extra columns passes through;
  * 3. from those: `e<k>` (the text of a cell that is not an in-range number), `c<k>` (an unknown category's
  *    text), `le` (an invalid label's text), `vh` (feature-vector hash) and `rh` (hash of the whole
  *    normalised row).
@@ -391,7 +391,9 @@ function loadSql(
     outer.push('NULL::VARCHAR AS le');
   }
   mid.push(
-    plan.hasId && spec.idColumn !== undefined ? `coalesce(${raw(spec.idColumn)}, '') AS idv` : "'' AS idv",
+    plan.hasId && spec.idColumn !== undefined
+      ? `hash(coalesce(${raw(spec.idColumn)}, '')) AS idv`
+      : '0::UBIGINT AS idv',
   );
   if (plan.hasBatch && spec.batchColumn !== undefined) {
     const r = raw(spec.batchColumn);
