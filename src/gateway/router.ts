@@ -111,6 +111,12 @@ export class RouteTable implements TrafficRouter {
     return [...this.models.keys()];
   }
 
+  /** Percent of `version`'s live requests to answer with an injected fault (0 normally). */
+  faultPercent(model: string, version: string): number {
+    const fault = this.models.get(model)?.state.fault;
+    return fault && fault.version === version ? fault.abortPercent : 0;
+  }
+
   async getRoute(model: string): Promise<RouteState | undefined> {
     return this.models.get(model)?.state;
   }

@@ -287,6 +287,10 @@ export function createGatewayServer(deps: GatewayDeps): {
         logFeatures = r.record;
       } else logFeatures = features;
       t.mark('redact');
+      const faultPercent = route === 'staging' ? 0 : table.faultPercent(model, served.slot.model.version);
+      if (faultPercent > 0 && Math.random() * 100 < faultPercent) {
+        throw new HttpError(503, 'injected_fault', 'fault injected through the admin API for this version');
+      }
       const slot = served.slot.acquire();
       try {
         score = await predict(slot.model, features);

@@ -238,4 +238,27 @@ describe('canaryRollout', () => {
     expect(result.reason).toMatch(/2 consecutive analyses could not measure/);
     expect((await route()).canaryWeight).toBe(0);
   });
+
+  it('rolls back a healthy canary once an abort fault is injected on it through the admin API', async () => {
+    const v = await register('good');
+    const stop = load();
+    const handle = await rollout(v, { ...FAST, steps: [50, 100], bakeTime: '4s' });
+    await until(async () => ((await handle.query(canaryStatusQuery)).weight === 50 ? true : undefined));
+    const put = await fetch(`${gw.url}/admin/v1/models/${model}/route`, {
+      method: 'PUT',
+      headers: { ...bearer(adminKey.key), 'content-type': 'application/json' },
+      body: JSON.stringify({ fault: { version: v, abortPercent: 100 } }),
+    });
+    expect(put.status).toBe(200);
+    const result = (await handle.result()) as CanaryResult;
+    await stop();
+    await fetch(`${gw.url}/admin/v1/models/${model}/route`, {
+      method: 'PUT',
+      headers: { ...bearer(adminKey.key), 'content-type': 'application/json' },
+      body: JSON.stringify({ fault: null }),
+    });
+    expect(result.outcome).toBe('rolled-back');
+    expect(result.reason).toMatch(/error-rate/);
+    expect(await route()).toMatchObject({ stable: versions.stable, canaryWeight: 0 });
+  });
 });

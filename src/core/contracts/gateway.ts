@@ -62,6 +62,16 @@ export const ModelRefSchema = z.union([
 export type ModelRef = z.infer<typeof ModelRefSchema>;
 
 /**
+ * Fault injection on one served version, as service meshes offer it (Envoy's and Istio's abort
+ * faults): that share of the version's live requests is answered 503 without reaching the model.
+ * For rehearsing rollbacks; settable through the admin API only.
+ */
+export const FaultSchema = z
+  .object({ version: VersionId, abortPercent: z.number().min(0).max(100) })
+  .strict();
+export type Fault = z.infer<typeof FaultSchema>;
+
+/**
  * The routing state of one model: which version is stable, which (if any) is the canary and with what
  * share of traffic, whether the canary runs in shadow (mirrored, never answering), and which version
  * the staging route serves to admin principals.
@@ -79,6 +89,8 @@ export const RouteStateSchema = z
     staging: VersionId.optional(),
     /** Sticky routing: the same request key always lands on the same version. */
     sticky: z.boolean().default(true),
+    /** An injected abort fault (rollback rehearsals); absent normally. */
+    fault: FaultSchema.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -100,6 +112,7 @@ export const RouteUpdateSchema = z
     shadow: z.boolean().optional(),
     staging: VersionId.nullable().optional(),
     sticky: z.boolean().optional(),
+    fault: FaultSchema.nullable().optional(),
   })
   .strict();
 export type RouteUpdate = z.infer<typeof RouteUpdateSchema>;
