@@ -477,3 +477,37 @@ describe('Parquet input', () => {
     expect(failed.map((c) => [c.check, c.column])).toEqual([['schema.missing-column', 'color']]);
   });
 });
+
+describe('a file the engine reads in parallel chunks', () => {
+  it('keeps file order: first offending values and batch order by line, far into the file', async () => {
+    const spec = FeatureSpecSchema.parse({ ...SPEC, batchColumn: 'batch', quality: { ...SPEC.quality } });
+    const n = 400_000; // about 16 MB: several of the engine's read buffers
+    const lines: string[] = ['id,amount,color,y,batch'];
+    for (let i = 0; i < n; i += 1) {
+      // Batches appear in the order b9, b8, ..., b0, so order by first appearance differs from sorting.
+      const batch = `b${9 - Math.floor((i * 10) / n)}`;
+      lines.push(`r${i},${(i % 997) + 0.5},${COLORS[i % 3]},${i % 4 === 0 ? 1 : 0},${batch}`);
+    }
+    lines[300_001] = 'r300000,abc,red,0,b2'; // line 300002
+    lines[350_001] = 'r350000,2000,red,0,b1'; // line 350002
+    lines[390_001] = 'r390000,1,red,maybe,b0'; // line 390002
+    const profile = await profileDataset(file(`${lines.join('\n')}\n`), spec);
+    const amount = profile.columns[0] as NumericColumnProfile;
+    expect(amount.firstTypeError).toEqual({ line: 300_002, value: 'abc' });
+    expect(amount.firstOutOfRange).toEqual({ line: 350_002, value: '2000' });
+    expect(profile.label?.firstInvalid).toEqual({ line: 390_002, value: 'maybe' });
+    expect(profile.batches.map((b) => b.batch)).toEqual([
+      'b9',
+      'b8',
+      'b7',
+      'b6',
+      'b5',
+      'b4',
+      'b3',
+      'b2',
+      'b1',
+      'b0',
+    ]);
+    expect(profile.rows).toBe(n);
+  });
+});
