@@ -118,6 +118,24 @@ export class DemoServing {
     };
   }
 
+  /**
+   * Rehearses a bad release: waits until `version` takes canary traffic, then injects an abort
+   * fault on it through the admin API (every request it answers becomes a 503), as an operator
+   * would with a service mesh's fault injection. Resolves once injected, or when `signal` aborts.
+   */
+  async injectFaultOnCanary(model: string, version: string, signal: AbortSignal): Promise<boolean> {
+    const router = this.requireRouter();
+    while (!signal.aborted) {
+      const route = await router.getRoute(model).catch(() => undefined);
+      if (route?.canary === version && route.canaryWeight > 0) {
+        await router.updateRoute(model, { fault: { version, abortPercent: 100 } });
+        return true;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  }
+
   /** One authenticated prediction, as a client would make it. */
   async predictOnce(model: string): Promise<{ status: number; body: string; timing: string | null }> {
     const res = await this.post(model, this.rows[0]!);

@@ -143,6 +143,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       'auto-approve': { type: 'boolean', default: false },
+      'bad-canary': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       seed: { type: 'string', default: String(DEMO_SEED) },
     },
@@ -290,12 +291,25 @@ async function main(): Promise<void> {
       // Customer traffic from here on (evaluation has scored in this process without it): the
       // canary's analyses judge the live answers of both versions.
       const stopTraffic = serving.startTraffic(MODEL);
+      const stopFault = new AbortController();
+      const injected =
+        values['bad-canary'] && status.candidate
+          ? serving.injectFaultOnCanary(MODEL, status.candidate.version, stopFault.signal).then((done) => {
+              if (done)
+                console.log(
+                  `   --bad-canary: every answer of v${status.candidate?.version} now fails (injected fault)`,
+                );
+              return done;
+            })
+          : Promise.resolve(false);
       if (status.stage === 'awaiting-approval') {
         console.log(
           `\n== canary: ${DEMO_CANARY.steps.join('% -> ')}% of live traffic, ${DEMO_CANARY.bakeTime} per step, judged against the champion`,
         );
       }
       const secondResult = (await second.result()) as PipelineResult;
+      stopFault.abort();
+      await injected;
       const traffic = await stopTraffic();
       console.log(
         `   customer traffic during the run: ${traffic.requests} requests, ${traffic.errors} errors`,
