@@ -363,8 +363,20 @@ export function createGatewayServer(deps: GatewayDeps): {
       const stableVersion = version as string;
       const candidate = shadow.slot.acquire();
       setImmediate(() => {
+        const shadowStarted = performance.now();
+        // The candidate's mirrored answers count as its own (route `shadow`), so a canary analysis
+        // of the shadow phase judges their errors and scores like live ones. Their latency is that
+        // of background work behind the live answer, so it stays out of the latency histogram.
+        const record = (error: boolean, scored?: number) => {
+          const ms = performance.now() - shadowStarted;
+          const cvm = metrics.forVersion(model, candidate.model.version);
+          cvm.request('shadow', error ? 500 : 200);
+          if (scored !== undefined) cvm.scores.observe(scored);
+          kpi.record(model, candidate.model.version, ms, error, ood);
+        };
         predict(candidate.model, f)
           .then((s) => {
+            record(false, s);
             const v = candidate.model.version;
             metrics.shadow
               .labels(
@@ -388,7 +400,10 @@ export function createGatewayServer(deps: GatewayDeps): {
               });
             }
           })
-          .catch(() => metrics.refusals.labels('shadow_error').inc())
+          .catch(() => {
+            record(true);
+            metrics.refusals.labels('shadow_error').inc();
+          })
           .finally(() => candidate.release());
       });
     }

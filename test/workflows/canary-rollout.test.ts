@@ -261,4 +261,22 @@ describe('canaryRollout', () => {
     expect(result.reason).toMatch(/error-rate/);
     expect(await route()).toMatchObject({ stable: versions.stable, canaryWeight: 0 });
   });
+
+  it('judges the shadow phase on mirrored answers, then promotes', async () => {
+    const v = await register('good');
+    const stop = load();
+    const handle = await rollout(v, { ...FAST, shadow: true, steps: [100] });
+    const result = (await handle.result()) as CanaryResult;
+    await stop();
+    expect(
+      result.outcome,
+      JSON.stringify(result.status.analyses.map((a) => a.checks.filter((c) => !c.passed))),
+    ).toBe('promoted');
+    expect(result.status.analyses.map((a) => [a.step, a.phase])).toEqual([
+      [0, 'successful'],
+      [100, 'successful'],
+    ]);
+    expect(await route()).toMatchObject({ stable: v, canaryWeight: 0, shadow: false });
+    versions.stable = v;
+  });
 });

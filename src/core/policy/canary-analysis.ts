@@ -14,7 +14,13 @@
  * figures is timer noise). Prediction distribution: PSI between the two histograms. Fewer canary
  * requests than `minRequests` make every check inconclusive: tiny samples never decide.
  */
-import type { AnalysisResult, CanaryMeasurement, CanaryPolicy } from '../contracts/canary';
+import type {
+  AnalysisResult,
+  CanaryMeasurement,
+  CanaryPolicy,
+  KpiGuardPolicy,
+  VersionKpis,
+} from '../contracts/canary';
 import { CheckPhase, judgedPhase, worstPhaseOf, type Check, type CheckSeverity } from '../contracts/checks';
 import { chiSquareSurvival } from '../stats/distributions';
 import { populationStabilityIndex } from '../stats/divergence';
@@ -42,6 +48,7 @@ function rateChecks(
   n: { canary: number; stable: number },
   limits: { absolute: number; increase?: number },
   alpha: number,
+  subject = 'canary',
 ): Check[] {
   const out: Check[] = [];
   const abs = wilsonInterval(events.canary, n.canary, alpha);
@@ -53,11 +60,11 @@ function rateChecks(
         : CheckPhase.inconclusive;
   out.push(
     check(
-      `canary.${label}.absolute`,
+      `${subject}.${label}.absolute`,
       absPhase,
       abs.estimate,
       limits.absolute,
-      `canary ${label} ${fmt(abs.estimate)} (95% CI [${fmt(abs.low)}, ${fmt(abs.high)}], ${events.canary}/${n.canary}) against the ceiling ${fmt(limits.absolute)}`,
+      `${subject} ${label} ${fmt(abs.estimate)} (${fmt((1 - alpha) * 100)}% CI [${fmt(abs.low)}, ${fmt(abs.high)}], ${events.canary}/${n.canary}) against the ceiling ${fmt(limits.absolute)}`,
     ),
   );
   if (limits.increase !== undefined) {
@@ -124,47 +131,63 @@ export function judgeCanary(
     ),
   ];
   const p99 = canary.p99Ms;
-  checks.push(
-    check(
-      'canary.latency.p99.absolute',
-      Number.isFinite(p99) ? judgedPhase(p99 <= policy.maxP99Ms, CheckPhase.failed) : CheckPhase.inconclusive,
-      Number.isFinite(p99) ? p99 : null,
-      policy.maxP99Ms,
-      `canary p99 ${fmt(p99)} ms against the ceiling ${fmt(policy.maxP99Ms)} ms`,
-    ),
-  );
-  if (!Number.isFinite(p99) || !Number.isFinite(stable.p99Ms) || stable.p99Ms <= 0) {
+  if (step === 0) {
+    // Shadow phase: mirrored requests run as background work after the live answer; their latency
+    // says nothing about serving, so only errors, inputs and predictions are judged.
     checks.push(
       check(
-        'canary.latency.p99.ratio',
-        CheckPhase.inconclusive,
-        null,
-        policy.maxP99Ratio,
-        'p99 of canary or stable not measured',
-        CheckPhase.inconclusive,
-      ),
-    );
-  } else if (p99 <= policy.latencyFloorMs) {
-    checks.push(
-      check(
-        'canary.latency.p99.ratio',
+        'canary.latency.shadow',
         CheckPhase.successful,
-        p99 / stable.p99Ms,
-        policy.maxP99Ratio,
-        `canary p99 ${fmt(p99)} ms is below the ${fmt(policy.latencyFloorMs)} ms floor: the ratio is not judged`,
+        null,
+        null,
+        'latency is not judged on mirrored (shadow) traffic: it runs behind the live answer',
       ),
     );
   } else {
-    const ratio = p99 / stable.p99Ms;
     checks.push(
       check(
-        'canary.latency.p99.ratio',
-        judgedPhase(ratio <= policy.maxP99Ratio, CheckPhase.failed),
-        ratio,
-        policy.maxP99Ratio,
-        `p99 ratio canary/stable ${fmt(ratio)} (${fmt(p99)} ms vs ${fmt(stable.p99Ms)} ms), allowed ${fmt(policy.maxP99Ratio)}`,
+        'canary.latency.p99.absolute',
+        Number.isFinite(p99)
+          ? judgedPhase(p99 <= policy.maxP99Ms, CheckPhase.failed)
+          : CheckPhase.inconclusive,
+        Number.isFinite(p99) ? p99 : null,
+        policy.maxP99Ms,
+        `canary p99 ${fmt(p99)} ms against the ceiling ${fmt(policy.maxP99Ms)} ms`,
       ),
     );
+    if (!Number.isFinite(p99) || !Number.isFinite(stable.p99Ms) || stable.p99Ms <= 0) {
+      checks.push(
+        check(
+          'canary.latency.p99.ratio',
+          CheckPhase.inconclusive,
+          null,
+          policy.maxP99Ratio,
+          'p99 of canary or stable not measured',
+          CheckPhase.inconclusive,
+        ),
+      );
+    } else if (p99 <= policy.latencyFloorMs) {
+      checks.push(
+        check(
+          'canary.latency.p99.ratio',
+          CheckPhase.successful,
+          p99 / stable.p99Ms,
+          policy.maxP99Ratio,
+          `canary p99 ${fmt(p99)} ms is below the ${fmt(policy.latencyFloorMs)} ms floor: the ratio is not judged`,
+        ),
+      );
+    } else {
+      const ratio = p99 / stable.p99Ms;
+      checks.push(
+        check(
+          'canary.latency.p99.ratio',
+          judgedPhase(ratio <= policy.maxP99Ratio, CheckPhase.failed),
+          ratio,
+          policy.maxP99Ratio,
+          `p99 ratio canary/stable ${fmt(ratio)} (${fmt(p99)} ms vs ${fmt(stable.p99Ms)} ms), allowed ${fmt(policy.maxP99Ratio)}`,
+        ),
+      );
+    }
   }
   const comparable =
     stable.requests >= policy.minRequests &&
@@ -244,4 +267,59 @@ export function nextRolloutAction(
     };
   }
   return { action: 'continue' };
+}
+
+/**
+ * Judges one kpiGuard window of the promoted champion against absolute limits only (stable is
+ * gone): error and OOD rate failed only when the Wilson lower bound is above the ceiling, p99 against
+ * its ceiling. Fewer requests than `minRequests` is inconclusive, never a breach.
+ */
+export function judgeGuard(
+  kpis: VersionKpis,
+  policy: Pick<KpiGuardPolicy, 'maxErrorRate' | 'maxP99Ms' | 'maxOodRate' | 'minRequests' | 'alpha'>,
+): { phase: CheckPhase; checks: Check[] } {
+  if (kpis.requests < policy.minRequests) {
+    const checks = [
+      check(
+        'champion.sample-size',
+        CheckPhase.inconclusive,
+        kpis.requests,
+        policy.minRequests,
+        `only ${kpis.requests} request(s) in the window; at least ${policy.minRequests} are needed to judge`,
+        CheckPhase.inconclusive,
+      ),
+    ];
+    return { phase: CheckPhase.inconclusive, checks };
+  }
+  const n = { canary: kpis.requests, stable: 0 };
+  const checks: Check[] = [
+    ...rateChecks(
+      'error-rate',
+      { canary: kpis.errors, stable: 0 },
+      n,
+      { absolute: policy.maxErrorRate },
+      policy.alpha,
+      'champion',
+    ),
+    ...rateChecks(
+      'ood-rate',
+      { canary: kpis.oodRequests, stable: 0 },
+      n,
+      { absolute: policy.maxOodRate },
+      policy.alpha,
+      'champion',
+    ),
+  ];
+  const p99 = kpis.p99Ms;
+  checks.push(
+    check(
+      'champion.latency.p99.absolute',
+      Number.isFinite(p99) ? judgedPhase(p99 <= policy.maxP99Ms, CheckPhase.failed) : CheckPhase.inconclusive,
+      Number.isFinite(p99) ? p99 : null,
+      policy.maxP99Ms,
+      `champion p99 ${fmt(p99)} ms against the ceiling ${fmt(policy.maxP99Ms)} ms`,
+      Number.isFinite(p99) ? CheckPhase.failed : CheckPhase.inconclusive,
+    ),
+  );
+  return { phase: worstPhaseOf(checks), checks };
 }
