@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { FeatureSpec } from '../src/core/contracts/feature-spec';
 import { FailureType } from '../src/core/contracts/failures';
-import { JobPhase, JobReason } from '../src/core/contracts/jobs';
+import { JOB_PROGRESS_SIGNAL, JobPhase, JobReason, type JobProgress } from '../src/core/contracts/jobs';
 import { parseDuration } from '../src/core/contracts/approval';
 import { experimentName, MODEL_ARTIFACT_PATH, RunTags } from '../src/core/contracts/registry';
 import type {
@@ -144,9 +144,30 @@ export function createTrainingActivities(cfg: TrainingActivityConfig) {
       let resubmits = typeof previous?.resubmits === 'number' ? previous.resubmits : 0;
       await mapped(() => jobs.submit(spec));
       const started = Date.now();
+      let reported = '';
+      /** Tells the pipeline when the job's phase, reason or message changes (best effort). */
+      const report = async (status: JobStatus) => {
+        const progress: JobProgress = {
+          jobName,
+          phase: status.phase,
+          reason: status.reason,
+          message: status.message,
+          resubmits,
+          at: new Date().toISOString(),
+        };
+        const key = `${progress.phase}|${progress.reason ?? ''}|${progress.message ?? ''}|${resubmits}`;
+        if (key === reported) return;
+        reported = key;
+        try {
+          await ctx.client.workflow.getHandle(workflowId, wfRunId).signal(JOB_PROGRESS_SIGNAL, progress);
+        } catch {
+          // No client (a test environment) or the workflow is gone: progress is informational only.
+        }
+      };
       for (;;) {
         const found = await mapped(() => jobs.status(jobName));
         const status: JobStatus = found ?? { name: jobName, labels: spec.labels, ...VANISHED };
+        await report(status);
         ctx.heartbeat({
           jobName,
           phase: status.phase,

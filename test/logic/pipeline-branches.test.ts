@@ -154,7 +154,10 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     const model = uniqueModel('lg-deadline');
     const handle = await start(model, { image: 'fixture/deadline' });
     expect(await failureTypeOf(handle)).toBe(FailureType.TrainingFailed);
-    expect((await handle.query(statusQuery)).error).toMatch(/deadline-exceeded/);
+    const failedStatus = await handle.query(statusQuery);
+    expect(failedStatus.error).toMatch(/deadline-exceeded/);
+    // The activity reported the job's state to the pipeline while it waited.
+    expect(failedStatus.job).toMatchObject({ phase: 'failed', reason: 'deadline-exceeded', resubmits: 0 });
     expect(jobs.submissions.filter((n) => n.startsWith(`train-${model}`))).toHaveLength(1);
   });
 
@@ -165,6 +168,7 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     ).result()) as PipelineResult;
     expect(result.outcome).toBe('registered');
     expect(jobs.submissions.filter((n) => n.startsWith(`train-${model}`))).toHaveLength(2);
+    expect(result.status.job).toMatchObject({ phase: 'succeeded', resubmits: 1 });
     expect((await registry.findVersionByAlias(model, Aliases.challenger))?.version).toBe('1');
   });
 

@@ -3,11 +3,17 @@
  * a digest manifest, aliased `challenger`. A failing trainer is a non-retryable TrainingFailed;
  * what is retried is the outside world (the registry unreachable, a lost job), bounded by time.
  */
+import { setHandler } from '@temporalio/workflow';
 import { parseDuration } from '../../src/core/contracts/approval';
 import { AuditEventType } from '../../src/core/contracts/audit';
 import type { DatasetProfile } from '../../src/core/contracts/feature-spec';
 import { Aliases } from '../../src/core/contracts/registry';
-import type { DatasetSnapshot, RegisteredVersion, TrainingResult } from '../../src/core/contracts/retraining';
+import {
+  jobProgressSignal,
+  type DatasetSnapshot,
+  type RegisteredVersion,
+  type TrainingResult,
+} from '../../src/core/contracts/retraining';
 import { failureOf } from '../shared/failures';
 import { registry, training } from './activities';
 import type { RetrainingRun } from './context';
@@ -15,6 +21,10 @@ import type { RetrainingRun } from './context';
 export async function trainCandidate(run: RetrainingRun, snapshot: DatasetSnapshot): Promise<TrainingResult> {
   const { journal, input, spec, model } = run;
   journal.enter('training');
+  // The training activity reports its job's phase and reason (queued in Kueue, unschedulable, ...).
+  setHandler(jobProgressSignal, (progress) => {
+    journal.status.job = progress;
+  });
   const trainer = training(parseDuration(input.training.timeout));
   let result: TrainingResult;
   try {

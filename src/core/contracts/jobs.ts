@@ -45,3 +45,18 @@ export const JobReason = {
 export type JobReason = (typeof JobReason)[keyof typeof JobReason];
 
 export const JOB_REASONS = Object.values(JobReason) as readonly JobReason[];
+
+/** What a training activity reports about its job while it waits (queue admission, phase, reason). */
+export interface JobProgress {
+  jobName: string;
+  phase: JobPhase;
+  reason?: JobReason;
+  /** The runner's own words: Kueue's condition message, the scheduler's reason, the exit message. */
+  message?: string;
+  resubmits: number;
+  /** Workflow-independent wall time of the report (ISO). */
+  at: string;
+}
+
+/** Name of the signal a training activity sends its pipeline when its job's state changes. */
+export const JOB_PROGRESS_SIGNAL = 'jobProgress';

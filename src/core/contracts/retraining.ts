@@ -10,6 +10,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { FeatureSpecSchema, type DatasetProfile, type ValidationReport } from './feature-spec';
 import { CanaryPolicySchema } from './canary';
+import { JOB_PROGRESS_SIGNAL, type JobProgress } from './jobs';
 import { FRAUD_FEATURE_SPEC } from './fraud';
 import type {
   ApprovalState,
@@ -200,6 +201,8 @@ export interface PipelineStatus {
   dataset?: { sha256: string; rows?: number; snapshotPath: string };
   validation?: { ok: boolean; failedChecks: string[] };
   training?: { runId: string; jobName: string };
+  /** The training job as its activity last reported it (queued for admission, running, why it failed). */
+  job?: JobProgress;
   candidate?: { version: string; runId: string; alias?: string };
   champion?: { version: string };
   evaluation?: {
@@ -226,6 +229,9 @@ export interface PipelineResult {
   validation?: ValidationReport;
   profile?: DatasetProfile;
 }
+
+/** Signal `jobProgress`, sent by the training activity: the job's phase, reason and message. */
+export const jobProgressSignal = defineSignal<[JobProgress]>(JOB_PROGRESS_SIGNAL);
 
 /** Query `status`: the current stage, candidate and champion, decisions so far with reasons. */
 export const statusQuery = defineQuery<PipelineStatus>(ApprovalMessageName.statusQuery);
