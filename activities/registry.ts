@@ -167,6 +167,38 @@ export function createRegistryActivities(cfg: { registry: ModelRegistry }) {
       return { moved, previousChampion };
     },
 
+    /**
+     * Undoes a promotion after kpiGuard found `version` failing: `champion` goes back to
+     * `previous-champion`'s version and `version` is tagged `rolled-back` with the reason. A retry
+     * moves nothing twice: once `champion` no longer points at `version`, no alias moves. Without a
+     * previous champion the alias stays (the registry cannot unset it). Returns where `champion` points.
+     */
+    async restoreChampion(input: {
+      model: string;
+      version: string;
+      reason: string;
+    }): Promise<{ moved: boolean; champion?: string }> {
+      const current = await mapped(() => registry.findVersionByAlias(input.model, Aliases.champion));
+      let moved = false;
+      let champion = current?.version;
+      if (current?.version === input.version) {
+        const previous = await mapped(() =>
+          registry.findVersionByAlias(input.model, Aliases.previousChampion),
+        );
+        if (previous && previous.version !== input.version) {
+          await mapped(() => registry.setAlias(input.model, Aliases.champion, previous.version));
+          moved = true;
+          champion = previous.version;
+        }
+      }
+      const bad = await mapped(() => registry.getVersion(input.model, input.version));
+      await tagVersion(input.model, bad, {
+        [VersionTags.outcome]: 'rolled-back',
+        [VersionTags.outcomeReason]: input.reason,
+      });
+      return { moved, champion };
+    },
+
     /** Records on the version why it was not promoted (gate, rejection, expiry). Aliases stay as they are. */
     async markVersionOutcome(input: {
       model: string;

@@ -7,7 +7,8 @@
  * appended to the audit log.
  *
  * Stages: snapshot -> validate -> train -> register (alias `challenger`) -> evaluate -> gate ->
- * model card -> approval -> canary (child `canaryRollout`, when asked for) -> promote.
+ * model card -> approval -> canary (child `canaryRollout`, when asked for) -> promote -> kpiGuard
+ * (with the canary, when asked for: a breach restores the previous champion, outcome `rolled-back`).
  */
 import { patched, setHandler } from '@temporalio/workflow';
 import { AuditEventType } from '../src/core/contracts/audit';
@@ -25,6 +26,7 @@ import { CANARY_STAGE_PATCH, canaryStage } from './retraining/canary';
 import { finishRun, initiatorOf, parseRetrainingInput, type RetrainingRun } from './retraining/context';
 import { snapshotAndValidate } from './retraining/data';
 import { evaluateCandidate, judgeCandidate, modelCardWriter } from './retraining/evaluate';
+import { BreachInbox, KPI_GUARD_PATCH, kpiGuardStage } from './retraining/kpi-guard';
 import { concludeWithout, promote } from './retraining/promote';
 import { registerCandidate, trainCandidate } from './retraining/train';
 
@@ -47,8 +49,10 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   const desk = new ApprovalDesk(journal, security, (view) => {
     status.approval = view;
   });
+  const breaches = new BreachInbox(journal);
   setHandler(statusQuery, () => status);
   desk.install();
+  breaches.install();
 
   await journal.audit(AuditEventType.pipelineStarted, {
     trigger: input.trigger,
@@ -105,13 +109,29 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   }
 
   // 8. Canary (when the input asks for one): the child rolls traffic out step by step or back.
+  let servedBefore: string | undefined;
   if (input.canary && patched(CANARY_STAGE_PATCH)) {
     const canary = await canaryStage(run, { version, policy: input.canary });
     if (canary.outcome === 'rolled-back')
       return conclude('rolled-back', `canary rolled back: ${canary.reason}`);
+    servedBefore = canary.status.stableVersion;
   }
 
   // 9. Promote: verified artifact -> champion, the old one kept as previous-champion.
-  await promote(run, { version, approval, verdict, writeCard });
+  const promoted = await promote(run, { version, approval, verdict, writeCard });
+
+  // 10. kpiGuard (with the canary, when asked for): a breach restores the previous champion.
+  if (input.canary && input.kpiGuard && patched(KPI_GUARD_PATCH)) {
+    const guard = await kpiGuardStage(run, {
+      version,
+      restoreTo: servedBefore ?? promoted.previousChampion,
+      policy: input.kpiGuard,
+      inbox: breaches,
+      writeCard,
+      card: { approval },
+    });
+    if (guard.outcome === 'rolled-back') return finishRun(run, 'rolled-back', result);
+  }
+  journal.enter('completed');
   return finishRun(run, 'promoted', result);
 }

@@ -3,7 +3,8 @@
  * the gateway's admin API and /metrics, exercised by the workflows layer). The router keeps route
  * states in memory with the gateway's merge rules; the KPI source simulates traffic: every snapshot
  * adds `requestsPerSnapshot` requests split by the current canary weight, with a per-version error
- * rate, so a canary analysis sees counters grow as it would on a live gateway.
+ * rate (`errorRatesAsStable` overrides it while the version serves as stable, i.e. after promotion),
+ * so a canary analysis or kpiGuard sees counters grow as it would on a live gateway.
  */
 import { RouteStateSchema, type RouteState, type RouteUpdate } from '../../src/core/contracts/gateway';
 import type { KpiSnapshot, VersionCounters } from '../../src/core/contracts/kpi';
@@ -45,6 +46,8 @@ export class SimulatedKpiSource implements KpiSource {
   private readonly counters = new Map<string, VersionCounters>();
   /** Error rate per version (default 0). */
   readonly errorRates = new Map<string, number>();
+  /** Error rate per version while it is the route's stable (a model that fails only once promoted). */
+  readonly errorRatesAsStable = new Map<string, number>();
 
   constructor(
     private readonly router: MemoryTrafficRouter,
@@ -55,9 +58,9 @@ export class SimulatedKpiSource implements KpiSource {
     const route = await this.router.getRoute(model);
     if (route) {
       const canaryShare = route.canary ? route.canaryWeight : 0;
-      this.add(`${model}/${route.stable}`, Math.round(this.requestsPerSnapshot * (1 - canaryShare)));
+      this.add(`${model}/${route.stable}`, Math.round(this.requestsPerSnapshot * (1 - canaryShare)), true);
       if (route.canary)
-        this.add(`${model}/${route.canary}`, Math.round(this.requestsPerSnapshot * canaryShare));
+        this.add(`${model}/${route.canary}`, Math.round(this.requestsPerSnapshot * canaryShare), false);
     }
     const versions: Record<string, VersionCounters> = {};
     for (const [key, c] of this.counters) {
@@ -67,7 +70,7 @@ export class SimulatedKpiSource implements KpiSource {
     return { at: new Date().toISOString(), model, versions };
   }
 
-  private add(key: string, n: number): void {
+  private add(key: string, n: number, asStable: boolean): void {
     const c = this.counters.get(key) ?? {
       requests: 0,
       errors: 0,
@@ -75,7 +78,9 @@ export class SimulatedKpiSource implements KpiSource {
       latencySeconds: { bounds: BOUNDS, counts: BOUNDS.map(() => 0) },
       predictionScore: { bounds: SCORE_BOUNDS, counts: SCORE_BOUNDS.map(() => 0) },
     };
-    const errors = Math.round(n * (this.errorRates.get(key.split('/')[1] ?? '') ?? 0));
+    const v = key.split('/')[1] ?? '';
+    const rate = (asStable ? this.errorRatesAsStable.get(v) : undefined) ?? this.errorRates.get(v) ?? 0;
+    const errors = Math.round(n * rate);
     c.requests += n;
     c.errors += errors;
     const ok = n - errors;

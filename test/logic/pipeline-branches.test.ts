@@ -14,6 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryAuditSink } from '../../src/audit';
 import { loadWorkerConfig, type WorkerConfig } from '../../src/config';
+import { AuditEventType } from '../../src/core/contracts/audit';
 import { FailureType } from '../../src/core/contracts/failures';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import { Aliases, VersionTags } from '../../src/core/contracts/registry';
@@ -82,7 +83,7 @@ afterAll(async () => {
 
 function start(
   model: string,
-  opts: { image?: string; dataset?: string; holdout?: boolean; canary?: boolean } = {},
+  opts: { image?: string; dataset?: string; holdout?: boolean; canary?: boolean; kpiGuard?: boolean } = {},
 ): Promise<WorkflowHandle> {
   copyFileSync(POLICY, path.join(config.policyDir, `${model}.json`));
   const input: RetrainingInput = {
@@ -93,6 +94,7 @@ function start(
     featureSpec: FRAUD_FEATURE_SPEC,
     training: { image: opts.image ?? 'fixture/good' },
     ...(opts.canary ? { canary: { steps: [10, 50, 100], bakeTime: '5m', minRequests: 30 } } : {}),
+    ...(opts.kpiGuard ? { kpiGuard: { window: '10m', interval: '2m', minRequests: 30 } } : {}),
   };
   return env.client.workflow.start('retrainingPipeline', {
     taskQueue: config.taskQueue,
@@ -250,5 +252,75 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     expect(await router.getRoute(model)).toMatchObject({ stable: '7', canaryWeight: 0 });
     expect(await registry.findVersionByAlias(model, Aliases.champion)).toBeUndefined();
     expect((await registry.getVersion(model, '1')).tags[VersionTags.outcome]).toBe('rolled-back');
+  });
+  /** An old champion v1 of `model` in the registry (a run without artifacts: it is never scored). */
+  async function oldChampionVersion(model: string): Promise<void> {
+    await registry.ensureModel(model);
+    const experimentId = await registry.ensureExperiment(`old-${model}`);
+    const run = await registry.createRun({ experimentId, runName: 'old-champion', tags: {} });
+    await registry.createVersion({
+      model,
+      runId: run.runId,
+      source: `runs:/${run.runId}/model`,
+      tags: {},
+      description: 'old',
+    });
+  }
+
+  it('keeps a promoted champion whose KPIs hold through the kpiGuard window', async () => {
+    const model = uniqueModel('lg-guard');
+    router.serve(model, '7');
+    const handle = await start(model, { canary: true, kpiGuard: true });
+    await untilAwaitingApproval(handle);
+    await handle.signal(approveSignal, { approver: 'alice' });
+    const result = (await handle.result()) as PipelineResult;
+    expect(result.outcome, JSON.stringify(result.status.decisions.slice(-4))).toBe('promoted');
+    expect(result.status.stage).toBe('completed');
+    expect(result.status.kpiGuard).toMatchObject({ version: '1', restoreTo: '7', outcome: 'passed' });
+    expect(result.status.kpiGuard?.windows.map((w) => w.phase)).toEqual(Array(5).fill('successful'));
+    expect(await router.getRoute(model)).toMatchObject({ stable: '1', canaryWeight: 0 });
+    expect((await registry.findVersionByAlias(model, Aliases.champion))?.version).toBe('1');
+  });
+
+  it('restores the previous champion in traffic and registry when the new one fails after promotion', async () => {
+    const model = uniqueModel('lg-guardbad');
+    await oldChampionVersion(model);
+    router.serve(model, '1');
+    // v2 passes the canary (0 errors while it is the canary) and fails once it serves everyone.
+    kpi.errorRatesAsStable.set('2', 0.3);
+    try {
+      const handle = await start(model, { canary: true, kpiGuard: true });
+      await untilAwaitingApproval(handle);
+      // Champion only now, so the evaluation before did not score the artifact-less old version.
+      await registry.setAlias(model, Aliases.champion, '1');
+      await handle.signal(approveSignal, { approver: 'alice' });
+      const result = (await handle.result()) as PipelineResult;
+      expect(result.outcome, JSON.stringify(result.status.decisions.slice(-4))).toBe('rolled-back');
+      expect(result.status.stage).toBe('rolled-back');
+      expect(result.status.canary?.outcome).toBe('promoted');
+      expect(result.status.kpiGuard).toMatchObject({ version: '2', restoreTo: '1', outcome: 'rolled-back' });
+      expect(result.status.kpiGuard?.reason).toMatch(/window 1 failed: champion error-rate 0\.3/);
+      expect(await router.getRoute(model)).toMatchObject({ stable: '1', canaryWeight: 0 });
+      expect((await registry.findVersionByAlias(model, Aliases.champion))?.version).toBe('1');
+      const bad = await registry.getVersion(model, '2');
+      expect(bad.tags[VersionTags.outcome]).toBe('rolled-back');
+      expect(bad.tags[VersionTags.outcomeReason]).toMatch(/kpiGuard window 1 failed/);
+      const card = JSON.parse(
+        (await registry.downloadArtifact(bad.runId!, 'model_card/model_card.json')).toString('utf8'),
+      ) as { outcome?: string };
+      expect(card.outcome).toMatch(/^rolled-back after promotion: kpiGuard window 1 failed/);
+      const rolledBack: unknown[] = [];
+      for await (const e of audit.entries())
+        if (e.model === model && e.type === AuditEventType.modelRolledBack) rolledBack.push(e);
+      expect(rolledBack).toEqual([
+        expect.objectContaining({
+          modelVersion: '2',
+          details: expect.objectContaining({ after: 'promotion' }),
+        }),
+      ]);
+      expect(await audit.verify()).toMatchObject({ ok: true });
+    } finally {
+      kpi.errorRatesAsStable.delete('2');
+    }
   });
 });

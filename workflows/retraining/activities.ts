@@ -21,5 +21,8 @@ export const security = proxyActivities<SecurityActivities>(OUTSIDE_CALL);
 export const evaluation = proxyActivities<EvaluationActivities>(LONG_COMPUTATION);
 export const audit = proxyActivities<AuditActivities>(AUDIT_APPEND);
 
+/** kpiGuard's traffic changes and KPI reads: the canary family's proxies and options. */
+export { kpi, traffic } from '../canary/activities';
+
 /** The training group, with options sized by the job's own deadline. */
 export const training = (jobTimeoutMs: number) => proxyActivities<TrainingActivities>(jobWait(jobTimeoutMs));

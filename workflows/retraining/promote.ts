@@ -35,11 +35,14 @@ export async function concludeWithout(
   return finishRun(run, outcome, args.result);
 }
 
-/** Promotes a verified, approved version: `champion` -> it, the old one kept as `previous-champion`. */
+/**
+ * Promotes a verified, approved version: `champion` -> it, the old one kept as `previous-champion`
+ * (returned). The stage stays `promoting`; the pipeline completes the run (after kpiGuard, if any).
+ */
 export async function promote(
   run: RetrainingRun,
   args: { version: string; approval: ApprovalState; verdict: GateVerdict; writeCard: WriteCard },
-): Promise<void> {
+): Promise<{ previousChampion?: string }> {
   const { journal, model } = run;
   const { version, approval } = args;
   journal.enter('promoting');
@@ -67,5 +70,5 @@ export async function promote(
     approval,
     outcome: `promoted to champion, approved by ${approval.approvals.join(', ')}`,
   });
-  journal.enter('completed');
+  return { previousChampion: promoted.previousChampion };
 }

@@ -49,6 +49,8 @@ export const AuditEventType = {
   canaryAborted: 'canary.aborted',
   canaryPromoted: 'canary.promoted',
   modelRolledBack: 'model.rolled-back',
+  kpiGuardStarted: 'kpi-guard.started',
+  kpiGuardPassed: 'kpi-guard.passed',
   driftDetected: 'drift.detected',
 } as const;
 export type KnownAuditEventType = (typeof AuditEventType)[keyof typeof AuditEventType];

@@ -11,7 +11,7 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { Check, CheckPhase } from './checks';
 import { KpiBreachSchema, type KpiBreach } from './gateway';
-import { DurationSchema, ModelNameSchema, ModelVersionSchema } from './primitives';
+import { DurationSchema, ModelNameSchema, ModelVersionSchema, parseDuration } from './primitives';
 
 /** Traffic steps in percent: a small blast radius first, then doubling toward everyone. */
 export const DEFAULT_CANARY_STEPS = [5, 25, 50, 100] as const;
@@ -91,6 +91,58 @@ export const CanaryInputSchema = z
   .strict();
 export type CanaryInput = z.input<typeof CanaryInputSchema>;
 export type ParsedCanaryInput = z.output<typeof CanaryInputSchema>;
+
+/** How long kpiGuard watches a new champion: ten one-minute windows after the switch. */
+export const DEFAULT_KPI_GUARD_WINDOW = '10m';
+/** One kpiGuard measurement window: enough requests at demo traffic, a reaction within a minute. */
+export const DEFAULT_KPI_GUARD_INTERVAL = '1m';
+/** Most windows one guard may take: keeps its history far below Temporal's event limit. */
+export const MAX_KPI_GUARD_INTERVALS = 1000;
+
+/**
+ * kpiGuard: after promotion, the new champion's KPIs are judged window by window against absolute
+ * limits (there is no stable left to compare with). The limits default to the canary's.
+ */
+export const KpiGuardPolicySchema = z
+  .object({
+    window: DurationSchema.default(DEFAULT_KPI_GUARD_WINDOW),
+    interval: DurationSchema.default(DEFAULT_KPI_GUARD_INTERVAL),
+    maxErrorRate: z.number().min(0).max(1).default(DEFAULT_MAX_ERROR_RATE),
+    maxP99Ms: z.number().positive().default(DEFAULT_MAX_P99_MS),
+    maxOodRate: z.number().min(0).max(1).default(DEFAULT_MAX_OOD_RATE),
+    minRequests: z.number().int().min(1).default(DEFAULT_MIN_REQUESTS),
+    alpha: z.number().gt(0).lt(1).default(DEFAULT_CANARY_ALPHA),
+  })
+  .strict()
+  .superRefine((g, ctx) => {
+    let windowMs: number;
+    let intervalMs: number;
+    try {
+      windowMs = parseDuration(g.window);
+      intervalMs = parseDuration(g.interval);
+    } catch {
+      return; // the duration fields report their own issue
+    }
+    if (intervalMs > windowMs)
+      ctx.addIssue({ code: 'custom', path: ['interval'], message: `must not exceed window (${g.window})` });
+    else if (Math.ceil(windowMs / intervalMs) > MAX_KPI_GUARD_INTERVALS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['interval'],
+        message: `window / interval must be at most ${MAX_KPI_GUARD_INTERVALS} windows`,
+      });
+  });
+export type KpiGuardPolicy = z.output<typeof KpiGuardPolicySchema>;
+export type KpiGuardPolicyInput = z.input<typeof KpiGuardPolicySchema>;
+
+/** One kpiGuard window, as the pipeline's status shows it. */
+export interface KpiGuardWindow {
+  at: string;
+  phase: CheckPhase;
+  requests: number;
+  /** Names of the checks that did not pass, or the measurement error. */
+  notes: string[];
+}
 
 /** One version's measurements over an analysis window (from the KPI-source port). */
 export interface VersionKpis {

@@ -9,7 +9,8 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { FeatureSpecSchema, type DatasetProfile, type ValidationReport } from './feature-spec';
-import { CanaryPolicySchema } from './canary';
+import { CanaryPolicySchema, KpiGuardPolicySchema, type KpiGuardWindow } from './canary';
+import type { KpiBreach } from './gateway';
 import { JOB_PROGRESS_SIGNAL, type JobProgress } from './jobs';
 import { FRAUD_FEATURE_SPEC } from './fraud';
 import type {
@@ -108,6 +109,12 @@ export const RetrainingInputSchema = z
      * ends the pipeline `rolled-back` with `champion` untouched. Needs a worker with the gateway.
      */
     canary: CanaryPolicySchema.optional(),
+    /**
+     * With `canary`: after promotion the new champion's KPIs are watched for `window`, judged every
+     * `interval`; a failed window or a `kpiBreach` signal restores `previous-champion` in traffic and
+     * registry and ends the pipeline `rolled-back`. `{}` takes every default.
+     */
+    kpiGuard: KpiGuardPolicySchema.optional(),
     trigger: TriggerSchema,
     /** Who started the pipeline; with four-eyes approval this person may not approve it. */
     initiator: z.string().min(1).optional(),
@@ -117,7 +124,11 @@ export const RetrainingInputSchema = z
     /** Version of the code that built this model (git sha or release), recorded as a tag. */
     codeVersion: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .refine((i) => i.kpiGuard === undefined || i.canary !== undefined, {
+    path: ['kpiGuard'],
+    message: 'needs a canary policy: the guard watches the model the canary put behind the router',
+  });
 export type RetrainingInput = z.input<typeof RetrainingInputSchema>;
 export type ParsedRetrainingInput = z.output<typeof RetrainingInputSchema>;
 
@@ -137,6 +148,7 @@ export const PIPELINE_STAGES = [
   'awaiting-approval',
   'canary',
   'promoting',
+  'kpi-guard',
   'completed',
   'rejected-data',
   'rejected',
@@ -219,6 +231,16 @@ export interface PipelineStatus {
   modelCard?: string;
   /** Present from the canary stage on: the child rollout and how it ended. */
   canary?: { workflowId: string; outcome?: string; reason?: string };
+  /** Present from the kpiGuard stage on: the watched champion, its windows, how the guard ended. */
+  kpiGuard?: {
+    version: string;
+    /** The version a breach restores (traffic and registry). */
+    restoreTo?: string;
+    windows: KpiGuardWindow[];
+    breach?: KpiBreach;
+    outcome?: 'passed' | 'rolled-back';
+    reason?: string;
+  };
   decisions: Decision[];
   error?: string;
 }
