@@ -17,6 +17,7 @@ import { loadWorkerConfig, type WorkerConfig } from '../../src/config';
 import { AuditEventType } from '../../src/core/contracts/audit';
 import { FailureType } from '../../src/core/contracts/failures';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
+import { kpiBreachSignal } from '../../src/core/contracts/canary';
 import { Aliases, VersionTags } from '../../src/core/contracts/registry';
 import {
   approveSignal,
@@ -322,5 +323,37 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     } finally {
       kpi.errorRatesAsStable.delete('2');
     }
+  });
+  it('rolls the new champion back at once on a kpiBreach signal during the guard', async () => {
+    const model = uniqueModel('lg-guardpush');
+    router.serve(model, '7');
+    const handle = await start(model, { canary: true, kpiGuard: true });
+    await untilAwaitingApproval(handle);
+    await handle.signal(approveSignal, { approver: 'alice' });
+    // Time skips only while the test sleeps on the server's clock: step it until the guard watches.
+    for (let i = 0; i < 200 && (await handle.query(statusQuery)).stage !== 'kpi-guard'; i++)
+      await env.sleep('20s');
+    expect((await handle.query(statusQuery)).stage).toBe('kpi-guard');
+    const breach = {
+      metric: 'error_rate' as const,
+      value: 0.4,
+      threshold: 0.05,
+      window: '60s',
+      model,
+      version: '1',
+    };
+    await handle.signal(kpiBreachSignal, { ...breach, version: '9' });
+    await handle.signal(kpiBreachSignal, breach);
+    const result = (await handle.result()) as PipelineResult;
+    expect(result.outcome, JSON.stringify(result.status.decisions.slice(-4))).toBe('rolled-back');
+    expect(result.status.kpiGuard?.windows).toEqual([]);
+    expect(result.status.kpiGuard?.reason).toMatch(
+      /KPI breach pushed by the gateway during kpiGuard: error_rate 0.4/,
+    );
+    expect(result.status.decisions.some((d) => d.decision === 'breach-ignored' && /v9/.test(d.reason))).toBe(
+      true,
+    );
+    expect(await router.getRoute(model)).toMatchObject({ stable: '7', canaryWeight: 0 });
+    expect((await registry.getVersion(model, '1')).tags[VersionTags.outcome]).toBe('rolled-back');
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createRegistryActivities } from '../../activities/registry';
 import {
   DEFAULT_KPI_GUARD_INTERVAL,
   DEFAULT_KPI_GUARD_WINDOW,
@@ -7,8 +8,10 @@ import {
 } from '../../src/core/contracts/canary';
 import { CheckPhase } from '../../src/core/contracts/checks';
 import { formatZodError } from '../../src/core/contracts/errors';
+import { Aliases, VersionTags } from '../../src/core/contracts/registry';
 import { RetrainingInputSchema } from '../../src/core/contracts/retraining';
 import { judgeGuard } from '../../src/core/policy/canary-analysis';
+import { MemoryModelRegistry } from '../../src/registry';
 
 const policy = KpiGuardPolicySchema.parse({});
 const kpis = (over: Partial<VersionKpis> = {}): VersionKpis => ({
@@ -96,5 +99,46 @@ describe('kpiGuard policy and input', () => {
     expect(r.success).toBe(false);
     if (!r.success) expect(formatZodError(r.error)).toMatch(/kpiGuard: needs a canary policy/);
     expect(RetrainingInputSchema.safeParse({ ...base, canary: {} }).success).toBe(true);
+  });
+});
+
+describe('restoreChampion (registry activity)', () => {
+  it('moves champion back to previous-champion once and tags the bad version; a retry moves nothing', async () => {
+    const registry = new MemoryModelRegistry();
+    await registry.ensureModel('m');
+    const experimentId = await registry.ensureExperiment('m');
+    for (const name of ['v1', 'v2']) {
+      const run = await registry.createRun({ experimentId, runName: name, tags: {} });
+      await registry.createVersion({ model: 'm', runId: run.runId, source: 'x', tags: {}, description: '' });
+    }
+    await registry.setAlias('m', Aliases.previousChampion, '1');
+    await registry.setAlias('m', Aliases.champion, '2');
+    const { restoreChampion } = createRegistryActivities({ registry });
+    const input = { model: 'm', version: '2', reason: 'error rate 0.3' };
+    expect(await restoreChampion(input)).toEqual({ moved: true, champion: '1' });
+    // A retry (the first answer lost): champion no longer points at v2, so nothing moves.
+    expect(await restoreChampion(input)).toEqual({ moved: false, champion: '1' });
+    expect((await registry.findVersionByAlias('m', Aliases.champion))?.version).toBe('1');
+    const bad = await registry.getVersion('m', '2');
+    expect(bad.tags[VersionTags.outcome]).toBe('rolled-back');
+    expect(bad.tags[VersionTags.outcomeReason]).toBe('error rate 0.3');
+  });
+
+  it('without a previous champion leaves the alias and still tags the version', async () => {
+    const registry = new MemoryModelRegistry();
+    await registry.ensureModel('m');
+    const run = await registry.createRun({
+      experimentId: await registry.ensureExperiment('m'),
+      runName: 'a',
+      tags: {},
+    });
+    await registry.createVersion({ model: 'm', runId: run.runId, source: 'x', tags: {}, description: '' });
+    await registry.setAlias('m', Aliases.champion, '1');
+    const { restoreChampion } = createRegistryActivities({ registry });
+    expect(await restoreChampion({ model: 'm', version: '1', reason: 'r' })).toEqual({
+      moved: false,
+      champion: '1',
+    });
+    expect((await registry.getVersion('m', '1')).tags[VersionTags.outcome]).toBe('rolled-back');
   });
 });
