@@ -17,6 +17,7 @@ import {
   type KpiLimits,
   type KpiMetric,
 } from '../core/contracts/gateway';
+import { retrainWorkflowId } from '../core/contracts/retraining';
 
 /** Lower edge of the first latency bin (ms); each next bin is {@link LATENCY_BIN_GROWTH} times wider. */
 export const LATENCY_BIN_START_MS = 0.25;
@@ -180,7 +181,10 @@ export function judgeKpis(s: KpiSnapshot, limits: KpiLimits): KpiBreach[] {
 
 export type BreachPushResult = 'sent' | 'no-workflow' | 'error';
 
-/** Signals `kpiBreach` to `canary-<model>-v<version>`; a missing workflow is a result, not an error. */
+/**
+ * Signals `kpiBreach` to `canary-<model>-v<version>`, or else to `retrain-<model>` (its kpiGuard);
+ * no running workflow is a result, not an error.
+ */
 export class BreachPusher {
   private client?: Promise<Client>;
 
@@ -194,18 +198,25 @@ export class BreachPusher {
     return this.client;
   }
 
+  /**
+   * Signals the version's canary rollout; once that has ended, the model's pipeline (whose kpiGuard
+   * watches a freshly promoted champion and ignores breaches of other versions).
+   */
   async push(breach: KpiBreach): Promise<BreachPushResult> {
     if (!breach.model || !breach.version) return 'error';
-    try {
-      const client = await this.connect();
-      await client.workflow
-        .getHandle(canaryWorkflowId(breach.model, breach.version))
-        .signal(KPI_BREACH_SIGNAL, breach);
-      return 'sent';
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return 'no-workflow';
-      return 'error';
+    for (const workflowId of [
+      canaryWorkflowId(breach.model, breach.version),
+      retrainWorkflowId(breach.model),
+    ]) {
+      try {
+        const client = await this.connect();
+        await client.workflow.getHandle(workflowId).signal(KPI_BREACH_SIGNAL, breach);
+        return 'sent';
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) return 'error';
+      }
     }
+    return 'no-workflow';
   }
 
   async close(): Promise<void> {
