@@ -139,11 +139,16 @@ export async function canaryRollout(raw: CanaryInput): Promise<CanaryResult> {
       try {
         let stable = windowKpis(before, after, stableVersion);
         // At 100% stable gets no traffic: compare with its last window that had enough requests.
+        let stableFromEarlierWindow = false;
         if (stable.requests >= policy.minRequests) baseline = stable;
-        else if (baseline) stable = baseline;
+        else if (baseline) {
+          stable = baseline;
+          stableFromEarlierWindow = true;
+        }
         const measurement = {
           canary: windowKpis(before, after, version),
           stable,
+          stableFromEarlierWindow,
           from: before.at,
           to: after.at,
         };

@@ -121,6 +121,33 @@ describe('judgeCanary', () => {
     expect(psi?.observed).toBeGreaterThan(0.1);
     expect(psi?.phase).toBe(CheckPhase.successful);
   });
+  it('at 100% the latency ratio against an earlier stable window is not judged; the ceiling still is', () => {
+    const r = judgeCanary(
+      {
+        canary: kpis({ p99Ms: 40 }),
+        stable: kpis({ p99Ms: 10 }),
+        stableFromEarlierWindow: true,
+        from: '',
+        to: '',
+      },
+      policy,
+      100,
+    );
+    expect(phaseOf(r, 'canary.latency.p99.ratio')).toBe(CheckPhase.successful);
+    expect(r.checks.find((c) => c.name === 'canary.latency.p99.ratio')?.detail).toMatch(/earlier window/);
+    const slow = judgeCanary(
+      {
+        canary: kpis({ p99Ms: 400 }),
+        stable: kpis({ p99Ms: 10 }),
+        stableFromEarlierWindow: true,
+        from: '',
+        to: '',
+      },
+      policy,
+      100,
+    );
+    expect(phaseOf(slow, 'canary.latency.p99.absolute')).toBe(CheckPhase.failed);
+  });
   it('a flood of out-of-distribution inputs fails the OOD ceiling', () => {
     expect(phaseOf(judge({ oodRequests: 400 }), 'canary.ood-rate.absolute')).toBe(CheckPhase.failed);
   });

@@ -158,6 +158,11 @@ export interface VersionKpis {
 export interface CanaryMeasurement {
   canary: VersionKpis;
   stable: VersionKpis;
+  /**
+   * True when `stable` is an earlier window (at 100% stable serves nobody): latency, which moves
+   * with the machine's load over time, is then not compared across the two windows.
+   */
+  stableFromEarlierWindow?: boolean;
   /** Window start and end (ISO), workflow time. */
   from: string;
   to: string;

@@ -166,6 +166,16 @@ export function judgeCanary(
           CheckPhase.inconclusive,
         ),
       );
+    } else if (m.stableFromEarlierWindow) {
+      checks.push(
+        check(
+          'canary.latency.p99.ratio',
+          CheckPhase.successful,
+          p99 / stable.p99Ms,
+          policy.maxP99Ratio,
+          `stable serves no traffic at ${step}%: its latency is from an earlier window under other load, so the ratio is not judged (the absolute ceiling applies)`,
+        ),
+      );
     } else if (p99 <= policy.latencyFloorMs) {
       checks.push(
         check(
