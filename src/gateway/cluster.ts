@@ -11,18 +11,12 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import client from 'prom-client';
-import { formatZodError } from '../core/contracts/errors';
-import {
-  RouteStateSchema,
-  type GatewayConfig,
-  type RouteState,
-  type RouteUpdate,
-} from '../core/contracts/gateway';
+import { type GatewayConfig, type RouteState, type RouteUpdate } from '../core/contracts/gateway';
 import { createAccessLog, createKpiMonitor, startGatewayProcess, type ClusterLink } from './app';
 import type { KpiDelta, KpiWindow } from './kpi';
 import { LeasingRateLimiter, MemoryRateLimiter } from './rate-limit';
 import { RedisRouteSync, sameRoute } from './route-sync';
-import { RouteError, type Prepared } from './router';
+import { mergeRouteState, RouteError, type Prepared } from './router';
 
 /** How often workers ship KPI deltas to the primary. */
 export const KPI_SHIP_INTERVAL_MS = 250;
@@ -169,22 +163,6 @@ export interface ClusterPrimary {
   close(): Promise<void>;
 }
 
-/** Merge of a route update into a state, without loaded models (the primary has none). */
-function mergeState(state: RouteState, update: RouteUpdate): RouteState {
-  const merged: Record<string, unknown> = { ...state };
-  for (const [k, v] of Object.entries(update)) {
-    if (v === null) delete merged[k];
-    else if (v !== undefined) merged[k] = v;
-  }
-  if (update.canary === null) {
-    merged.canaryWeight = 0;
-    merged.shadow = false;
-  }
-  const r = RouteStateSchema.safeParse(merged);
-  if (!r.success) throw new RouteError(formatZodError(r.error).replace(/\n/g, '; '), 400);
-  return r.data;
-}
-
 export async function startClusterPrimary(
   config: GatewayConfig,
   workerCount: number,
@@ -251,7 +229,7 @@ export async function startClusterPrimary(
   async function updateRoute(model: string, update: RouteUpdate): Promise<RouteState> {
     const current = states.get(model);
     if (!current) throw new RouteError(`model ${model} is not served here`, 404);
-    return applyState(model, mergeState(current, update), true);
+    return applyState(model, mergeRouteState(current, update), true);
   }
 
   async function handleRpc(w: Worker, body: Rpc): Promise<unknown> {

@@ -125,18 +125,7 @@ export class RouteTable implements TrafficRouter {
   merge(model: string, update: RouteUpdate): RouteState {
     const m = this.models.get(model);
     if (!m) throw new RouteError(`model ${model} is not served here`, 404);
-    const merged: Record<string, unknown> = { ...m.state };
-    for (const [k, v] of Object.entries(update)) {
-      if (v === null) delete merged[k];
-      else if (v !== undefined) merged[k] = v;
-    }
-    if (update.canary === null) {
-      merged.canaryWeight = 0;
-      merged.shadow = false;
-    }
-    const r = RouteStateSchema.safeParse(merged);
-    if (!r.success) throw new RouteError(formatZodError(r.error).replace(/\n/g, '; '), 400);
-    return r.data;
+    return mergeRouteState(m.state, update);
   }
 
   /** Loads whatever the next state needs that is not loaded yet. */
@@ -233,4 +222,23 @@ export class RouteTable implements TrafficRouter {
       await Promise.all([...m.versions.values()].map((v) => v.slot.retire()));
     }
   }
+}
+
+/**
+ * Merges a route update into a state (`null` clears a field; clearing the canary also zeroes its
+ * weight and shadow) and validates the result; throws a RouteError (400) naming the field.
+ */
+export function mergeRouteState(state: RouteState, update: RouteUpdate): RouteState {
+  const merged: Record<string, unknown> = { ...state };
+  for (const [k, v] of Object.entries(update)) {
+    if (v === null) delete merged[k];
+    else if (v !== undefined) merged[k] = v;
+  }
+  if (update.canary === null) {
+    merged.canaryWeight = 0;
+    merged.shadow = false;
+  }
+  const r = RouteStateSchema.safeParse(merged);
+  if (!r.success) throw new RouteError(formatZodError(r.error).replace(/\n/g, '; '), 400);
+  return r.data;
 }

@@ -10,6 +10,7 @@ import { RouteStateSchema, type RouteState, type RouteUpdate } from '../../src/c
 import type { KpiSnapshot, VersionCounters } from '../../src/core/contracts/kpi';
 import type { KpiSource } from '../../src/ports/kpi-source';
 import type { TrafficRouter } from '../../src/ports/traffic-router';
+import { mergeRouteState } from '../../src/gateway/router';
 
 export class MemoryTrafficRouter implements TrafficRouter {
   readonly kind = 'memory';
@@ -27,12 +28,7 @@ export class MemoryTrafficRouter implements TrafficRouter {
   async updateRoute(model: string, update: RouteUpdate): Promise<RouteState> {
     const current = this.routes.get(model);
     if (!current) throw new Error(`model ${model} is not served`);
-    const merged: Record<string, unknown> = { ...current };
-    for (const [k, v] of Object.entries(update)) {
-      if (v === null) delete merged[k];
-      else if (v !== undefined) merged[k] = v;
-    }
-    const next = RouteStateSchema.parse(merged);
+    const next = mergeRouteState(current, update);
     this.routes.set(model, next);
     return { ...next };
   }
