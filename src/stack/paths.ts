@@ -60,6 +60,19 @@ export const VENV_PYTHON = path.join(VENV_DIR, 'bin', 'python');
 /** Written last by provisioning: the venv is complete (pip finished). */
 export const VENV_STAMP = path.join(VENV_DIR, '.complete');
 
+/**
+ * Reference environments: one small venv per file in deploy/stack/reference/ (`<name>.txt`), holding
+ * the Python tools that tests and benchmarks compare this project with (scipy, shap, fairlearn,
+ * model-signing, ...). Each area owns its own file, so changing one pin rebuilds only that venv.
+ */
+export const REFERENCE_REQUIREMENTS_DIR = path.join(PROJECT_ROOT, 'deploy', 'stack', 'reference');
+
+/** The venv folder of one reference environment, keyed by its name and the digest of its pins. */
+export function referenceVenvDir(name: string): string {
+  const file = path.join(REFERENCE_REQUIREMENTS_DIR, `${name}.txt`);
+  return path.join(TOOLS_DIR, `venv-${name}-${contentDigest([file])}`);
+}
+
 /** The reference trainer script run by the local job runner. */
 export const TRAINER_SCRIPT = path.join(PROJECT_ROOT, 'deploy', 'trainer', 'train.py');
 

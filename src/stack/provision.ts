@@ -15,6 +15,7 @@ import {
   constants,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -36,6 +37,8 @@ import {
   VENV_DIR,
   VENV_PYTHON,
   VENV_STAMP,
+  REFERENCE_REQUIREMENTS_DIR,
+  referenceVenvDir,
 } from './paths';
 
 /** A prerequisite is missing; the message says what to install. */
@@ -234,6 +237,57 @@ export function ensurePythonEnv(log: Logger = defaultLog): string {
   return VENV_PYTHON;
 }
 
+/** A reference environment's name: the base name of its requirements file. */
+const REFERENCE_NAME = /^[a-z][a-z0-9-]{0,40}$/;
+
+/** The names of every reference environment declared in deploy/stack/reference/. */
+export function referenceEnvNames(): string[] {
+  if (!existsSync(REFERENCE_REQUIREMENTS_DIR)) return [];
+  return readdirSync(REFERENCE_REQUIREMENTS_DIR)
+    .filter((f) => f.endsWith('.txt'))
+    .map((f) => f.slice(0, -'.txt'.length))
+    .filter((n) => REFERENCE_NAME.test(n))
+    .sort();
+}
+
+/**
+ * One reference environment (deploy/stack/reference/<name>.txt) as its own venv in the cache, keyed
+ * by the digest of its pins, built in place under the cache lock and stamped complete last. Returns
+ * its python. Tests and benchmarks call this for the tools they compare with.
+ */
+export function ensureReferenceEnv(name: string, log: Logger = defaultLog): string {
+  if (!REFERENCE_NAME.test(name))
+    throw new Error(`reference environment name ${JSON.stringify(name)} is invalid`);
+  const requirements = path.join(REFERENCE_REQUIREMENTS_DIR, `${name}.txt`);
+  if (!existsSync(requirements))
+    throw new Error(`no reference environment ${name}: ${requirements} is missing`);
+  const dir = referenceVenvDir(name);
+  const python = path.join(dir, 'bin', 'python');
+  const stamp = path.join(dir, '.complete');
+  if (existsSync(python) && existsSync(stamp)) return python;
+  const bootstrap = process.env.MLOPS_BOOTSTRAP_PYTHON ?? which('python3');
+  if (!bootstrap)
+    throw new MissingPrerequisiteError('Python 3.10+ with venv is required for the reference tools');
+  withCacheLock(
+    dir,
+    () => {
+      if (existsSync(python) && existsSync(stamp)) return;
+      rmSync(dir, { recursive: true, force: true });
+      log(`creating reference venv ${name} in ${dir} (first run only)`);
+      run(bootstrap, ['-m', 'venv', dir], process.env, `python3 -m venv for the ${name} reference tools`);
+      run(
+        python,
+        ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', requirements],
+        process.env,
+        `pip install of the ${name} reference tools`,
+      );
+      writeFileSync(stamp, `${new Date().toISOString()}\n`);
+    },
+    log,
+  );
+  return python;
+}
+
 /** Entry point of the time-skipping test server inside its jar (`io.temporal:temporal-test-server`). */
 export const TEST_SERVER_MAIN_CLASS = 'io.temporal.testserver.TestServer';
 
@@ -314,5 +368,6 @@ export function provisionAll(log: Logger = defaultLog): {
   const temporalCli = ensureTemporalCli(log);
   const python = ensurePythonEnv(log);
   const timeSkippingServer = ensureTimeSkippingServer(log);
+  for (const name of referenceEnvNames()) ensureReferenceEnv(name, log);
   return { temporalCli, python, timeSkippingServer };
 }
