@@ -12,7 +12,8 @@ import type client from 'prom-client';
 import { FRAUD_FEATURE_SPEC } from '../core/contracts/fraud';
 import type { FeatureSpec } from '../core/contracts/feature-spec';
 import type { GatewayConfig, KpiBreach, ModelRef, RouteUpdate } from '../core/contracts/gateway';
-import { MlflowClient, mlflowAuthFromEnv } from '../mlflow';
+import type { ModelRegistry } from '../ports/model-registry';
+import { createModelRegistry } from '../registry';
 import { Authenticator } from './auth';
 import { JsonlInferenceLog } from './inference-log';
 import { BreachPusher, KpiMonitor, KpiWindow } from './kpi';
@@ -101,15 +102,19 @@ export function createKpiMonitor(config: GatewayConfig, registry: client.Registr
 
 export async function startGatewayProcess(
   config: GatewayConfig,
-  opts: { link?: ClusterLink; log?: Logger } = {},
+  opts: { link?: ClusterLink; log?: Logger; registry?: ModelRegistry } = {},
 ): Promise<GatewayProcess> {
   const log = opts.log ?? createAccessLog(config.accessLog);
-  const mlflow = new MlflowClient({ trackingUri: config.mlflowTrackingUri, auth: mlflowAuthFromEnv() });
+  // MLflow credentials come from the environment (MLFLOW_TRACKING_USERNAME/PASSWORD or _TOKEN).
+  const modelRegistry =
+    opts.registry ?? createModelRegistry({ kind: 'mlflow', trackingUri: config.mlflowTrackingUri });
   const metrics = new GatewayMetrics();
   const loader = async (name: string, ref: ModelRef): Promise<LoadedModel> => {
     const label = 'version' in ref ? ref.version : ref.alias;
     try {
-      const loaded = await loadVerifiedModel(mlflow, name, ref, { fallbackSpec: FALLBACK_SPECS[name] });
+      const loaded = await loadVerifiedModel(modelRegistry, name, ref, {
+        fallbackSpec: FALLBACK_SPECS[name],
+      });
       metrics.modelLoads.labels(name, loaded.version, 'ok').inc();
       log?.info({
         decision: 'model_loaded',

@@ -1,32 +1,34 @@
 /**
  * Verified model loading and the served model slots.
  *
- * Loading: the version is resolved in MLflow (by number or alias), its digest manifest is checked
- * against the sha256 pinned on the version (`mlops.manifest_sha256`, written by the registration step),
- * every file of the artifact folder is downloaded once into memory and checked against the manifest,
- * and onnxruntime is handed those very bytes: nothing is read again after the check. Any difference is a
- * {@link ModelIntegrityError} and the version is not served.
+ * Loading goes through the model-registry port and {@link fetchVerifiedModel}
+ * (src/registry/verified-model.ts), the one place that verifies a version's artifacts: the version is
+ * resolved by number or alias, its digest manifest checked against the sha256 pinned on the version,
+ * and every file of the artifact folder downloaded once into memory and checked against the manifest.
+ * onnxruntime is handed those very bytes: nothing is read again after the check. An integrity failure is
+ * a {@link ModelIntegrityError} and the version is not served.
  *
  * Slots: a loaded version is reference-counted. A request acquires the slot it is routed to and
  * releases it when done; a swapped-out version keeps serving the requests it already had and its
  * session is released only after the last of them, so a hot swap drops nothing.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import * as ort from 'onnxruntime-node';
 import { FeatureSpecSchema, type FeatureSpec } from '../core/contracts/feature-spec';
 import { formatZodError } from '../core/contracts/errors';
+import { FailureType } from '../core/contracts/failures';
 import type { ModelRef, ReferenceProfile } from '../core/contracts/gateway';
 import { ReferenceProfileSchema } from '../core/contracts/gateway';
+import { MODEL_ARTIFACT_PATH, VersionTags } from '../core/contracts/registry';
 import { parseInputSchema, type ModelInputSchema } from '../eval/score';
-import type { MlflowClient, ModelVersion } from '../mlflow';
-import { checkManifest, manifestArtifactPath, ManifestSchema, sha256Hex } from '../security/digests';
+import type { ModelRegistry, RegistryVersion } from '../ports/model-registry';
+import { fetchVerifiedModel, type ModelFile } from '../registry/verified-model';
 import type { FeatureValues } from './validation';
 
 /** Folder of a version's model files inside its run (the job contract's `MLOPS_ARTIFACT_PATH`). */
-export const MODEL_FOLDER = 'model';
+export const MODEL_FOLDER = MODEL_ARTIFACT_PATH;
 /** Version tag pinning the manifest's sha256 (set by the registration step). */
-export const MANIFEST_SHA256_TAG = 'mlops.manifest_sha256';
-/** Version tag naming the manifest's path, when not the default one. */
-export const MANIFEST_PATH_TAG = 'mlops.manifest_path';
+export const MANIFEST_SHA256_TAG = VersionTags.manifestSha256;
 /** Optional artifact with per-feature training statistics for OOD z-scores. */
 export const REFERENCE_PROFILE_FILE = 'reference_profile.json';
 /** Intra-op threads per session: one, since the gateway runs a process per core already. */
@@ -49,15 +51,23 @@ export interface LoadedModel {
   profile: ReferenceProfile;
 }
 
-async function resolveVersion(mlflow: MlflowClient, name: string, ref: ModelRef): Promise<ModelVersion> {
+async function resolveVersion(
+  registry: ModelRegistry,
+  name: string,
+  ref: ModelRef,
+): Promise<RegistryVersion> {
+  const what = 'version' in ref ? `v${ref.version}` : `alias ${ref.alias}`;
+  let found: RegistryVersion | undefined;
   try {
-    return 'version' in ref
-      ? await mlflow.getModelVersion(name, ref.version)
-      : await mlflow.getModelVersionByAlias(name, ref.alias);
+    found =
+      'version' in ref
+        ? await registry.getVersion(name, ref.version)
+        : await registry.findVersionByAlias(name, ref.alias);
   } catch (err) {
-    const what = 'version' in ref ? `v${ref.version}` : `alias ${ref.alias}`;
     throw new ModelLoadError(`model ${name} ${what}: ${(err as Error).message}`);
   }
+  if (!found) throw new ModelLoadError(`model ${name} ${what}: no such version`);
+  return found;
 }
 
 /** Profile from the spec alone: ranges and vocabularies, no mean/std (so no z-scores). */
@@ -70,7 +80,7 @@ export function profileFromSpec(spec: FeatureSpec): ReferenceProfile {
   return profile;
 }
 
-function fileOf(files: Array<{ path: string; content: Buffer }>, name: string): Buffer | undefined {
+function fileOf(files: ModelFile[], name: string): Buffer | undefined {
   return files.find((f) => f.path === `${MODEL_FOLDER}/${name}`)?.content;
 }
 
@@ -87,50 +97,27 @@ function parseJson<T>(bytes: Buffer, what: string, parse: (v: unknown) => T): T 
 }
 
 /**
- * Downloads, verifies and opens one model version. `fallbackSpec` is used when the artifact folder
- * carries no `feature_spec.json`; a profile given here wins over the artifact's.
+ * Resolves, verifies (through {@link fetchVerifiedModel}) and opens one model version.
+ * `fallbackSpec` is used when the artifact folder carries no `feature_spec.json`; a profile given
+ * here wins over the artifact's.
  */
 export async function loadVerifiedModel(
-  mlflow: MlflowClient,
+  registry: ModelRegistry,
   name: string,
   ref: ModelRef,
   opts: { fallbackSpec?: FeatureSpec; profile?: ReferenceProfile } = {},
 ): Promise<LoadedModel> {
-  const mv = await resolveVersion(mlflow, name, ref);
+  const mv = await resolveVersion(registry, name, ref);
   const label = `model ${name} v${mv.version}`;
-  const pinned = mv.tags[MANIFEST_SHA256_TAG];
-  if (!mv.runId || !pinned) {
-    throw new ModelIntegrityError(
-      `${label} has no run or no ${MANIFEST_SHA256_TAG} tag: refusing an unverifiable artifact`,
-    );
-  }
-  const runId = mv.runId;
-  const manifestPath = mv.tags[MANIFEST_PATH_TAG] ?? manifestArtifactPath(MODEL_FOLDER);
-  let manifestBytes: Buffer;
-  let files: Array<{ path: string; content: Buffer }>;
+  let files: ModelFile[];
   try {
-    manifestBytes = await mlflow.downloadArtifact(runId, manifestPath);
+    ({ files } = await fetchVerifiedModel(registry, mv));
   } catch (err) {
-    throw new ModelLoadError(`${label}: manifest ${manifestPath}: ${(err as Error).message}`);
+    if (err instanceof ApplicationFailure && err.type === FailureType.ArtifactIntegrity)
+      throw new ModelIntegrityError(err.message);
+    throw new ModelLoadError(`${label}: ${(err as Error).message}`);
   }
-  const manifestSha = sha256Hex(manifestBytes);
-  if (manifestSha !== pinned) {
-    throw new ModelIntegrityError(
-      `${label}: manifest digest ${manifestSha} does not match the pinned ${pinned}`,
-    );
-  }
-  const manifest = parseJson(manifestBytes, `${label}: manifest`, (v) => ManifestSchema.parse(v));
-  try {
-    const listed = await mlflow.listArtifactsRecursive(runId, manifest.artifactPath);
-    files = [];
-    for (const f of listed)
-      files.push({ path: f.path, content: await mlflow.downloadArtifact(runId, f.path) });
-  } catch (err) {
-    throw new ModelLoadError(`${label}: downloading ${manifest.artifactPath}/: ${(err as Error).message}`);
-  }
-  const check = checkManifest(manifest, files);
-  if (!check.ok)
-    throw new ModelIntegrityError(`${label} failed its digest check: ${check.problems.join('; ')}`);
+  const pinned = mv.tags[MANIFEST_SHA256_TAG] as string; // fetchVerifiedModel refuses a version without it
 
   // From here on only the verified buffers are used.
   const onnx = fileOf(files, 'model.onnx');

@@ -14,6 +14,7 @@ import { parseGatewayConfig } from '../../src/gateway/config';
 import { JsonlInferenceLog } from '../../src/gateway/inference-log';
 import { loadVerifiedModel, ModelIntegrityError, MODEL_FOLDER } from '../../src/gateway/models';
 import { MlflowClient } from '../../src/mlflow';
+import { MlflowModelRegistry } from '../../src/registry';
 import { fraudFeatures, registerModelFiles, trainedModelFiles, type ModelFile } from './fixtures';
 import { bearer, get, metricValue, newKey, post, put, raw } from './helpers';
 
@@ -128,10 +129,11 @@ describe('inference gateway: serving, security, observability', () => {
   });
 
   it('refuses a tampered artifact and keeps serving the verified version', async () => {
-    await expect(loadVerifiedModel(mlflow, model, { version: tampered })).rejects.toThrow(
+    const registry = new MlflowModelRegistry(mlflow);
+    await expect(loadVerifiedModel(registry, model, { version: tampered })).rejects.toThrow(
       ModelIntegrityError,
     );
-    await expect(loadVerifiedModel(mlflow, model, { version: tampered })).rejects.toThrow(
+    await expect(loadVerifiedModel(registry, model, { version: tampered })).rejects.toThrow(
       /model\.onnx: sha256 [0-9a-f]{64} does not match manifest/,
     );
     const r = await put(
