@@ -11,6 +11,16 @@ export default defineConfig({
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       {
+        // Drift statistics against scipy, false-alarm rates, profiles and the drift monitor.
+        test: {
+          name: 'drift',
+          include: ['test/drift/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
         // The real workflow bundle on the time-skipping server with the ports' fakes: seconds per branch.
         test: {
           name: 'logic',
