@@ -68,6 +68,27 @@ export default defineConfig({
         },
       },
       {
+        // Attributions and the fairness report against the reference tools (shap, fairlearn, scikit-learn).
+        test: {
+          name: 'explain',
+          include: ['test/explain/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // Supply-chain security: signing interop with model_signing, tamper cases at every hop (real
+        // MLflow and Temporal), the unsafe-format scanner against modelscan.
+        test: {
+          name: 'security',
+          include: ['test/security/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
