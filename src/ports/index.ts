@@ -11,12 +11,12 @@
  * | traffic router   | `TrafficRouter` (./traffic-router.ts)       | the inference gateway's admin API                     |
  * | inference log    | `InferenceLog` (./inference-log.ts)         | the gateway's partitioned log files                   |
  * | KPI source       | `KpiSource` (./kpi-source.ts)               | the gateway's metrics, Prometheus                     |
- * | signer/verifier  | `ArtifactSigner`, `ArtifactVerifier` (./signing.ts) | (supply-chain issue)                          |
+ * | signer/verifier  | `StatementSigner`, `StatementVerifier` (./signing.ts) | EC P-256 keys (src/security/model-signing.ts) |
  * | secret store     | `SecretStore` (./secret-store.ts)           | files under the state folder, env; OpenBao, K8s Secrets |
  */
 export type { ArtifactEntry, ModelRegistry, RegistryRun, RegistryVersion } from './model-registry';
 export type { JobRunner, JobSpec, JobStatus } from '../jobs/types';
 export type { AuditSink } from '../audit/sink';
 export type { KpiSource } from './kpi-source';
-export type { ArtifactSigner, ArtifactVerifier, ArtifactSignature } from './signing';
+export type { InTotoStatement, SignerIdentity, StatementSigner, StatementVerifier } from './signing';
 export type { SecretStore, SecretRef } from './secret-store';
