@@ -21,7 +21,7 @@ declare module 'vitest' {
   }
 }
 
-const SERVER_LAYERS = new Set(['mlflow', 'workflows', 'e2e', 'gateway']);
+const SERVER_LAYERS = new Set(['mlflow', 'workflows', 'e2e', 'gateway', 'k8s', 'security']);
 /** Layers whose tests may run the time-skipping test server (a JVM program fetched with Maven). */
 const TIME_SKIPPING_LAYERS = new Set(['workflows', 'e2e', 'logic']);
 
