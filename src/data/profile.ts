@@ -332,13 +332,16 @@ function loadSql(
   const trimmed = (r: string): string => `trim(${r}, ${lit(TRIM_CHARS)})`;
   const inner = header.map((h, j) => `${id(h)} AS r${j}`);
   const mid: string[] = [];
-  const passed: string[] = [];
-  const outer: string[] = [];
+  /** The columns of `d` besides the hashes and the offending texts. */
+  const kept: string[] = [];
   const pass = (name: string, as: string): void => {
     mid.push(`r${header.indexOf(name)} AS ${as}`);
-    passed.push(as);
   };
   const vector: string[] = [];
+
+  /** Offending texts kept per row (NULL for a clean row): numeric features, categorical features, label. */
+  const offending: string[] = [];
+  const anyOffending: string[] = [];
 
   for (const { feature, k } of plan.numeric) {
     const r = raw(feature.name);
@@ -355,8 +358,11 @@ function loadSql(
     pass(feature.name, `p${k}`);
     const cell = trimmed(text(`p${k}`, feature.name));
     const typeError = `n${k} IS NULL AND NOT m${k}`;
-    outer.push(`CASE WHEN ${typeError} OR ${outOfRangeExpr(`n${k}`, feature)} THEN ${cell} END AS e${k}`);
+    const bad = `(${typeError} OR ${outOfRangeExpr(`n${k}`, feature)})`;
+    offending.push(`CASE WHEN ${bad} THEN ${cell} END`);
+    anyOffending.push(bad);
     vector.push(`n${k}`, `CASE WHEN ${typeError} THEN ${cell} END`);
+    kept.push(`n${k}`);
   }
   for (const { feature, k } of plan.categorical) {
     const r = raw(feature.name);
@@ -370,8 +376,10 @@ function loadSql(
     );
     pass(feature.name, `q${k}`);
     const cell = `CASE WHEN ci${k} = ${unknown} THEN ${trimmed(text(`q${k}`, feature.name))} END`;
-    outer.push(`${cell} AS c${k}`);
+    offending.push(cell);
+    anyOffending.push(`coalesce(ci${k} = ${unknown}, false)`);
     vector.push(`ci${k}`, cell);
+    kept.push(`ci${k}`);
   }
   if (plan.hasLabel) {
     const r = raw(spec.label.column);
@@ -384,55 +392,74 @@ function loadSql(
     if (spec.label.negativeValue !== undefined)
       fast.push(`WHEN lt = ${lit(String(spec.label.negativeValue))} THEN 2`);
     mid.push(`CASE ${fast.join(' ')} ELSE ${labelExpr('lt', spec)} END::UTINYINT AS lb`, 'lt');
-    passed.push('lt');
-    outer.push('CASE WHEN lb = 3 THEN lt END AS le');
+    offending.push('CASE WHEN lb = 3 THEN lt END');
+    anyOffending.push('lb = 3');
   } else {
     mid.push('0::UTINYINT AS lb');
-    outer.push('NULL::VARCHAR AS le');
   }
-  mid.push(
-    plan.hasId && spec.idColumn !== undefined
-      ? `hash(coalesce(${raw(spec.idColumn)}, '')) AS idv`
-      : '0::UBIGINT AS idv',
-  );
+  kept.push('lb');
+  if (plan.hasId && spec.idColumn !== undefined) {
+    mid.push(`hash(coalesce(${raw(spec.idColumn)}, '')) AS idv`);
+    kept.push('idv');
+  }
   if (plan.hasBatch && spec.batchColumn !== undefined) {
     const r = raw(spec.batchColumn);
     const t = `CASE WHEN ascii(${r}) > 32 AND ascii(reverse(${r})) > 32 THEN ${r} ELSE ${trimmed(r)} END`;
     inner.push(`${t} AS bt`);
     mid.push(`CASE WHEN ${missingExpr('bt')} THEN ${lit(MISSING_BATCH_KEY)} ELSE bt END AS bk`);
-  } else {
-    mid.push('NULL::VARCHAR AS bk');
+    kept.push('bk');
   }
   // Columns outside the spec take part in exact-duplicate detection as written.
   const specSet = new Set(specColumns(spec));
   const extra = header.filter((h) => !specSet.has(h));
   extra.forEach((h, i) => pass(h, `o${i}`));
   const extraCells = extra.map((h, i) => (isText(h) ? `coalesce(o${i}, '')` : `o${i}`));
-  const row = [...vector, 'lb', ...(plan.hasLabel ? ['CASE WHEN lb = 3 THEN lt END'] : []), 'idv', 'bk'];
-  outer.push(
+  const row = [
+    ...vector,
+    'lb',
+    ...(plan.hasLabel ? ['CASE WHEN lb = 3 THEN lt END'] : []),
+    plan.hasId ? 'idv' : '0::UBIGINT',
+    plan.hasBatch ? 'bk' : 'NULL::VARCHAR',
+  ];
+  const outer = [
+    ...kept,
     `hash(${vector.length > 0 ? vector.join(', ') : 'NULL'}) AS vh`,
     `hash(${[...row, ...extraCells].join(', ')}) AS rh`,
-  );
-  const exclude = passed.length > 0 ? ` EXCLUDE (${passed.join(', ')})` : '';
+    anyOffending.length > 0
+      ? `CASE WHEN ${anyOffending.join(' OR ')} THEN [${offending.join(', ')}] END AS x`
+      : 'NULL::VARCHAR[] AS x',
+  ];
   return [
-    `CREATE TEMP TABLE d AS SELECT *${exclude}, ${outer.join(', ')} FROM ` +
+    `CREATE TEMP TABLE d AS SELECT ${outer.join(', ')} FROM ` +
       `(SELECT ${mid.join(', ')} FROM (SELECT ${inner.join(', ')} FROM ${source}))`,
   ];
 }
 
 const slog = (n: string): string => `sign(${n}) * ln(1 + abs(${n}))`;
 
-/** The dataset's statistics, one row. */
-function totalsSql(plan: Plan): string {
-  const parts = ['count(*) AS rows'];
-  for (const { feature, k } of plan.numeric) {
-    const err = `NOT m${k} AND n${k} IS NULL`;
+/** The 1-based position of a role's offending text in the list column `x` (see {@link loadSql}). */
+const slotOf = (plan: Plan, role: 'numeric' | 'categorical' | 'label', i: number): number =>
+  role === 'numeric'
+    ? i + 1
+    : role === 'categorical'
+      ? plan.numeric.length + i + 1
+      : plan.numeric.length + plan.categorical.length + 1;
+
+/**
+ * The dataset's statistics and, with a batch column, each batch's, in one scan of `d`: grouping sets give one
+ * row per batch (`g` = 0) and the totals row (`g` = 1).
+ */
+function statsSql(plan: Plan): string {
+  const parts = ['count(*) AS rows', 'min(rowid) AS first'];
+  plan.numeric.forEach(({ feature, k }, i) => {
+    const t = `x[${slotOf(plan, 'numeric', i)}]`;
+    const err = `n${k} IS NULL AND ${t} IS NOT NULL`;
     const oor = outOfRangeExpr(`n${k}`, feature);
     parts.push(
-      `count_if(m${k}) AS miss${k}`,
+      `count_if(n${k} IS NULL AND ${t} IS NULL) AS miss${k}`,
       `count_if(${err}) AS te${k}`,
       `min(rowid) FILTER (WHERE ${err}) AS te_row${k}`,
-      `arg_min(e${k}, rowid) FILTER (WHERE ${err}) AS te_val${k}`,
+      `arg_min(${t}, rowid) FILTER (WHERE ${err}) AS te_val${k}`,
       `count(n${k}) AS cnt${k}`,
       `min(n${k}) AS min${k}`,
       `max(n${k}) AS max${k}`,
@@ -440,58 +467,41 @@ function totalsSql(plan: Plan): string {
       `stddev_samp(n${k}) AS std${k}`,
       feature.min === undefined ? `0 AS below${k}` : `count_if(n${k} < ${numLit(feature.min)}) AS below${k}`,
       feature.max === undefined ? `0 AS above${k}` : `count_if(n${k} > ${numLit(feature.max)}) AS above${k}`,
+      `count_if(${oor}) AS oorn${k}`,
       `min(rowid) FILTER (WHERE ${oor}) AS oor_row${k}`,
-      `arg_min(e${k}, rowid) FILTER (WHERE ${oor}) AS oor_val${k}`,
+      `arg_min(${t}, rowid) FILTER (WHERE ${oor}) AS oor_val${k}`,
     );
-  }
+    if (plan.hasBatch) {
+      parts.push(`avg(${slog(`n${k}`)}) AS bmean${k}`, `var_pop(${slog(`n${k}`)}) AS bvar${k}`);
+    }
+  });
   for (const { feature, k } of plan.categorical) {
     parts.push(`count(ci${k}) AS cnt${k}`, `count_if(ci${k} IS NULL) AS miss${k}`);
     feature.categories.forEach((_, j) => parts.push(`count_if(ci${k} = ${j}) AS cat${k}_${j}`));
     parts.push(`count_if(ci${k} = ${feature.categories.length}) AS unk${k}`);
   }
+  const le = `x[${slotOf(plan, 'label', 0)}]`;
   parts.push(
     'count_if(lb = 1) AS pos',
     'count_if(lb = 2) AS neg',
     'count_if(lb = 0) AS lmiss',
     'count_if(lb = 3) AS linv',
     'min(rowid) FILTER (WHERE lb = 3) AS linv_row',
-    'arg_min(le, rowid) FILTER (WHERE lb = 3) AS linv_val',
+    plan.hasLabel ? `arg_min(${le}, rowid) FILTER (WHERE lb = 3) AS linv_val` : 'NULL AS linv_val',
   );
-  return `SELECT ${parts.join(', ')} FROM d`;
-}
-
-/** Per batch, in order of first appearance: counts, and numeric statistics on the signed-log scale. */
-function batchesSql(plan: Plan): string {
-  const parts = [
-    'bk',
-    'min(rowid) AS first',
-    'count(*) AS rows',
-    'count_if(lb = 1) AS pos',
-    'count_if(lb = 2) AS neg',
-  ];
-  const oor = plan.numeric.map(({ feature, k }) => `count_if(${outOfRangeExpr(`n${k}`, feature)})`);
-  parts.push(`${oor.length > 0 ? oor.join(' + ') : '0'} AS oor`);
-  for (const { k } of plan.numeric) {
-    parts.push(
-      `count(n${k}) AS cnt${k}`,
-      `avg(${slog(`n${k}`)}) AS bmean${k}`,
-      `var_pop(${slog(`n${k}`)}) AS bvar${k}`,
-    );
-  }
-  for (const { feature, k } of plan.categorical) {
-    feature.categories.forEach((_, j) => parts.push(`count_if(ci${k} = ${j}) AS cat${k}_${j}`));
-    parts.push(`count_if(ci${k} = ${feature.categories.length}) AS unk${k}`);
-  }
-  return `SELECT ${parts.join(', ')} FROM d GROUP BY bk ORDER BY first`;
+  return plan.hasBatch
+    ? `SELECT GROUPING(bk) AS g, bk, ${parts.join(', ')} FROM d GROUP BY GROUPING SETS ((bk), ())`
+    : `SELECT 1 AS g, ${parts.join(', ')} FROM d`;
 }
 
 /**
  * Rows whose feature vector occurs more than once, grouped into distinct rows (an exact duplicate repeats its
  * vector too, so no other row can be one): `copies` of each, first occurrence `r`. Usually a small table.
  */
-const CANDIDATES_SQL = `CREATE TEMP TABLE u AS
+const candidatesSql = (plan: Plan): string => `CREATE TEMP TABLE u AS
   WITH rep AS (SELECT vh FROM d GROUP BY vh HAVING count(*) > 1)
-  SELECT rh, min(rowid) AS r, any_value(vh) AS vh, any_value(lb) AS lb, any_value(bk) AS bk, count(*) AS copies
+  SELECT rh, min(rowid) AS r, any_value(vh) AS vh, any_value(lb) AS lb,
+    ${plan.hasBatch ? 'any_value(bk)' : 'NULL::VARCHAR'} AS bk, count(*) AS copies
   FROM d SEMI JOIN rep USING (vh) GROUP BY rh`;
 const DUPLICATES_SQL = 'SELECT coalesce(sum(copies - 1), 0) AS duplicate_rows FROM u';
 /**
@@ -510,9 +520,10 @@ const VECTORS_SQL = `WITH rep AS (SELECT vh FROM u GROUP BY vh HAVING count(*) >
 
 function unknownValuesSql(plan: Plan): string | undefined {
   if (plan.categorical.length === 0) return undefined;
-  const parts = plan.categorical.map(
-    ({ k }) => `SELECT ${k} AS k, c${k} AS v, count(*) AS n FROM d WHERE c${k} IS NOT NULL GROUP BY c${k}`,
-  );
+  const parts = plan.categorical.map(({ k }, i) => {
+    const t = `x[${slotOf(plan, 'categorical', i)}]`;
+    return `SELECT ${k} AS k, ${t} AS v, count(*) AS n FROM d WHERE x IS NOT NULL AND ${t} IS NOT NULL GROUP BY ${t}`;
+  });
   return (
     `SELECT k, v, n FROM (${parts.join(' UNION ALL ')}) ` +
     `QUALIFY row_number() OVER (PARTITION BY k ORDER BY n DESC, v) <= ${MAX_REPORTED_UNKNOWN_VALUES} ORDER BY k, n DESC, v`
@@ -678,11 +689,12 @@ async function profileWith(
   const at = (rn: EngineRow[string], value: EngineRow[string]): ValueAtLine | undefined =>
     rn === null || rn === undefined ? undefined : { line: lineOf(rn), value: quote(str(value)) };
 
-  const [totals] = await db.all(totalsSql(plan));
+  const stats = await db.all(statsSql(plan));
+  const totals = stats.find((r) => n0(r.g) === 1);
   if (totals === undefined) throw new Error('the engine returned no totals row');
-  const batchRows = plan.hasBatch ? await db.all(batchesSql(plan)) : [];
+  const batchRows = stats.filter((r) => n0(r.g) === 0).sort((a, b) => n0(a.first) - n0(b.first));
   const [ids] = plan.hasId ? await db.all('SELECT count(DISTINCT idv) AS n FROM d') : [];
-  await db.run(CANDIDATES_SQL);
+  await db.run(candidatesSql(plan));
   const [dups] = await db.all(DUPLICATES_SQL);
   const vectors = await db.all(VECTORS_SQL);
   const unknownSql = unknownValuesSql(plan);
@@ -752,7 +764,7 @@ async function profileWith(
       negatives: n0(b.neg),
       repeatedVectors: n0(v?.repeated),
       conflictingLabels: n0(v?.conflicting),
-      outOfRange: n0(b.oor),
+      outOfRange: plan.numeric.reduce((sum, { k }) => sum + n0(b[`oorn${k}`]), 0),
       numeric: plan.numeric.map(({ feature, k }) => {
         const count = n0(b[`cnt${k}`]);
         return { column: feature.name, count, mean: n0(b[`bmean${k}`]), m2: n0(b[`bvar${k}`]) * count };
