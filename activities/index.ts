@@ -8,7 +8,7 @@ import type { AuditSink } from '../src/audit';
 import type { JobRunner } from '../src/jobs/types';
 import type { KpiSource } from '../src/ports/kpi-source';
 import type { ModelRegistry } from '../src/ports/model-registry';
-import type { TrafficRouter } from '../src/ports/traffic-router';
+import type { StagingPredictor, TrafficRouter } from '../src/ports/traffic-router';
 import { RouterRefusedError } from '../src/traffic/gateway-router';
 import { createAuditActivities } from './audit';
 import { createDataActivities } from './data';
@@ -17,7 +17,7 @@ import { createKpiActivities } from './kpi';
 import { createPolicyActivities } from './policy';
 import { createRegistryActivities } from './registry';
 import { createSecurityActivities } from './security';
-import { createTrafficActivities } from './traffic';
+import { createStagingActivities, createTrafficActivities } from './traffic';
 import { createTrainingActivities } from './training';
 
 export type DataActivities = ReturnType<typeof createDataActivities>;
@@ -29,6 +29,7 @@ export type AuditActivities = ReturnType<typeof createAuditActivities>;
 export type SecurityActivities = ReturnType<typeof createSecurityActivities>;
 export type TrafficActivities = ReturnType<typeof createTrafficActivities>;
 export type KpiActivities = ReturnType<typeof createKpiActivities>;
+export type StagingActivities = ReturnType<typeof createStagingActivities>;
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 type Group = Record<string, AnyActivity>;
@@ -83,6 +84,15 @@ const NO_ROUTER: TrafficRouter = {
   updateRoute: unconfigured('traffic router', 'MLOPS_GATEWAY_URL'),
 };
 const NO_KPI: KpiSource = { kind: 'none', snapshot: unconfigured('KPI source', 'MLOPS_GATEWAY_URL') };
+const NO_STAGING: StagingPredictor = {
+  predictStaging: unconfigured('staging route', 'MLOPS_GATEWAY_URL'),
+};
+
+/** The router itself when it also serves a staging route (the gateway does). */
+function stagingOf(router: TrafficRouter | undefined): StagingPredictor {
+  const r = router as Partial<StagingPredictor> | undefined;
+  return r && typeof r.predictStaging === 'function' ? (r as StagingPredictor) : NO_STAGING;
+}
 
 /** Every activity group of the control-plane task queue. */
 export function controlPlaneGroups(deps: ControlPlaneDeps) {
@@ -102,6 +112,11 @@ export function controlPlaneGroups(deps: ControlPlaneDeps) {
     createSecurityActivities(),
     createTrafficActivities({ router: deps.router ?? NO_ROUTER }),
     createKpiActivities({ kpi: deps.kpi ?? NO_KPI }),
+    createStagingActivities({
+      router: deps.router ?? NO_ROUTER,
+      predictor: stagingOf(deps.router),
+      registry: deps.registry,
+    }),
   ] as const;
 }
 

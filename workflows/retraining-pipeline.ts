@@ -7,7 +7,8 @@
  * appended to the audit log.
  *
  * Stages: snapshot -> validate -> train -> register (alias `challenger`) -> evaluate -> gate ->
- * model card -> approval -> canary (child `canaryRollout`, when asked for) -> promote -> kpiGuard
+ * model card -> approval -> staging (when asked for: staging route, schema, latency, serving parity;
+ * a failure ends `rejected-staging`) -> canary (child `canaryRollout`, when asked for) -> promote -> kpiGuard
  * (with the canary, when asked for: a breach restores the previous champion, outcome `rolled-back`).
  */
 import { patched, setHandler } from '@temporalio/workflow';
@@ -29,6 +30,7 @@ import { evaluateCandidate, judgeCandidate, modelCardWriter } from './retraining
 import { BreachInbox, KPI_GUARD_PATCH, kpiGuardStage } from './retraining/kpi-guard';
 import { concludeWithout, promote } from './retraining/promote';
 import { registerCandidate, trainCandidate } from './retraining/train';
+import { STAGING_STAGE_PATCH, stagingStage } from './retraining/staging';
 
 export async function retrainingPipeline(rawInput: RetrainingInput): Promise<PipelineResult> {
   const { input, spec } = parseRetrainingInput(rawInput);
@@ -85,12 +87,18 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   const writeCard = modelCardWriter(run, { registered, snapshot, profile, summary, verdict, policy });
   const written = await writeCard({});
   status.modelCard = `runs:/${registered.runId}/${written.markdownPath}`;
-  const conclude = (outcome: 'not-promoted' | 'rejected' | 'expired' | 'rolled-back', reason: string) =>
+  const conclude = (
+    outcome: 'not-promoted' | 'rejected' | 'expired' | 'rolled-back' | 'rejected-staging',
+    reason: string,
+  ) =>
     concludeWithout(run, {
       version,
       outcome,
       reason,
-      stage: outcome === 'expired' || outcome === 'rolled-back' ? outcome : 'rejected',
+      stage:
+        outcome === 'expired' || outcome === 'rolled-back' || outcome === 'rejected-staging'
+          ? outcome
+          : 'rejected',
       approval: desk.state,
       writeCard,
       result,
@@ -108,7 +116,18 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
     return conclude('rejected', `rejected by ${approval.rejectedBy}: ${approval.rejectReason ?? ''}`);
   }
 
-  // 8. Canary (when the input asks for one): the child rolls traffic out step by step or back.
+  // 8a. Staging (when the input asks for it): the staging route is probed before any customer sees it.
+  if (input.staging && input.holdout && patched(STAGING_STAGE_PATCH)) {
+    const staged = await stagingStage(run, {
+      version,
+      holdout: input.holdout,
+      holdoutSha256: summary.holdout.sha256,
+      policy: input.staging,
+    });
+    if (!staged.passed) return conclude('rejected-staging', staged.reason);
+  }
+
+  // 8b. Canary (when the input asks for one): the child rolls traffic out step by step or back.
   let servedBefore: string | undefined;
   if (input.canary && patched(CANARY_STAGE_PATCH)) {
     const canary = await canaryStage(run, { version, policy: input.canary });

@@ -14,7 +14,7 @@ import type { KpiSnapshot } from '../core/contracts/kpi';
 import { hashApiKey, startGateway, type RunningGateway } from '../gateway';
 import { GatewayMetricsKpiSource } from '../kpi/gateway-metrics';
 import type { KpiSource } from '../ports/kpi-source';
-import type { TrafficRouter } from '../ports/traffic-router';
+import type { StagingAnswer, StagingPredictor, TrafficRouter } from '../ports/traffic-router';
 import { GatewayTrafficRouter, RouterUnavailableError } from '../traffic/gateway-router';
 import { generateFraudDataset } from '../workload/generator';
 
@@ -39,11 +39,15 @@ export class DemoServing {
     return out;
   });
 
-  /** The worker's traffic router: the gateway's admin API once it is up. */
-  readonly trafficRouter: TrafficRouter = {
+  /** The worker's traffic router: the gateway's admin API (and staging route) once it is up. */
+  readonly trafficRouter: TrafficRouter & StagingPredictor = {
     getRoute: (model: string) => this.requireRouter().getRoute(model),
     updateRoute: (model: string, update: RouteUpdate): Promise<RouteState> =>
       this.requireRouter().updateRoute(model, update),
+    predictStaging: (
+      model: string,
+      features: Record<string, number | string | null>,
+    ): Promise<StagingAnswer> => this.requireRouter().predictStaging(model, features),
   };
 
   /** The worker's KPI source: the gateway's /metrics once it is up. */
@@ -72,7 +76,11 @@ export class DemoServing {
       workers: 1,
       mlflowTrackingUri: opts.trackingUri,
       models: [{ name: opts.model, stable: { alias: 'champion' } }],
-      apiKeys: [{ principal: 'demo-client', sha256: hashApiKey(this.predictKey), roles: ['predict'] }],
+      apiKeys: [
+        { principal: 'demo-client', sha256: hashApiKey(this.predictKey), roles: ['predict'] },
+        // The rollout's key also predicts on the staging route (admin principals only).
+        { principal: 'demo-rollout', sha256: hashApiKey(this.adminKey), roles: ['admin'] },
+      ],
       adminKeys: [{ principal: 'demo-rollout', sha256: hashApiKey(this.adminKey), roles: ['admin'] }],
       accessLog: path.join(opts.stateDir, 'gateway-access.log'),
       inferenceLogDir: path.join(opts.stateDir, 'inference-log'),

@@ -107,6 +107,8 @@ async function waitForStage(
  */
 /** The demo's canary: three steps, short bakes, a sample large enough at demo traffic. */
 const DEMO_CANARY = { steps: [10, 50, 100], bakeTime: '8s', minRequests: 30 };
+/** The demo's staging stage: every default (200 holdout rows, parity 1e-6, p99 SLO 250 ms). */
+const DEMO_STAGING = {};
 
 /** Without a terminal (CI, a pipe) the demo waits this long for a human approval, then ends. */
 const UNATTENDED_APPROVAL_WAIT_MS = 5 * 60_000;
@@ -202,7 +204,7 @@ async function main(): Promise<void> {
       canary?: RetrainingInput['canary'],
     ): Promise<WorkflowHandleWithFirstExecutionRunId> => {
       const input: RetrainingInput = {
-        ...(canary ? { canary } : {}),
+        ...(canary ? { canary, staging: DEMO_STAGING } : {}),
         model: MODEL,
         dataset: { uri: pathToFileURL(dataset).href },
         holdout: { uri: pathToFileURL(files.holdout).href },
@@ -303,6 +305,9 @@ async function main(): Promise<void> {
             })
           : Promise.resolve(false);
       if (status.stage === 'awaiting-approval') {
+        console.log(
+          "\n== staging: the November model on the gateway's staging route (admin only), probed with holdout rows: schema, p99 SLO, serving parity with the evaluation (1e-6)",
+        );
         console.log(
           `\n== canary: ${DEMO_CANARY.steps.join('% -> ')}% of live traffic, ${DEMO_CANARY.bakeTime} per step, judged against the champion`,
         );

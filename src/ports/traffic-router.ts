@@ -15,3 +15,23 @@ export interface TrafficRouter {
    */
   updateRoute(model: string, update: RouteUpdate): Promise<RouteState>;
 }
+
+/** One prediction answered on a router's staging route, as the staging probe sees it. */
+export interface StagingAnswer {
+  /** HTTP-like status of the answer (200 when served). */
+  status: number;
+  /** The answer's body, unvalidated (the probe checks it against the serving contract). */
+  body: unknown;
+  /** Round-trip time of the call, in ms (includes the caller's own scheduling delays). */
+  latencyMs: number;
+  /** Time the router itself took, in ms, when it says (the gateway's `Server-Timing`). */
+  serverMs?: number;
+}
+
+/**
+ * Predictions on a router's staging route (admin principals only), for the staging stage's
+ * schema, latency and serving-parity checks before any customer traffic reaches a candidate.
+ */
+export interface StagingPredictor {
+  predictStaging(model: string, features: Record<string, number | string | null>): Promise<StagingAnswer>;
+}

@@ -6,10 +6,14 @@
  */
 import { RouteStateSchema, type RouteState, type RouteUpdate } from '../core/contracts/gateway';
 import { formatZodError } from '../core/contracts/errors';
-import type { TrafficRouter } from '../ports/traffic-router';
+import type { StagingAnswer, StagingPredictor, TrafficRouter } from '../ports/traffic-router';
 
 /** How long one admin call may take before the router counts as unreachable. */
 export const ADMIN_CALL_TIMEOUT_MS = 10_000;
+/** How long one staging prediction may take before the router counts as unreachable. */
+export const STAGING_CALL_TIMEOUT_MS = 10_000;
+/** The gateway's header and value that ask for the staging route (admin principals only). */
+export const STAGING_ROUTE_HEADER = { 'x-mlops-route': 'staging' } as const;
 
 /** The router answered, but refused (4xx): retrying the same call cannot help. */
 export class RouterRefusedError extends Error {
@@ -27,7 +31,19 @@ export class RouterUnavailableError extends Error {
   override readonly name = 'RouterUnavailableError';
 }
 
-export class GatewayTrafficRouter implements TrafficRouter {
+/** The sum of a `Server-Timing` header's `dur` values (the gateway's stages run one after another). */
+export function serverTimingMs(header: string | null): number | undefined {
+  if (!header) return undefined;
+  let total = 0;
+  let seen = false;
+  for (const m of header.matchAll(/dur=([0-9.]+)/g)) {
+    total += Number(m[1]);
+    seen = true;
+  }
+  return seen && Number.isFinite(total) ? total : undefined;
+}
+
+export class GatewayTrafficRouter implements TrafficRouter, StagingPredictor {
   readonly kind = 'gateway';
   private readonly base: string;
 
@@ -90,5 +106,44 @@ export class GatewayTrafficRouter implements TrafficRouter {
     const state = await this.call(model, { method: 'PUT', body: JSON.stringify(update) });
     if (!state) throw new RouterRefusedError(`PUT route of ${model}: empty answer`, 404);
     return state;
+  }
+
+  /**
+   * One prediction on the staging route, with the admin key (which the gateway must also know as an
+   * API key with role `admin`). Refusals come back as answers (the probe judges them); only an
+   * unreachable gateway throws.
+   */
+  async predictStaging(
+    model: string,
+    features: Record<string, number | string | null>,
+  ): Promise<StagingAnswer> {
+    const url = `${this.base}/v1/models/${encodeURIComponent(model)}/predict`;
+    const started = performance.now();
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        body: JSON.stringify({ features }),
+        headers: {
+          authorization: `Bearer ${this.adminKey()}`,
+          'content-type': 'application/json',
+          ...STAGING_ROUTE_HEADER,
+        },
+        signal: AbortSignal.timeout(STAGING_CALL_TIMEOUT_MS),
+      });
+      text = await res.text();
+    } catch (err) {
+      throw new RouterUnavailableError(`POST ${url}: ${(err as Error).message}`);
+    }
+    const latencyMs = performance.now() - started;
+    const serverMs = serverTimingMs(res.headers.get('server-timing'));
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not JSON: the probe reports the raw text as off contract.
+    }
+    return { status: res.status, body, latencyMs, ...(serverMs === undefined ? {} : { serverMs }) };
   }
 }

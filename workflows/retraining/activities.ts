@@ -10,9 +10,16 @@ import type {
   PolicyActivities,
   RegistryActivities,
   SecurityActivities,
+  StagingActivities,
   TrainingActivities,
 } from '../../activities';
-import { AUDIT_APPEND, LONG_COMPUTATION, OUTSIDE_CALL, jobWait } from '../shared/activity-options';
+import {
+  AUDIT_APPEND,
+  LONG_COMPUTATION,
+  OUTSIDE_CALL,
+  STAGING_PROBE,
+  jobWait,
+} from '../shared/activity-options';
 
 export const data = proxyActivities<DataActivities>(OUTSIDE_CALL);
 export const registry = proxyActivities<RegistryActivities>(OUTSIDE_CALL);
@@ -20,6 +27,7 @@ export const policies = proxyActivities<PolicyActivities>(OUTSIDE_CALL);
 export const security = proxyActivities<SecurityActivities>(OUTSIDE_CALL);
 export const evaluation = proxyActivities<EvaluationActivities>(LONG_COMPUTATION);
 export const audit = proxyActivities<AuditActivities>(AUDIT_APPEND);
+export const staging = proxyActivities<StagingActivities>(STAGING_PROBE);
 
 /** kpiGuard's traffic changes and KPI reads: the canary family's proxies and options. */
 export { kpi, traffic } from '../canary/activities';

@@ -51,3 +51,12 @@ export function jobWait(jobTimeoutMs: number): ActivityOptions {
     retry: OUTSIDE_RETRY,
   };
 }
+
+/**
+ * The staging probe: a few hundred predictions through the router, a minute at most; three tries,
+ * after which the stage judges the candidate unprovable rather than wait for an outage to pass.
+ */
+export const STAGING_PROBE: ActivityOptions = {
+  startToCloseTimeout: '5m',
+  retry: { ...OUTSIDE_RETRY, maximumAttempts: 3 },
+};

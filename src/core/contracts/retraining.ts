@@ -10,6 +10,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { FeatureSpecSchema, type DatasetProfile, type ValidationReport } from './feature-spec';
 import { CanaryPolicySchema, KpiGuardPolicySchema, type KpiGuardWindow } from './canary';
+import { StagingPolicySchema, type StagingMeasurement, type StagingVerdict } from './staging';
 import type { KpiBreach } from './gateway';
 import { JOB_PROGRESS_SIGNAL, type JobProgress } from './jobs';
 import { FRAUD_FEATURE_SPEC } from './fraud';
@@ -110,6 +111,13 @@ export const RetrainingInputSchema = z
      */
     canary: CanaryPolicySchema.optional(),
     /**
+     * When given, an approved version is first loaded on the router's staging route (admin
+     * principals only) and probed with holdout rows: schema, latency SLO and serving parity with the
+     * evaluation's per-example scores. A failure ends the pipeline `rejected-staging` with traffic
+     * and aliases untouched. Needs a holdout and a worker with the gateway. `{}` takes every default.
+     */
+    staging: StagingPolicySchema.optional(),
+    /**
      * With `canary`: after promotion the new champion's KPIs are watched for `window`, judged every
      * `interval`; a failed window or a `kpiBreach` signal restores `previous-champion` in traffic and
      * registry and ends the pipeline `rolled-back`. `{}` takes every default.
@@ -125,6 +133,10 @@ export const RetrainingInputSchema = z
     codeVersion: z.string().min(1).optional(),
   })
   .strict()
+  .refine((i) => i.staging === undefined || i.holdout !== undefined, {
+    path: ['staging'],
+    message: 'needs a holdout: serving parity compares with the evaluation of the holdout',
+  })
   .refine((i) => i.kpiGuard === undefined || i.canary !== undefined, {
     path: ['kpiGuard'],
     message: 'needs a canary policy: the guard watches the model the canary put behind the router',
@@ -146,12 +158,14 @@ export const PIPELINE_STAGES = [
   'evaluating',
   'gating',
   'awaiting-approval',
+  'staging',
   'canary',
   'promoting',
   'kpi-guard',
   'completed',
   'rejected-data',
   'rejected',
+  'rejected-staging',
   'expired',
   'rolled-back',
   'failed',
@@ -163,6 +177,7 @@ export const TERMINAL_STAGES: readonly PipelineStage[] = [
   'completed',
   'rejected-data',
   'rejected',
+  'rejected-staging',
   'expired',
   'rolled-back',
   'failed',
@@ -170,7 +185,14 @@ export const TERMINAL_STAGES: readonly PipelineStage[] = [
 
 /** How a pipeline ended. */
 export type PipelineOutcome =
-  'registered' | 'promoted' | 'rejected-data' | 'rejected' | 'expired' | 'not-promoted' | 'rolled-back';
+  | 'registered'
+  | 'promoted'
+  | 'rejected-data'
+  | 'rejected'
+  | 'expired'
+  | 'not-promoted'
+  | 'rolled-back'
+  | 'rejected-staging';
 
 export interface DatasetSnapshot {
   sourceUri: string;
@@ -229,6 +251,8 @@ export interface PipelineStatus {
   /** Present from the approval stage on: attempts (refused ones too), approvals, outcome. */
   approval?: ApprovalState & { eligibleApprovers: string[]; requiredRoles?: string[]; timeout: string };
   modelCard?: string;
+  /** Present from the staging stage on: what the staging probe measured and how it was judged. */
+  staging?: { measurement?: StagingMeasurement; verdict?: StagingVerdict };
   /** Present from the canary stage on: the child rollout and how it ended. */
   canary?: { workflowId: string; outcome?: string; reason?: string };
   /** Present from the kpiGuard stage on: the watched champion, its windows, how the guard ended. */
