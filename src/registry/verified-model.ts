@@ -1,7 +1,8 @@
 /**
  * Fetching a model version's files with their integrity proven: the manifest's own digest must
  * match the one pinned on the version, and every file must match the manifest. Used by evaluation,
- * promotion and the demo; the gateway verifies the very bytes it loads the same way.
+ * promotion and the demo; the gateway verifies the very bytes it loads the same way. Given a
+ * {@link ModelTrust}, the version's model signature is verified over those same bytes too.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../core/contracts/failures';
@@ -14,6 +15,8 @@ import {
   sha256Hex,
   type DigestManifest,
 } from '../security/digests';
+import { ModelSignatureCode, ModelSignatureError, verifyModelFiles } from '../security/model-signing';
+import { SecurityTags, signatureFailure, signatureSubject, type ModelTrust } from '../security/model-trust';
 
 export interface ModelFile {
   path: string;
@@ -40,7 +43,8 @@ export async function downloadTree(
 export async function fetchVerifiedModel(
   registry: ModelRegistry,
   version: RegistryVersion,
-): Promise<{ manifest: DigestManifest; files: ModelFile[] }> {
+  options: { trust?: ModelTrust } = {},
+): Promise<{ manifest: DigestManifest; files: ModelFile[]; signature?: VerifiedSignature }> {
   const refuse = (why: string): never => {
     throw ApplicationFailure.nonRetryable(
       `model ${version.name} v${version.version} ${why}`,
@@ -62,5 +66,63 @@ export async function fetchVerifiedModel(
   const files = await downloadTree(registry, runId, manifest.artifactPath);
   const check = checkManifest(manifest, files);
   if (!check.ok) return refuse(`failed its digest check: ${check.problems.join('; ')}`);
-  return { manifest, files };
+  if (!options.trust) return { manifest, files };
+  const signature = await verifyVersionSignature(
+    registry,
+    version,
+    files,
+    manifest.artifactPath,
+    options.trust,
+  );
+  return signature ? { manifest, files, signature } : { manifest, files };
+}
+
+/** A verified model signature: who signed, and the digest over all file digests (the model's identity). */
+export interface VerifiedSignature {
+  signer: string;
+  rootDigest: string;
+  subject: string;
+}
+
+/**
+ * Verifies the version's model signature over the very bytes in `files` (paths under
+ * `artifactPath`): envelope by a trusted key, subject `<model>/v<version>`, every file's digest.
+ * Unsigned: refused under `require`, passed (undefined) under `if-signed`. Throws the named
+ * non-retryable failure of the refusal (src/security/model-trust.ts).
+ */
+export async function verifyVersionSignature(
+  registry: ModelRegistry,
+  version: RegistryVersion,
+  files: readonly ModelFile[],
+  artifactPath: string,
+  trust: ModelTrust,
+): Promise<VerifiedSignature | undefined> {
+  const label = `model ${version.name} v${version.version}`;
+  try {
+    const sigPath = version.tags[SecurityTags.signature];
+    if (!sigPath || !version.runId) {
+      if (trust.mode === 'if-signed') return undefined;
+      throw new ModelSignatureError(
+        ModelSignatureCode.missing,
+        'has no model signature (unsigned versions are refused)',
+      );
+    }
+    const bundle = await registry.downloadArtifact(version.runId, sigPath).catch((err: unknown) => {
+      throw new ModelSignatureError(
+        ModelSignatureCode.missing,
+        `signature ${sigPath} cannot be read: ${(err as Error).message}`,
+      );
+    });
+    const prefix = `${artifactPath}/`;
+    const relative = files.map((f) => ({
+      path: f.path.startsWith(prefix) ? f.path.slice(prefix.length) : f.path,
+      content: f.content,
+    }));
+    const subject = signatureSubject(version.name, version.version);
+    const ok = await verifyModelFiles(relative, bundle, trust.verifier, { expectedName: subject });
+    return { signer: ok.signer.id, rootDigest: ok.rootDigest, subject };
+  } catch (err) {
+    if (err instanceof ModelSignatureError) throw signatureFailure(err, label);
+    throw err;
+  }
 }

@@ -96,7 +96,7 @@ describe('interop with model_signing (key mode)', () => {
     expect(ok.files).toBe(3);
     expect(ok.signer.kind).toBe('key');
     const bytes = readFileSync(path.join(dir, 'input_schema.json'));
-    bytes[2] ^= 1;
+    bytes.writeUInt8(bytes.readUInt8(2) ^ 1, 2);
     writeFileSync(path.join(dir, 'input_schema.json'), bytes);
     const err = await refusal(verifyModelFolder(dir, readFileSync(sig, 'utf8'), verifier));
     expect(err.code).toBe(ModelSignatureCode.mismatch);

@@ -55,6 +55,18 @@ export const FailureType = {
   TrafficUnavailable: 'TrafficUnavailable',
   /** The router's state read back differs from what was set (traffic activities). Retryable. */
   TrafficNotApplied: 'TrafficNotApplied',
+  /** A model version carries no signature where one is required (every hop: sign, evaluate, approve, deploy, load). Permanent. */
+  ModelSignatureMissing: 'ModelSignatureMissing',
+  /** A model signature is malformed or its envelope does not verify (every hop). Permanent. */
+  ModelSignatureInvalid: 'ModelSignatureInvalid',
+  /** A model signature is by a key nobody trusts (every hop). Permanent. */
+  ModelSignatureUntrusted: 'ModelSignatureUntrusted',
+  /** A model's files differ from its signature: changed, added, removed or renamed (every hop). Permanent. */
+  ModelSignatureMismatch: 'ModelSignatureMismatch',
+  /** A valid signature of another model or another version (every hop). Permanent. */
+  ModelSignatureWrongSubject: 'ModelSignatureWrongSubject',
+  /** A model file is in an unsafe or disallowed format (pickle, Keras Lambda, ONNX custom op...) (registration, load). Permanent. */
+  UnsafeModelFormat: 'UnsafeModelFormat',
   /** The KPI source is unreachable or answered garbage (snapshotKpis). Retryable; the canary counts it as an error. */
   KpiUnavailable: 'KpiUnavailable',
 } as const;
