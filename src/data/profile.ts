@@ -414,24 +414,28 @@ function loadSql(
   const extra = header.filter((h) => !specSet.has(h));
   extra.forEach((h, i) => pass(h, `o${i}`));
   const extraCells = extra.map((h, i) => (isText(h) ? `coalesce(o${i}, '')` : `o${i}`));
-  const row = [
-    ...vector,
+  // The row hash builds on the vector hash (computed once), then adds what the vector leaves out.
+  const rest = [
     'lb',
     ...(plan.hasLabel ? ['CASE WHEN lb = 3 THEN lt END'] : []),
     plan.hasId ? 'idv' : '0::UBIGINT',
     plan.hasBatch ? 'bk' : 'NULL::VARCHAR',
+    ...extraCells,
   ];
+  const inRowHash = [...(plan.hasLabel ? ['lt'] : []), ...extra.map((_, i) => `o${i}`)];
   const outer = [
     ...kept,
+    ...inRowHash,
     `hash(${vector.length > 0 ? vector.join(', ') : 'NULL'}) AS vh`,
-    `hash(${[...row, ...extraCells].join(', ')}) AS rh`,
     anyOffending.length > 0
       ? `CASE WHEN ${anyOffending.join(' OR ')} THEN [${offending.join(', ')}] END AS x`
       : 'NULL::VARCHAR[] AS x',
   ];
+  const exclude = inRowHash.length > 0 ? ` EXCLUDE (${inRowHash.join(', ')})` : '';
   return [
-    `CREATE TEMP TABLE d AS SELECT ${outer.join(', ')} FROM ` +
-      `(SELECT ${mid.join(', ')} FROM (SELECT ${inner.join(', ')} FROM ${source}))`,
+    `CREATE TEMP TABLE d AS SELECT *${exclude}, hash(vh, ${rest.join(', ')}) AS rh FROM ` +
+      `(SELECT ${outer.join(', ')} FROM ` +
+      `(SELECT ${mid.join(', ')} FROM (SELECT ${inner.join(', ')} FROM ${source})))`,
   ];
 }
 
@@ -446,52 +450,142 @@ const slotOf = (plan: Plan, role: 'numeric' | 'categorical' | 'label', i: number
       : plan.numeric.length + plan.categorical.length + 1;
 
 /**
- * The dataset's statistics and, with a batch column, each batch's, in one scan of `d`: grouping sets give one
- * row per batch (`g` = 0) and the totals row (`g` = 1).
+ * Statistics of every batch (with a batch column; else of the whole table, one row) in one scan of `d`. The
+ * totals are combined from these rows ({@link combineTotals}), so the table is aggregated once.
  */
 function statsSql(plan: Plan): string {
   const parts = ['count(*) AS rows', 'min(rowid) AS first'];
-  plan.numeric.forEach(({ feature, k }, i) => {
-    const t = `x[${slotOf(plan, 'numeric', i)}]`;
-    const err = `n${k} IS NULL AND ${t} IS NOT NULL`;
-    const oor = outOfRangeExpr(`n${k}`, feature);
+  for (const { feature, k } of plan.numeric) {
     parts.push(
-      `count_if(n${k} IS NULL AND ${t} IS NULL) AS miss${k}`,
-      `count_if(${err}) AS te${k}`,
-      `min(rowid) FILTER (WHERE ${err}) AS te_row${k}`,
-      `arg_min(${t}, rowid) FILTER (WHERE ${err}) AS te_val${k}`,
       `count(n${k}) AS cnt${k}`,
       `min(n${k}) AS min${k}`,
       `max(n${k}) AS max${k}`,
       `avg(n${k}) AS mean${k}`,
-      `stddev_samp(n${k}) AS std${k}`,
+      `var_pop(n${k}) AS var${k}`,
       feature.min === undefined ? `0 AS below${k}` : `count_if(n${k} < ${numLit(feature.min)}) AS below${k}`,
       feature.max === undefined ? `0 AS above${k}` : `count_if(n${k} > ${numLit(feature.max)}) AS above${k}`,
-      `count_if(${oor}) AS oorn${k}`,
-      `min(rowid) FILTER (WHERE ${oor}) AS oor_row${k}`,
-      `arg_min(${t}, rowid) FILTER (WHERE ${oor}) AS oor_val${k}`,
     );
     if (plan.hasBatch) {
       parts.push(`avg(${slog(`n${k}`)}) AS bmean${k}`, `var_pop(${slog(`n${k}`)}) AS bvar${k}`);
     }
-  });
+  }
   for (const { feature, k } of plan.categorical) {
-    parts.push(`count(ci${k}) AS cnt${k}`, `count_if(ci${k} IS NULL) AS miss${k}`);
+    parts.push(`count(ci${k}) AS cnt${k}`);
     feature.categories.forEach((_, j) => parts.push(`count_if(ci${k} = ${j}) AS cat${k}_${j}`));
     parts.push(`count_if(ci${k} = ${feature.categories.length}) AS unk${k}`);
   }
-  const le = `x[${slotOf(plan, 'label', 0)}]`;
   parts.push(
     'count_if(lb = 1) AS pos',
     'count_if(lb = 2) AS neg',
     'count_if(lb = 0) AS lmiss',
     'count_if(lb = 3) AS linv',
-    'min(rowid) FILTER (WHERE lb = 3) AS linv_row',
-    plan.hasLabel ? `arg_min(${le}, rowid) FILTER (WHERE lb = 3) AS linv_val` : 'NULL AS linv_val',
   );
   return plan.hasBatch
-    ? `SELECT GROUPING(bk) AS g, bk, ${parts.join(', ')} FROM d GROUP BY GROUPING SETS ((bk), ())`
-    : `SELECT 1 AS g, ${parts.join(', ')} FROM d`;
+    ? `SELECT bk, ${parts.join(', ')} FROM d GROUP BY bk`
+    : `SELECT ${parts.join(', ')} FROM d`;
+}
+
+/**
+ * Per batch (or for the whole table), over the rows holding an offending cell only (`x` is NULL for the
+ * others, so a clean table costs a scan of one validity mask): type errors, out-of-range values and invalid
+ * labels, counted, with the first of each and its text.
+ */
+function offendingSql(plan: Plan): string {
+  const parts = ['count(*) AS bad'];
+  plan.numeric.forEach(({ feature, k }, i) => {
+    const t = `x[${slotOf(plan, 'numeric', i)}]`;
+    const err = `n${k} IS NULL AND ${t} IS NOT NULL`;
+    const oor = outOfRangeExpr(`n${k}`, feature);
+    parts.push(
+      `count_if(${err}) AS te${k}`,
+      `min(rowid) FILTER (WHERE ${err}) AS te_row${k}`,
+      `arg_min(${t}, rowid) FILTER (WHERE ${err}) AS te_val${k}`,
+      `count_if(${oor}) AS oorn${k}`,
+      `min(rowid) FILTER (WHERE ${oor}) AS oor_row${k}`,
+      `arg_min(${t}, rowid) FILTER (WHERE ${oor}) AS oor_val${k}`,
+    );
+  });
+  parts.push(
+    'min(rowid) FILTER (WHERE lb = 3) AS linv_row',
+    plan.hasLabel
+      ? `arg_min(x[${slotOf(plan, 'label', 0)}], rowid) FILTER (WHERE lb = 3) AS linv_val`
+      : 'NULL AS linv_val',
+  );
+  return plan.hasBatch
+    ? `SELECT bk, ${parts.join(', ')} FROM d WHERE x IS NOT NULL GROUP BY bk`
+    : `SELECT ${parts.join(', ')} FROM d WHERE x IS NOT NULL`;
+}
+
+type Totals = Record<string, EngineRow[string]>;
+
+/**
+ * The whole table's statistics from its batches' rows: counts add up, extremes and first offending rows are
+ * the batches' extremes, and means and variances combine exactly (Chan et al.'s pairwise update).
+ */
+function combineTotals(plan: Plan, stats: EngineRow[], offending: EngineRow[]): Totals {
+  const sum = (rows: EngineRow[], key: string): number => rows.reduce((s, r) => s + n0(r[key]), 0);
+  const firstOf = (
+    rows: EngineRow[],
+    rowKey: string,
+    valKey: string,
+  ): [EngineRow[string], EngineRow[string]] => {
+    let best: EngineRow | undefined;
+    for (const r of rows) {
+      const at = r[rowKey];
+      if (at === null || at === undefined) continue;
+      if (best === undefined || n0(at) < n0(best[rowKey])) best = r;
+    }
+    return best === undefined ? [null, null] : [best[rowKey], best[valKey]];
+  };
+  const extreme = (key: string, pick: (a: number, b: number) => number): number | null => {
+    let out: number | null = null;
+    for (const r of stats) {
+      const v = toNumber(r[key]);
+      if (v !== null) out = out === null ? v : pick(out, v);
+    }
+    return out;
+  };
+  const t: Totals = { rows: sum(stats, 'rows') };
+  for (const { k } of plan.numeric) {
+    const count = sum(stats, `cnt${k}`);
+    let mean = 0;
+    let m2 = 0;
+    let n = 0;
+    for (const r of stats) {
+      const nb = n0(r[`cnt${k}`]);
+      if (nb === 0) continue;
+      const mb = n0(r[`mean${k}`]);
+      const delta = mb - mean;
+      const total = n + nb;
+      mean += (delta * nb) / total;
+      m2 += n0(r[`var${k}`]) * nb + (delta * delta * n * nb) / total;
+      n = total;
+    }
+    const te = sum(offending, `te${k}`);
+    Object.assign(t, {
+      [`cnt${k}`]: count,
+      [`min${k}`]: extreme(`min${k}`, Math.min),
+      [`max${k}`]: extreme(`max${k}`, Math.max),
+      [`mean${k}`]: count > 0 ? mean : null,
+      [`std${k}`]: count > 1 ? Math.sqrt(Math.max(0, m2) / (count - 1)) : null,
+      [`below${k}`]: sum(stats, `below${k}`),
+      [`above${k}`]: sum(stats, `above${k}`),
+      [`te${k}`]: te,
+      [`miss${k}`]: n0(t.rows) - count - te,
+    });
+    [t[`te_row${k}`], t[`te_val${k}`]] = firstOf(offending, `te_row${k}`, `te_val${k}`);
+    [t[`oor_row${k}`], t[`oor_val${k}`]] = firstOf(offending, `oor_row${k}`, `oor_val${k}`);
+  }
+  for (const { feature, k } of plan.categorical) {
+    const count = sum(stats, `cnt${k}`);
+    t[`cnt${k}`] = count;
+    t[`miss${k}`] = n0(t.rows) - count;
+    feature.categories.forEach((_, j) => (t[`cat${k}_${j}`] = sum(stats, `cat${k}_${j}`)));
+    t[`unk${k}`] = sum(stats, `unk${k}`);
+  }
+  for (const key of ['pos', 'neg', 'lmiss', 'linv']) t[key] = sum(stats, key);
+  [t.linv_row, t.linv_val] = firstOf(offending, 'linv_row', 'linv_val');
+  return t;
 }
 
 /**
@@ -690,9 +784,10 @@ async function profileWith(
     rn === null || rn === undefined ? undefined : { line: lineOf(rn), value: quote(str(value)) };
 
   const stats = await db.all(statsSql(plan));
-  const totals = stats.find((r) => n0(r.g) === 1);
-  if (totals === undefined) throw new Error('the engine returned no totals row');
-  const batchRows = stats.filter((r) => n0(r.g) === 0).sort((a, b) => n0(a.first) - n0(b.first));
+  const offending = await db.all(offendingSql(plan));
+  const totals = combineTotals(plan, stats, offending);
+  const batchRows = plan.hasBatch ? stats.sort((a, b) => n0(a.first) - n0(b.first)) : [];
+  const offendingByBatch = new Map(offending.map((r) => [str(r.bk), r]));
   const [ids] = plan.hasId ? await db.all('SELECT count(DISTINCT idv) AS n FROM d') : [];
   await db.run(candidatesSql(plan));
   const [dups] = await db.all(DUPLICATES_SQL);
@@ -764,7 +859,10 @@ async function profileWith(
       negatives: n0(b.neg),
       repeatedVectors: n0(v?.repeated),
       conflictingLabels: n0(v?.conflicting),
-      outOfRange: plan.numeric.reduce((sum, { k }) => sum + n0(b[`oorn${k}`]), 0),
+      outOfRange: plan.numeric.reduce(
+        (sum, { k }) => sum + n0(offendingByBatch.get(str(b.bk))?.[`oorn${k}`]),
+        0,
+      ),
       numeric: plan.numeric.map(({ feature, k }) => {
         const count = n0(b[`cnt${k}`]);
         return { column: feature.name, count, mean: n0(b[`bmean${k}`]), m2: n0(b[`bvar${k}`]) * count };
