@@ -250,6 +250,17 @@ export function referenceEnvNames(): string[] {
     .sort();
 }
 
+/** The marker line of a reference environment that only a benchmark uses: provision skips it. */
+export const BENCH_ONLY_MARKER = '# provision: bench-only';
+
+/** Whether `<name>.txt` carries the bench-only marker (built on first use by its benchmark, not by CI). */
+export function isBenchOnly(name: string): boolean {
+  const file = path.join(REFERENCE_REQUIREMENTS_DIR, `${name}.txt`);
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .some((line) => line.trim() === BENCH_ONLY_MARKER);
+}
+
 /**
  * One reference environment (deploy/stack/reference/<name>.txt) as its own venv in the cache, keyed
  * by the digest of its pins, built in place under the cache lock and stamped complete last. Returns
@@ -368,6 +379,8 @@ export function provisionAll(log: Logger = defaultLog): {
   const temporalCli = ensureTemporalCli(log);
   const python = ensurePythonEnv(log);
   const timeSkippingServer = ensureTimeSkippingServer(log);
-  for (const name of referenceEnvNames()) ensureReferenceEnv(name, log);
+  for (const name of referenceEnvNames()) {
+    if (!isBenchOnly(name)) ensureReferenceEnv(name, log);
+  }
   return { temporalCli, python, timeSkippingServer };
 }
