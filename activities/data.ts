@@ -5,39 +5,60 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { createHash } from 'node:crypto';
-import {
-  createReadStream,
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import type { DatasetProfile, FeatureSpec, ValidationReport } from '../src/core/contracts/feature-spec';
 import type { DatasetRef, DatasetSnapshot } from '../src/core/contracts/retraining';
-import { DatasetFormatError, DatasetReadError, profileDataset, sniffFormat } from '../src/data/profile';
+import type { DriftReference } from '../src/data/drift-reference';
+import {
+  DatasetFormatError,
+  DatasetReadError,
+  profileDatasetWithExtras,
+  sniffFormat,
+} from '../src/data/profile';
+import {
+  DatasetAccessDeniedError,
+  DatasetNotFoundError,
+  DatasetOutsideRootsError,
+  DatasetSourceError,
+  UnsupportedDatasetSchemeError,
+  openDatasetSource,
+  type DatasetSourceConfig,
+} from '../src/data/sources';
 import { failedReport, judgeDataset } from '../src/core/policy/validation';
 import { FailureType as FailureTypes } from '../src/core/contracts/failures';
+
+/** Environment variable listing the folders datasets may be read from (path-delimiter separated). */
+export const DATASET_ROOTS_ENV = 'MLOPS_DATASET_ROOTS';
 
 export interface DataActivityConfig {
   /** Folder of content-addressed dataset snapshots (`<sha256>.csv` or `<sha256>.parquet`). */
   snapshotDir: string;
+  /**
+   * Folders `file://` datasets may be read from; default `$MLOPS_DATASET_ROOTS`, else {@link defaultDatasetRoots}.
+   */
+  datasetRoots?: readonly string[];
+  /** The `s3://` connector (endpoint, credentials from the secret store); s3:// is refused without it. */
+  s3?: DatasetSourceConfig['s3'];
 }
 
-/** Resolves a dataset URI to a local path; other schemes need their own connector. */
-export function resolveDatasetPath(uri: string): string {
-  if (uri.startsWith('file://')) return fileURLToPath(uri);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
-    throw ApplicationFailure.nonRetryable(
-      `dataset.uri: scheme of "${uri}" is not supported by the local data connector (use file:// or a path)`,
-      FailureTypes.InvalidInput,
-    );
+/**
+ * Dataset roots when none are configured: the state folder's `data/` (where the demo writes its datasets) and
+ * the OS temp folder (development and tests). Production sets {@link DATASET_ROOTS_ENV}.
+ */
+export function defaultDatasetRoots(snapshotDir: string): string[] {
+  return [path.join(path.dirname(path.resolve(snapshotDir)), 'data'), os.tmpdir()];
+}
+
+function datasetRoots(cfg: DataActivityConfig): readonly string[] {
+  if (cfg.datasetRoots !== undefined) return cfg.datasetRoots;
+  const fromEnv = process.env[DATASET_ROOTS_ENV];
+  if (fromEnv !== undefined && fromEnv.trim() !== '') {
+    return fromEnv.split(path.delimiter).filter((r) => r.trim() !== '');
   }
-  return path.resolve(uri);
+  return defaultDatasetRoots(cfg.snapshotDir);
 }
 
 const SNAPSHOT_NAME = /^([0-9a-f]{64})\.(csv|parquet)$/;
@@ -49,42 +70,72 @@ function snapshotDigest(snapshotDir: string, file: string): string | undefined {
   return SNAPSHOT_NAME.exec(path.basename(resolved))?.[1];
 }
 
+/** The row fingerprints written beside a snapshot of the store when it is validated. */
+export function fingerprintsPathOf(snapshotPath: string): string {
+  return snapshotPath.replace(/\.(csv|parquet)$/, '') + '.fingerprints.parquet';
+}
+
+/** A connector error as the activity's named, non-retryable failure. */
+function sourceFailure(uri: string, err: unknown): ApplicationFailure {
+  const message = (err as Error).message;
+  if (err instanceof DatasetOutsideRootsError) {
+    return ApplicationFailure.nonRetryable(message, FailureTypes.DatasetOutsideRoots);
+  }
+  if (err instanceof DatasetAccessDeniedError) {
+    return ApplicationFailure.nonRetryable(message, FailureTypes.DatasetAccessDenied);
+  }
+  if (err instanceof UnsupportedDatasetSchemeError) {
+    return ApplicationFailure.nonRetryable(`dataset.uri: ${message}`, FailureTypes.InvalidInput);
+  }
+  if (err instanceof DatasetNotFoundError || err instanceof DatasetSourceError) {
+    return ApplicationFailure.nonRetryable(
+      `dataset ${uri} is unreadable: ${message}`,
+      FailureTypes.DatasetUnreadable,
+    );
+  }
+  return ApplicationFailure.nonRetryable(
+    `dataset ${uri} could not be read: ${message}`,
+    FailureTypes.DatasetUnreadable,
+  );
+}
+
 export function createDataActivities(cfg: DataActivityConfig) {
   return {
     /** Hashes the dataset while copying it into the snapshot store; idempotent by content. */
     async snapshotDataset(input: { dataset: DatasetRef }): Promise<DatasetSnapshot> {
-      const source = resolveDatasetPath(input.dataset.uri);
-      let bytes: number;
+      const uri = input.dataset.uri;
+      let source;
       try {
-        const st = statSync(source);
-        if (!st.isFile()) throw new Error('not a regular file');
-        bytes = st.size;
+        source = await openDatasetSource(uri, { roots: datasetRoots(cfg), ...(cfg.s3 && { s3: cfg.s3 }) });
       } catch (err) {
-        throw ApplicationFailure.nonRetryable(
-          `dataset ${input.dataset.uri} is unreadable: ${(err as Error).message}`,
-          FailureTypes.DatasetUnreadable,
-        );
+        throw sourceFailure(uri, err);
       }
       mkdirSync(cfg.snapshotDir, { recursive: true });
       const tmp = path.join(cfg.snapshotDir, `.incoming-${process.pid}-${Date.now()}`);
       const hash = createHash('sha256');
       let head: Buffer | undefined;
+      let bytes = 0;
       try {
         await pipeline(
-          createReadStream(source),
+          source.stream,
           async function* (chunks: AsyncIterable<Buffer>) {
             for await (const chunk of chunks) {
               hash.update(chunk);
+              bytes += chunk.length;
               head ??= chunk;
               yield chunk;
             }
           },
-          createWriteStream(tmp),
+          createWriteStream(tmp, { highWaterMark: 1024 * 1024 }),
         );
       } catch (err) {
         rmSync(tmp, { force: true });
+        throw sourceFailure(uri, err);
+      }
+      if (source.bytes !== undefined && source.bytes !== bytes) {
+        rmSync(tmp, { force: true });
         throw ApplicationFailure.nonRetryable(
-          `dataset ${input.dataset.uri} could not be read: ${(err as Error).message}`,
+          `dataset ${uri} ended after ${bytes} of its ${source.bytes} bytes`,
           FailureTypes.DatasetUnreadable,
         );
       }
@@ -92,7 +143,7 @@ export function createDataActivities(cfg: DataActivityConfig) {
       if (input.dataset.sha256 && input.dataset.sha256 !== sha256) {
         rmSync(tmp, { force: true });
         throw ApplicationFailure.nonRetryable(
-          `dataset ${input.dataset.uri} hashes to ${sha256}, not the expected ${input.dataset.sha256}`,
+          `dataset ${uri} hashes to ${sha256}, not the expected ${input.dataset.sha256}`,
           FailureTypes.DatasetIntegrity,
         );
       }
@@ -100,22 +151,26 @@ export function createDataActivities(cfg: DataActivityConfig) {
       const snapshotPath = path.join(cfg.snapshotDir, `${sha256}.${sniffFormat(head ?? Buffer.alloc(0))}`);
       if (existsSync(snapshotPath)) rmSync(tmp, { force: true });
       else renameSync(tmp, snapshotPath);
-      return { sourceUri: input.dataset.uri, snapshotPath, sha256, bytes };
+      return { sourceUri: uri, snapshotPath, sha256, bytes };
     },
 
     /**
      * Profiles the snapshot and judges it against the spec; a malformed file is a failed report. A snapshot of
-     * this store is named by its sha256, so its bytes are read once, by the engine, and not hashed again.
+     * this store is named by its sha256, so its bytes are read once, by the engine, and not hashed again; that
+     * same read gives the drift reference (returned) and the row fingerprints (written beside the snapshot,
+     * {@link fingerprintsPathOf}) that evaluation's holdout-leak check reads instead of the snapshot.
      */
     async validateDataset(input: {
       snapshotPath: string;
       spec: FeatureSpec;
-    }): Promise<{ report: ValidationReport; profile?: DatasetProfile }> {
+    }): Promise<{ report: ValidationReport; profile?: DatasetProfile; drift?: DriftReference }> {
       try {
-        const profile = await profileDataset(input.snapshotPath, input.spec, {
-          sha256: snapshotDigest(cfg.snapshotDir, input.snapshotPath),
+        const sha256 = snapshotDigest(cfg.snapshotDir, input.snapshotPath);
+        const { profile, drift } = await profileDatasetWithExtras(input.snapshotPath, input.spec, {
+          sha256,
+          ...(sha256 !== undefined && { fingerprintsTo: fingerprintsPathOf(input.snapshotPath) }),
         });
-        return { report: judgeDataset(profile, input.spec), profile };
+        return { report: judgeDataset(profile, input.spec), profile, drift };
       } catch (err) {
         if (err instanceof DatasetFormatError) {
           return {

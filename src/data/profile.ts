@@ -30,7 +30,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import {
   MISSING_BATCH_KEY,
   specColumns,
@@ -51,6 +51,7 @@ import {
   type EngineRow,
   type EngineSession,
 } from './engine';
+import { DEFAULT_DRIFT_BINS, measureDriftReference, type DriftReference } from './drift-reference';
 
 /** Cells read as missing; the same tokens pandas' read_csv turns into NaN by default (a common subset). */
 export const MISSING_VALUE_TOKENS: readonly string[] = [
@@ -695,17 +696,134 @@ export async function profileDataset(
   spec: FeatureSpec,
   options: ProfileOptions = {},
 ): Promise<DatasetProfile> {
+  return (await profileRun(file, spec, options, undefined)).profile;
+}
+
+export interface ProfileExtrasOptions extends ProfileOptions {
+  /** Quantile bins per numeric feature of the drift reference (default {@link DEFAULT_DRIFT_BINS}). */
+  driftBins?: number;
+  /** Where to write the row fingerprints (a Parquet file of one UBIGINT column `fp`); none when absent. */
+  fingerprintsTo?: string;
+}
+
+export interface ProfileWithExtras {
+  profile: DatasetProfile;
+  /** Quantile bins and category frequencies for drift monitoring (see `./drift-reference`). */
+  drift: DriftReference;
+  /** The fingerprint file written, with its row count (one fingerprint per row, repeats kept). */
+  fingerprints?: { path: string; rows: number };
+}
+
+/**
+ * {@link profileDataset}, plus what later stages need from the same single read of the file: the drift
+ * reference and, when asked, the row fingerprints that the holdout-leak check compares with
+ * ({@link countSharedRows}), so evaluation never reads the training snapshot again.
+ */
+export async function profileDatasetWithExtras(
+  file: string,
+  spec: FeatureSpec,
+  options: ProfileExtrasOptions = {},
+): Promise<ProfileWithExtras> {
+  const extras = {
+    driftBins: options.driftBins ?? DEFAULT_DRIFT_BINS,
+    fingerprintsTo: options.fingerprintsTo,
+  };
+  const run = await profileRun(file, spec, options, extras);
+  if (run.drift === undefined) throw new Error('the profiler returned no drift reference');
+  return {
+    profile: run.profile,
+    drift: run.drift,
+    ...(run.fingerprints && { fingerprints: run.fingerprints }),
+  };
+}
+
+async function profileRun(
+  file: string,
+  spec: FeatureSpec,
+  options: ProfileOptions,
+  extras: { driftBins: number; fingerprintsTo?: string } | undefined,
+): Promise<{
+  profile: DatasetProfile;
+  drift?: DriftReference;
+  fingerprints?: { path: string; rows: number };
+}> {
   const head = await readHead(file, spec);
   const hashing = options.sha256 === undefined ? hashFile(file) : undefined;
   // A rejected hash is awaited below; until then keep it from being reported as unhandled.
   hashing?.catch(() => undefined);
   const db = await openEngine();
   try {
-    const profile = await profileWith(db, file, spec, head);
+    const { profile: measured, plan } = await profileWith(db, file, spec, head);
     const { sha256, bytes } = hashing
       ? await hashing
       : { sha256: options.sha256 ?? '', bytes: await sizeOf(file) };
-    return { ...profile, sha256, bytes };
+    const profile: DatasetProfile = { ...measured, sha256, bytes };
+    if (extras === undefined) return { profile };
+    const categorical = new Map(
+      profile.columns.flatMap((c) => {
+        if (c.kind !== 'categorical') return [];
+        const k = spec.features.findIndex((f) => f.name === c.name);
+        return [[k, { counts: c.categories.map((x) => x.count), unknown: c.unknown, missing: c.missing }]];
+      }),
+    );
+    const drift = await measureDriftReference(
+      db,
+      plan,
+      { sha256, rows: profile.rows, categorical },
+      extras.driftBins,
+    );
+    if (extras.fingerprintsTo === undefined) return { profile, drift };
+    const fingerprints = await writeFingerprints(db, extras.fingerprintsTo);
+    return { profile, drift, fingerprints };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * A row's fingerprint: a 64-bit hash of its normalised feature vector and its label class (numbers as parsed,
+ * cells trimmed, the id and other columns left out), so the same example written twice matches.
+ */
+const FINGERPRINT_SQL = 'SELECT hash(vh, lb) AS fp FROM d';
+
+/** Writes the fingerprints of `d` to `target` (atomically: a temp file renamed into place). */
+async function writeFingerprints(db: EngineSession, target: string): Promise<{ path: string; rows: number }> {
+  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await db.run(`COPY (${FINGERPRINT_SQL}) TO ${lit(tmp)} (FORMAT parquet)`);
+    await rename(tmp, target);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  const [r] = await db.all('SELECT count(*) AS n FROM d');
+  return { path: target, rows: n0(r?.n) };
+}
+
+/**
+ * Rows of the dataset at `file` whose fingerprint is among those in `fingerprintsFile` (written by
+ * {@link profileDatasetWithExtras}): the holdout-leak check, reading the holdout once and the training
+ * snapshot not at all. Throws {@link DatasetFormatError} / {@link DatasetReadError} as profiling does.
+ */
+export async function countSharedRows(
+  fingerprintsFile: string,
+  file: string,
+  spec: FeatureSpec,
+): Promise<{ rows: number; shared: number }> {
+  const head = await readHead(file, spec);
+  const db = await openEngine();
+  try {
+    await loadTable(db, file, spec, head);
+    const [r] = await db.all(
+      `SELECT count(*) AS n, count(*) FILTER (WHERE fp IN (SELECT fp FROM read_parquet(${lit(fingerprintsFile)}))) AS shared ` +
+        `FROM (${FINGERPRINT_SQL})`,
+    );
+    return { rows: n0(r?.n), shared: n0(r?.shared) };
+  } catch (err) {
+    if (err instanceof DatasetFormatError || err instanceof DatasetReadError) throw err;
+    throw new DatasetReadError(
+      `${fingerprintsFile}: cannot read row fingerprints: ${(err as Error).message}`,
+    );
   } finally {
     db.close();
   }
@@ -722,12 +840,18 @@ async function sizeOf(file: string): Promise<number> {
   }
 }
 
-async function profileWith(
+interface Loaded {
+  header: string[];
+  plan: Plan;
+}
+
+/** Reads the file once into the session's table `d` (see {@link loadSql}). */
+async function loadTable(
   db: EngineSession,
   file: string,
   spec: FeatureSpec,
   head: FileHead,
-): Promise<Omit<DatasetProfile, 'sha256' | 'bytes'>> {
+): Promise<Loaded> {
   let header = head.header;
   const types = new Map<string, string>();
   let source: string;
@@ -771,6 +895,16 @@ async function profileWith(
   } catch (err) {
     throw engineError(file, head.format, err);
   }
+  return { header, plan };
+}
+
+async function profileWith(
+  db: EngineSession,
+  file: string,
+  spec: FeatureSpec,
+  head: FileHead,
+): Promise<{ profile: Omit<DatasetProfile, 'sha256' | 'bytes'>; plan: Plan }> {
+  const { header, plan } = await loadTable(db, file, spec, head);
   const ragged: Ragged =
     head.format === DatasetFormat.csv ? await readRejects(db, file, header.length) : { lines: [] };
   /** The 1-based line of the row with table index `rn` (Parquet: the row number). */
@@ -886,7 +1020,7 @@ async function profileWith(
   const duplicateRows = n0(dups?.duplicate_rows);
   // The ids of the distinct rows are the ids of all rows (a duplicate repeats its original's id).
   const distinctRows = rows - duplicateRows;
-  return {
+  const profile = {
     format: head.format,
     specName: spec.name,
     specVersion: spec.version,
@@ -906,4 +1040,5 @@ async function profileWith(
     batches,
     untrackedBatchRows: batchRows.slice(MAX_PROFILED_BATCHES).reduce((s, b) => s + n0(b.rows), 0),
   };
+  return { profile, plan };
 }

@@ -509,5 +509,5 @@ describe('a file the engine reads in parallel chunks', () => {
       'b0',
     ]);
     expect(profile.rows).toBe(n);
-  });
+  }, 60_000);
 });

@@ -17,6 +17,10 @@ export const FailureType = {
   DatasetUnreadable: 'DatasetUnreadable',
   /** A dataset hashes to something other than the sha256 its reference pins (snapshotDataset). Permanent. */
   DatasetIntegrity: 'DatasetIntegrity',
+  /** A dataset URI names a file outside the worker's dataset roots (symlinks resolved) (snapshotDataset). Permanent. */
+  DatasetOutsideRoots: 'DatasetOutsideRoots',
+  /** The dataset's store refused the worker's credentials (snapshotDataset, s3://). Permanent until fixed. */
+  DatasetAccessDenied: 'DatasetAccessDenied',
   /** The trainer ran and failed, or its job ended for good (deadline, OOM, image pull) (trainCandidate). Permanent. */
   TrainingFailed: 'TrainingFailed',
   /** A job left by an earlier attempt vanished or must be resubmitted (trainCandidate). Retryable. */
