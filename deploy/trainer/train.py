@@ -318,10 +318,20 @@ def load_dataset(cfg: Config):
     import numpy as np
     import pandas as pd
 
+    # CSV or Parquet, told apart by content as the control plane does (a Parquet file starts with PAR1).
     try:
-        df = pd.read_csv(cfg.dataset_path, dtype=str, keep_default_na=True, skipinitialspace=True)
-    except Exception as err:  # pandas raises many types for malformed files
-        raise TrainerError(EXIT_DATA, f"dataset {cfg.dataset_path} is not a readable CSV: {err}") from None
+        with open(cfg.dataset_path, "rb") as fh:
+            is_parquet = fh.read(4) == b"PAR1"
+    except OSError as err:
+        raise TrainerError(EXIT_DATA, f"dataset {cfg.dataset_path} is unreadable: {err}") from None
+    try:
+        if is_parquet:
+            df = pd.read_parquet(cfg.dataset_path)
+        else:
+            df = pd.read_csv(cfg.dataset_path, dtype=str, keep_default_na=True, skipinitialspace=True)
+    except Exception as err:  # pandas and pyarrow raise many types for malformed files
+        kind = "Parquet" if is_parquet else "CSV"
+        raise TrainerError(EXIT_DATA, f"dataset {cfg.dataset_path} is not a readable {kind}: {err}") from None
     df.columns = [str(c).strip() for c in df.columns]
     needed = [f.name for f in cfg.features] + [cfg.label_column]
     missing = [c for c in needed if c not in df.columns]

@@ -78,7 +78,20 @@ export interface MlflowEndpoint {
   managed: boolean;
 }
 
-export async function startMlflowServer(opts: { stateDir: string }): Promise<RunningServer<MlflowEndpoint>> {
+/** An S3 artifact root for MLflow (the stack's S3 server): the server writes artifacts there through boto3. */
+export interface MlflowS3Artifacts {
+  /** `s3://<bucket>/<prefix>`; the bucket must exist. */
+  destination: string;
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export async function startMlflowServer(opts: {
+  stateDir: string;
+  /** Artifacts on S3 instead of the local folder (clients still go through the server's artifact proxy). */
+  s3Artifacts?: MlflowS3Artifacts;
+}): Promise<RunningServer<MlflowEndpoint>> {
   const given = process.env.MLFLOW_TRACKING_URI;
   if (given) {
     return { endpoint: { trackingUri: given.replace(/\/+$/, ''), managed: false }, stop: async () => {} };
@@ -102,12 +115,24 @@ export async function startMlflowServer(opts: { stateDir: string }): Promise<Run
       '--backend-store-uri',
       `sqlite:///${path.join(dir, 'mlflow.sqlite')}`,
       '--artifacts-destination',
-      path.join(dir, 'mlartifacts'),
+      opts.s3Artifacts?.destination ?? path.join(dir, 'mlartifacts'),
       '--serve-artifacts',
     ],
     {
       // The server's background job runner is for GenAI features this project does not use.
-      env: { ...process.env, MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false' },
+      env: {
+        ...process.env,
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false',
+        ...(opts.s3Artifacts && {
+          MLFLOW_S3_ENDPOINT_URL: opts.s3Artifacts.endpoint,
+          AWS_ACCESS_KEY_ID: opts.s3Artifacts.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: opts.s3Artifacts.secretAccessKey,
+          AWS_DEFAULT_REGION: 'us-east-1',
+          // S3-compatible servers take plain payloads; botocore's default streaming checksums they may not.
+          AWS_REQUEST_CHECKSUM_CALCULATION: 'when_required',
+          AWS_RESPONSE_CHECKSUM_VALIDATION: 'when_required',
+        }),
+      },
       logFile: path.join(dir, 'mlflow.log'),
     },
   );
