@@ -25,6 +25,8 @@ export const defaultKernelSamples = (features: number): number => 2 * features +
 export const DEFAULT_KERNEL_SEED = 20_261_202;
 /** Pivot below which the normal equations are singular and a ridge of this size is added. */
 const SINGULAR_PIVOT = 1e-12;
+/** Most players for the table form of the tree value function (tables of 2^players entries). */
+const TABLE_MAX_PLAYERS = 14;
 
 export type ValueFunction = 'auto' | 'onnxruntime' | 'tree';
 
@@ -296,6 +298,7 @@ async function treeValues(
   const tree = model.tree;
   if (!tree) throw new Error('no tree view');
   const { ensemble, owner } = tree;
+  const logistic = transformMargin(ensemble, 0) === 0.5;
   const [tx, tb] = await Promise.all([model.transform(rows), model.transform(background)]);
   const leaves: HybridLeaf[] = [];
   return plans.map((plan, r) => {
@@ -312,33 +315,72 @@ async function treeValues(
       });
       return bits;
     });
-    const ey = new Float64Array(plan.masks.length);
-    const margins = new Float64Array(plan.masks.length);
+    const S = Int32Array.from(coalition);
+    const ey = new Float64Array(S.length);
+    const margins = new Float64Array(S.length);
+    const leafEnd = new Int32Array(ensemble.trees.length);
+    const tableSize = 1 << plan.varying.length;
     for (const b of tb) {
       leaves.length = 0;
       let constant = ensemble.base;
-      for (const t of ensemble.trees) hybridLeaves(t, x, b, player, leaves);
-      const condX: number[] = [];
-      const condB: number[] = [];
-      const vals: number[] = [];
-      for (const leaf of leaves) {
-        if (leaf.fromX === 0 && leaf.fromB === 0) constant += leaf.value;
-        else {
-          condX.push(leaf.fromX);
-          condB.push(leaf.fromB);
-          vals.push(leaf.value);
+      ensemble.trees.forEach((t, k) => {
+        hybridLeaves(t, x, b, player, leaves);
+        leafEnd[k] = leaves.length;
+      });
+      margins.fill(0);
+      if (plan.varying.length <= TABLE_MAX_PLAYERS) {
+        // Per tree, its leaves as a table over the players its conditions name; trees naming the same players
+        // share one summed table, looked up at (S & players) for every coalition S.
+        const tables = new Map<number, Float64Array>();
+        let start = 0;
+        for (let t = 0; t < ensemble.trees.length; t++) {
+          const end = leafEnd[t] as number;
+          let players = 0;
+          for (let k = start; k < end; k++) {
+            const leaf = leaves[k] as HybridLeaf;
+            players |= leaf.fromX | leaf.fromB;
+          }
+          if (players === 0) {
+            for (let k = start; k < end; k++) constant += (leaves[k] as HybridLeaf).value;
+          } else {
+            let tab = tables.get(players);
+            if (!tab) tables.set(players, (tab = new Float64Array(tableSize)));
+            for (let k = start; k < end; k++) {
+              const { fromX: fx, fromB: fb, value } = leaves[k] as HybridLeaf;
+              // every q within `players` with fx ⊆ q and q ∩ fb = ∅
+              const free = players & ~fx & ~fb;
+              for (let q = free; ; q = (q - 1) & free) {
+                tab[q | fx] = (tab[q | fx] as number) + value;
+                if (q === 0) break;
+              }
+            }
+          }
+          start = end;
+        }
+        for (const [players, tab] of tables) {
+          for (let s = 0; s < S.length; s++)
+            margins[s] = (margins[s] as number) + (tab[(S[s] as number) & players] as number);
+        }
+      } else {
+        // Entry-outer: each conditional leaf adds its value to the coalitions it is reached in.
+        for (const leaf of leaves) {
+          const fx = leaf.fromX;
+          const fb = leaf.fromB;
+          const v = leaf.value;
+          if (fx === 0 && fb === 0) {
+            constant += v;
+            continue;
+          }
+          for (let s = 0; s < S.length; s++) {
+            const c = S[s] as number;
+            if ((c & fx) === fx && (c & fb) === 0) margins[s] = (margins[s] as number) + v;
+          }
         }
       }
-      margins.fill(constant);
-      for (let s = 0; s < coalition.length; s++) {
-        const S = coalition[s] as number;
-        let m = margins[s] as number;
-        for (let k = 0; k < vals.length; k++) {
-          const fx = condX[k] as number;
-          if ((S & fx) === fx && (S & (condB[k] as number)) === 0) m += vals[k] as number;
-        }
-        ey[s] = (ey[s] as number) + transformMargin(ensemble, m);
-      }
+      if (logistic) {
+        for (let s = 0; s < S.length; s++)
+          ey[s] = (ey[s] as number) + 1 / (1 + Math.exp(-(constant + (margins[s] as number))));
+      } else for (let s = 0; s < S.length; s++) ey[s] = (ey[s] as number) + constant + (margins[s] as number);
     }
     for (let s = 0; s < ey.length; s++) ey[s] = (ey[s] as number) / background.length;
     return ey;

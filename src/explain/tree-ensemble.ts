@@ -247,7 +247,16 @@ export function hybridLeaves(
   player: ArrayLike<number>,
   out: HybridLeaf[],
 ): void {
-  const walk = (n: number, fromX: number, fromB: number): void => {
+  // Depth-first with an explicit stack of (node, fromX, fromB): no closure per call.
+  const stack = HYBRID_STACK;
+  let top = 0;
+  stack[top++] = 0;
+  stack[top++] = 0;
+  stack[top++] = 0;
+  while (top > 0) {
+    let fromB = stack[--top] as number;
+    const fromX = stack[--top] as number;
+    let n = stack[--top] as number;
     while (tree.mode[n] !== LEAF) {
       const f = tree.feature[n] as number;
       const mode = tree.mode[n] as number;
@@ -266,15 +275,19 @@ export function hybridLeaves(
       if (bit === 0 || fromX & bit) n = xi ? yes : no;
       else if (fromB & bit) n = bi ? yes : no;
       else {
-        walk(xi ? yes : no, fromX | bit, fromB);
+        stack[top++] = xi ? yes : no;
+        stack[top++] = fromX | bit;
+        stack[top++] = fromB;
         n = bi ? yes : no;
         fromB |= bit;
       }
     }
     out.push({ value: tree.value[n] as number, fromX, fromB });
-  };
-  walk(0, 0, 0);
+  }
 }
+
+/** Scratch stack of {@link hybridLeaves}: three entries per pending branch, at most one branch per player. */
+const HYBRID_STACK = new Int32Array(3 * (MAX_TREESHAP_PLAYERS + 2));
 
 function popcount(v: number): number {
   let c = 0;

@@ -17,6 +17,8 @@
 import { z } from 'zod';
 import type { Check, CheckPhase } from './checks';
 import { METRIC_NAMES, type MetricName } from './metrics';
+import { AttributionGuardrailSchema, AttributionSummarySchema } from './attribution';
+import { FAIRNESS_METRICS, FairnessReportSchema } from './fairness';
 
 /** Primary KPI: average precision tracks fraud detection quality under heavy class imbalance. */
 export const DEFAULT_PRIMARY_METRIC: MetricName = 'pr_auc';
@@ -71,6 +73,12 @@ export const GuardrailsSchema = z.strictObject({
   maxP95LatencyMs: z.number().positive().default(DEFAULT_MAX_P95_LATENCY_MS),
   latencyRatioFloorMs: nonNegative().default(DEFAULT_LATENCY_RATIO_FLOOR_MS),
   requireFairness: z.boolean().default(DEFAULT_REQUIRE_FAIRNESS),
+  /** Fairness metrics the interval rule judges when a fairness report is present (default: parity and opportunity). */
+  fairnessMetrics: z.array(z.enum(FAIRNESS_METRICS)).min(1).optional(),
+  /** Smallest relevant count per group for the fairness report (src/core/stats/fairness.ts default when absent). */
+  fairnessMinGroupCount: z.int().min(1).optional(),
+  /** Review when the challenger leans on a sensitive or proxy-sensitive feature (src/core/policy/attribution.ts). */
+  attribution: AttributionGuardrailSchema.optional(),
 });
 
 export const GatePolicySchema = z
@@ -127,6 +135,8 @@ export const FairnessSchema = z.strictObject({
   perGroup: z.record(z.string(), GroupStatsSchema),
   /** Groups without positives, left out of `eod`. */
   ignoredGroups: z.array(z.string()).default([]),
+  /** Every fairness metric with its bootstrap interval and group counts; when present the gate judges it. */
+  report: FairnessReportSchema.optional(),
 });
 
 export type GroupStatsEvaluation = z.infer<typeof GroupStatsSchema>;
@@ -154,6 +164,8 @@ export const ModelEvaluationSchema = z
     metrics: z.partialRecord(MetricNameSchema, MeasuredSchema),
     /** Absent when the holdout has no sensitive attribute. */
     fairness: FairnessSchema.optional(),
+    /** Global attributions of the version on the holdout (src/explain). */
+    attribution: AttributionSummarySchema.optional(),
     calibration: CalibrationSchema,
     latency: LatencySchema,
   })

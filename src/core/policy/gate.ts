@@ -24,6 +24,13 @@
  *   `latencyRatioFloorMs`, <= `maxLatencyRegressionRatio` x the champion's (at or below the floor the ratio check
  *   passes: sub-millisecond ratios are timer noise). Fairness not measured while `requireFairness` ->
  *   `inconclusive`.
+ * - Fairness with a fairness report (src/core/stats/fairness.ts) in the challenger's evaluation: each metric of
+ *   `fairnessMetrics` (default demographic parity and equal opportunity) is judged on its bootstrap interval
+ *   instead of its point estimate: `reject` only when the interval's lower bound is above `maxFairnessGap`, or the
+ *   paired interval of its change against the champion lies above `maxFairnessRegression`; a gap over fewer than
+ *   two groups large enough to judge -> `inconclusive`. Without a report the point estimates are judged as above.
+ * - Attributions (`guardrails.attribution`, src/core/policy/attribution.ts): a challenger leaning on a sensitive or
+ *   proxy-sensitive feature -> `inconclusive` (a human reviews).
  * - Tolerance comparisons allow {@link FLOAT_TOLERANCE} for rounding (0.03 - 0.02 is not above 0.01);
  *   significance comparisons are exact.
  * - Every check has the shared shape of src/core/contracts/checks.ts: a check that does not pass takes the phase
@@ -49,6 +56,8 @@ import { formatIssuePath } from '../contracts/errors';
 import { ComparisonSchema, GatePolicySchema, ModelEvaluationSchema } from '../contracts/gate';
 import { METRIC_DIRECTIONS, type MetricName } from '../contracts/metrics';
 import { orientedDifference } from '../stats/metrics';
+import type { FairnessMetric, FairnessReport } from '../contracts/fairness';
+import { attributionChecks } from './attribution';
 
 // The verdict types are contracts; re-exported for the importers of this module.
 export type { GateCheck, GateDecision, GateVerdict };
@@ -277,6 +286,10 @@ function checkFairness(
     }
     return;
   }
+  if (challenger.fairness.report !== undefined) {
+    checkFairnessReport(list, policy, challenger.fairness.report, champion !== undefined);
+    return;
+  }
   for (const gap of ['dpd', 'eod'] as const) {
     const label = gap === 'dpd' ? 'demographic parity difference' : 'equal opportunity difference';
     checkAtMost(
@@ -298,6 +311,72 @@ function checkFairness(
       challenger.fairness[gap],
       champion.fairness[gap],
       g.maxFairnessRegression,
+    );
+  }
+}
+
+/** Fairness metrics judged by default when the evaluation carries a fairness report. */
+export const DEFAULT_JUDGED_FAIRNESS_METRICS: readonly FairnessMetric[] = [
+  'demographic_parity',
+  'equal_opportunity',
+];
+
+/**
+ * Fairness judged on intervals (the evaluation's fairness report): a gap fails its ceiling only when its
+ * bootstrap interval lies wholly above it (`ciLow > maxFairnessGap`), and its change against the champion fails
+ * only when the paired interval of the change lies wholly above `maxFairnessRegression`; sampling noise on small
+ * groups cannot reject a model. A gap over fewer than two judgeable groups (each group needs the report's
+ * minimum count) is not measured: inconclusive.
+ */
+function checkFairnessReport(
+  list: CheckList,
+  policy: GatePolicy,
+  report: FairnessReport,
+  withChampion: boolean,
+): void {
+  const g = policy.guardrails;
+  const level = `${fmt(100 * (1 - report.alpha))}%`;
+  for (const metric of g.fairnessMetrics ?? DEFAULT_JUDGED_FAIRNESS_METRICS) {
+    const entry = report.metrics.find((m) => m.metric === metric);
+    const name = `guardrail.fairness.${metric}`;
+    if (entry === undefined || !measured(entry.gap.estimate) || !measured(entry.gap.ciLow)) {
+      const why =
+        entry === undefined
+          ? 'not in the fairness report'
+          : `not measured: fewer than two groups with at least ${report.minGroupCount} ${entry.countOf} (too small to judge: ${entry.tooSmall.join(', ') || 'none'})`;
+      list.fail(`${name}.max`, 'inconclusive', null, g.maxFairnessGap, `${metric} gap ${why}`);
+      continue;
+    }
+    const groups = `groups ${entry.judged.join(', ')}${entry.tooSmall.length ? `; too small to judge: ${entry.tooSmall.join(', ')}` : ''}`;
+    const over = (entry.gap.ciLow as number) > g.maxFairnessGap + FLOAT_TOLERANCE;
+    const detail = `${metric} gap ${fmt(entry.gap.estimate)} (${level} CI [${fmt(entry.gap.ciLow)}, ${fmt(entry.gap.ciHigh)}], ${groups}); rule: fails only when the lower bound exceeds the ceiling ${fmt(g.maxFairnessGap)} (${entry.rule})`;
+    list.record(
+      !over,
+      `${name}.max`,
+      'failed',
+      entry.gap.estimate,
+      g.maxFairnessGap,
+      over ? `fairness gap significantly above the ceiling: ${detail}` : detail,
+    );
+    if (!withChampion) continue;
+    const change = entry.vsChampion;
+    if (change === undefined || !measured(change.estimate) || !measured(change.ciLow)) {
+      list.unmeasured(
+        `${name}.regression`,
+        `change of the ${metric} gap against the champion`,
+        g.maxFairnessRegression,
+      );
+      continue;
+    }
+    const worse = (change.ciLow as number) > g.maxFairnessRegression + FLOAT_TOLERANCE;
+    const cdetail = `${metric} gap change against the champion ${fmt(change.estimate)} (champion ${fmt(change.champion)}, paired ${level} CI [${fmt(change.ciLow)}, ${fmt(change.ciHigh)}]); rule: fails only when the lower bound exceeds the allowed increase ${fmt(g.maxFairnessRegression)}`;
+    list.record(
+      !worse,
+      `${name}.regression`,
+      'failed',
+      change.estimate,
+      g.maxFairnessRegression,
+      worse ? `fairness regressed significantly: ${cdetail}` : cdetail,
     );
   }
 }
@@ -588,6 +667,12 @@ export function decidePromotion(input: PromotionInput): GateVerdict {
     }
   }
   checkFairness(list, policy, challenger, champion);
+  for (const c of attributionChecks(
+    policy.guardrails.attribution,
+    challenger.attribution,
+    champion?.attribution,
+  ))
+    list.add(c);
   checkLatency(list, policy, challenger, champion, input.latencyComparison);
 
   const failed = list.checks.filter((c) => !c.passed);
