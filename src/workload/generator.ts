@@ -73,6 +73,8 @@ export const GenerateOptionsSchema = z
     dataDrift: Strength.default(0),
     /** 0..1: moves the label model towards a different fraud pattern. */
     conceptDrift: Strength.default(0),
+    /** 0..1: makes the sensitive attribute (region) predictive of the label (a biased labelling process). */
+    sensitiveEffect: Strength.default(0),
     missingRate: z.number().min(0).max(0.5).default(DEFAULT_MISSING_RATE),
     poisonedBatch: z
       .object({
@@ -355,6 +357,8 @@ const DRIFTED_WEIGHTS: LabelWeights = {
 };
 /** Genuine (small) regional differences in fraud base rate, unchanged by concept drift. */
 const REGION_EFFECT: ByRegion = { north: 0, south: 0.25, east: -0.15, west: 0.1 };
+/** Extra logit per region at full `sensitiveEffect`: labels that depend on region itself, not on behaviour. */
+const SENSITIVE_BIAS: ByRegion = { north: -1.5, south: 2, east: -1, west: 0.5 };
 
 function blendWeights(t: number): LabelWeights {
   const merchant = {} as ByMerchant;
@@ -470,7 +474,8 @@ export function generateFraudDataset(options: GenerateOptions): FraudRow[] {
   for (let i = 0; i < opts.rows; i += 1) {
     const batch = Math.floor((i * opts.batches) / opts.rows);
     const t = drawTransaction(r, opts.dataDrift);
-    const fraud = r.bernoulli(sigmoid(fraudScore(t, model.weights) + model.intercept));
+    const bias = opts.sensitiveEffect * SENSITIVE_BIAS[t.region];
+    const fraud = r.bernoulli(sigmoid(fraudScore(t, model.weights) + model.intercept + bias));
     // Always draw the masks, so that datasets differing only in missingRate share every other value.
     const noDevice = r.bernoulli(2 * opts.missingRate);
     const noGeo = r.bernoulli(opts.missingRate);
