@@ -58,6 +58,17 @@ export default defineConfig({
         },
       },
       {
+        // The guarded chat route over real HTTP, with a test double for the LLM upstream; the first run
+        // trains the guard classifiers into the cache (about a minute), later runs load them.
+        test: {
+          name: 'guardrails',
+          include: ['test/guardrails/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
+      {
         test: {
           name: 'k8s',
           include: ['test/k8s/**/*.test.ts'],

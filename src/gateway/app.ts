@@ -17,6 +17,7 @@ import { createModelRegistry } from '../registry';
 import { Authenticator } from './auth';
 import { JsonlInferenceLog } from './inference-log';
 import { BreachPusher, KpiMonitor, KpiWindow } from './kpi';
+import { createChatRoute, loadChatRouteConfig } from './llm';
 import { GatewayMetrics, KpiMetrics } from './metrics';
 import { loadVerifiedModel, ModelIntegrityError, type LoadedModel } from './models';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
@@ -187,6 +188,9 @@ export async function startGatewayProcess(
     }
   }
   const inferenceLog = config.inferenceLogDir ? new JsonlInferenceLog(config.inferenceLogDir) : undefined;
+  // The guarded chat route, when MLOPS_GATEWAY_LLM_CONFIG names its configuration (src/gateway/llm).
+  const chatConfig = loadChatRouteConfig();
+  const chat = chatConfig ? await createChatRoute(chatConfig) : undefined;
   const gw = createGatewayServer({
     config,
     table,
@@ -199,6 +203,7 @@ export async function startGatewayProcess(
     inferenceLog,
     metricsText,
     routes,
+    chat,
   });
   await new Promise<void>((resolve, reject) => {
     gw.server.once('error', reject);
@@ -227,6 +232,7 @@ export async function startGatewayProcess(
         await limiter.close();
         await sync?.close();
         await table.close();
+        await chat?.close();
         if (log) await new Promise<void>((r) => log.flush(() => r()));
       })();
       return closing;

@@ -23,6 +23,7 @@ import {
 import type { InferenceLog } from '../ports/inference-log';
 import { Authenticator, AuthError, type Principal } from './auth';
 import type { KpiWindow } from './kpi';
+import type { ChatRoute } from './llm/route';
 import type { GatewayMetrics } from './metrics';
 import { ModelIntegrityError, ModelLoadError, predict } from './models';
 import { redactRecord, redactText } from './pii';
@@ -57,6 +58,8 @@ export interface GatewayDeps {
   inferenceLog?: InferenceLog;
   metricsText: () => Promise<string>;
   routes: RouteControl;
+  /** The guarded chat route (src/gateway/llm), when configured. */
+  chat?: ChatRoute;
 }
 
 class HttpError extends Error {
@@ -500,6 +503,7 @@ export function createGatewayServer(deps: GatewayDeps): {
       const predictMatch = PREDICT_PATH.exec(path);
       let work: Promise<void>;
       if (predictMatch) work = handlePredict(req, res, predictMatch[1] as string);
+      else if (path === '/v1/chat/completions' && deps.chat) work = deps.chat.handle(req, res, deps);
       else if (path === '/healthz') work = Promise.resolve(send(res, 200, '{"status":"ok"}', {}));
       else if (path === '/readyz') {
         work = Promise.resolve(

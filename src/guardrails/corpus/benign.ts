@@ -201,6 +201,30 @@ const INPUT_TEMPLATES: ReadonlyArray<readonly [string, readonly string[]]> = [
     ],
   ],
   [
+    'hard-your-instructions',
+    [
+      'What are your instructions for {topic}?',
+      'I followed your instructions but the {item} still does not turn on.',
+      'Your instructions said to restart the {app}, I did.',
+      'Can you send your instructions for {topic} by email?',
+      'Are your instructions for the {item} the same as the manual?',
+      'Your previous instructions did not work for {order}.',
+      'what were the instructions you gave me yesterday about {topic}',
+      'Please give me instructions to reset the {item}.',
+    ],
+  ],
+  [
+    'hard-prompt',
+    [
+      'The card reader prompt says enter PIN, but nothing happens.',
+      'The {app} prompted me for a code I never got.',
+      'I keep getting a prompt to update the {app}.',
+      'No prompt appeared when I paid for {order}.',
+      'The system shows an error after the payment prompt.',
+      'What does the message "system busy" mean in the {app}?',
+    ],
+  ],
+  [
     'hard-repeat',
     [
       'Can you repeat that?',
@@ -370,6 +394,16 @@ const OUTPUT_TEMPLATES: ReadonlyArray<readonly [string, readonly string[]]> = [
     'reply-long',
     [
       'Thanks for the details, {name}. Here is what I found: {order} shipped {day} from our warehouse, but the courier reported a failed delivery attempt in {city}. I have asked them to try again and to leave the parcel at the pickup point if nobody is home. If it does not arrive within three days, reply here and I will send a replacement {item} at no cost.',
+    ],
+  ],
+  [
+    'reply-details',
+    [
+      'The order is in the name of {name} Smith, {name}.smith@example.com, delivering to {city}.',
+      'I found the account of {name} Roe, phone +44 20 7946 0{order}. Is that you?',
+      'The customer on file is {name} Novak, {name}@mail.example, phone 555-010-4477. Anything else?',
+      'I have updated the contact email to {name}.k@example.org for {order}.',
+      'The invoice for {order} is addressed to {name} Schmidt GmbH, Hauptstrasse 5, {city}.',
     ],
   ],
   [

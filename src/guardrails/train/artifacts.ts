@@ -170,7 +170,12 @@ interface Doc {
   y: number[];
   split: 'train' | 'val';
   benign: boolean;
+  /** Sample weight (hard negatives count more). */
+  w?: number;
 }
+
+/** Weight of a hard-negative benign message in training: they sit next to attacks in feature space. */
+export const HARD_NEGATIVE_WEIGHT = 3;
 
 /** Writes features.bin (int32 count, then per doc: int32 nnz, int32 indices, float32 values) and labels.json. */
 function writeTrainingSet(dir: string, heads: readonly string[], docs: Doc[]): void {
@@ -191,7 +196,7 @@ function writeTrainingSet(dir: string, heads: readonly string[], docs: Doc[]): v
     JSON.stringify({
       dim: FEATURE_DIM,
       heads,
-      docs: docs.map((d) => ({ y: d.y, split: d.split, benign: d.benign })),
+      docs: docs.map((d) => ({ y: d.y, split: d.split, benign: d.benign, w: d.w ?? 1 })),
     }),
   );
 }
@@ -202,6 +207,7 @@ function benignDocs(items: BenignItem[], heads: number): Doc[] {
     y: new Array<number>(heads).fill(0),
     split: isValidationGroup(b.group) ? 'val' : 'train',
     benign: true,
+    w: b.group.startsWith('hard-') ? HARD_NEGATIVE_WEIGHT : 1,
   }));
 }
 

