@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ksTwoSample } from '../../src/core/stats/ks';
+import { ksAndWasserstein, ksTwoSample } from '../../src/core/stats/ks';
+import { sortFloat64 } from '../../src/core/stats/sort';
 import {
   chiSquareGoodnessOfFit,
   chiSquareHomogeneity,
@@ -57,7 +58,8 @@ function loadCases(): z.infer<typeof Case>[] {
   return z.array(Case).parse(JSON.parse(r.stdout));
 }
 
-const sorted = (x: number[]): Float64Array => Float64Array.from(x).sort();
+// The radix sort (used from 4096 values up) orders the larger cases.
+const sorted = (x: number[]): Float64Array => sortFloat64(Float64Array.from(x));
 const STAT_TOL = 1e-9;
 const P_REL = 1e-6;
 const P_ABS = 1e-12;
@@ -82,6 +84,9 @@ describe('drift statistics match scipy', () => {
         failures.push(`${c.name}: D ${r.statistic} vs ${c.statistic}`);
       if (!pClose(r.pValue, c.pvalue)) failures.push(`${c.name}: p ${r.pValue} vs ${c.pvalue} (${r.method})`);
       const w = wasserstein1(a, b);
+      const fused = ksAndWasserstein(a, b);
+      if (Math.abs(fused.w1 - w) > 1e-12 * Math.max(1, w))
+        failures.push(`${c.name}: fused W1 ${fused.w1} vs ${w}`);
       if (Math.abs(w - c.w1) > STAT_TOL * Math.max(1, Math.abs(c.w1)))
         failures.push(`${c.name}: W1 ${w} vs ${c.w1}`);
     } else if (c.kind === 'chisquare') {
@@ -106,6 +111,16 @@ describe('drift statistics match scipy', () => {
     expect(exact).toBeGreaterThan(20);
     expect(asymptotic).toBeGreaterThan(5);
     console.log(`scipy parity: ${cases.length} cases (${exact} exact KS, ${asymptotic} asymptotic KS)`);
+  });
+
+  it('radix sort orders like the comparison sort (negatives, -0, infinities, ties)', () => {
+    const x = new Float64Array(20_000);
+    for (let i = 0; i < x.length; i++)
+      x[i] = i % 7 === 0 ? Math.round(Math.sin(i) * 5) : Math.sin(i * 1.7) * 10 ** ((i % 13) - 6);
+    x.set([-0, 0, Infinity, -Infinity, Number.MIN_VALUE, -Number.MIN_VALUE, Number.MAX_VALUE], 0);
+    const ours = sortFloat64(x.slice());
+    const native = x.slice().sort();
+    expect(Array.from(ours).map(String)).toEqual(Array.from(native).map(String));
   });
 
   it('agrees on every case', () => {

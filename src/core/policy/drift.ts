@@ -23,6 +23,8 @@ export const DEFAULT_TEST_MAX_ROWS = 10_000;
 export const DEFAULT_PSI_THRESHOLD = 0.1;
 /** Jensen-Shannon distance (base 2) from which a categorical shift matters (Evidently's default). */
 export const DEFAULT_JS_THRESHOLD = 0.1;
+/** Wasserstein-1 over the reference std from which a shift matters (a tenth of a standard deviation). */
+export const DEFAULT_WASSERSTEIN_THRESHOLD = 0.1;
 /** Fewer rows than this and a window says nothing (chi-square bins would hold a handful each). */
 export const DEFAULT_MIN_WINDOW_ROWS = 200;
 /** Features that must drift for the dataset alarm: one (family-wise control is by the correction). */
@@ -37,6 +39,7 @@ export const DriftPolicySchema = z
     testMaxRows: z.number().int().min(1).default(DEFAULT_TEST_MAX_ROWS),
     psiThreshold: z.number().min(0).default(DEFAULT_PSI_THRESHOLD),
     jsThreshold: z.number().min(0).max(1).default(DEFAULT_JS_THRESHOLD),
+    wassersteinThreshold: z.number().min(0).default(DEFAULT_WASSERSTEIN_THRESHOLD),
     minWindowRows: z.number().int().min(1).default(DEFAULT_MIN_WINDOW_ROWS),
     minDriftedFeatures: z.number().int().min(1).default(DEFAULT_MIN_DRIFTED_FEATURES),
     /** Whether prediction drift counts towards the alarm (it is always reported). */
@@ -84,7 +87,12 @@ export function judgeDrift(
   const features: FeatureVerdict[] = results.map((r) => {
     const i = counted.indexOf(r);
     const adj = i >= 0 ? adjusted[i]! : Number.NaN;
-    const threshold = r.distanceName === 'psi' ? policy.psiThreshold : policy.jsThreshold;
+    const threshold =
+      r.distanceName === 'psi'
+        ? policy.psiThreshold
+        : r.distanceName === 'wasserstein'
+          ? policy.wassersteinThreshold
+          : policy.jsThreshold;
     const drifted = i >= 0 && adj < policy.alpha && (!large || r.distance >= threshold);
     return {
       feature: r.feature,

@@ -304,11 +304,11 @@ export interface FeatureDrift {
   kind: 'numeric' | 'categorical' | 'prediction';
   /** Rows of the window with a value. */
   rows: number;
-  test: 'chi-square';
+  test: 'chi-square' | 'ks';
   statistic: number;
   pValue: number;
-  /** PSI for numeric and prediction, Jensen-Shannon distance (base 2) for categorical. */
-  distanceName: 'psi' | 'jensen-shannon';
+  /** PSI (binned numeric), Wasserstein-1 over the reference std (raw numeric), Jensen-Shannon (categorical). */
+  distanceName: 'psi' | 'jensen-shannon' | 'wasserstein';
   distance: number;
   lInfinity: number;
   /** Bin shares, reference and window (nulls last), for the report's histograms. */

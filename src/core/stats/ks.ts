@@ -285,12 +285,10 @@ export function kolmogorovSurvival(n: number, x: number): number {
   return clip01(1 - cdf);
 }
 
-/** Two-sided two-sample KS test on sorted samples (scipy `ks_2samp`, method 'auto'). */
-export function ksTwoSample(a: Float64Array, b: Float64Array): KsResult {
-  const n1 = a.length;
-  const n2 = b.length;
+/** The two-sided p-value (and scipy's rounded statistic) for a KS statistic `d` of samples of n1 and n2. */
+export function ksPValue(n1: number, n2: number, d0: number): KsResult {
   if (n1 === 0 || n2 === 0) return { statistic: Number.NaN, pValue: Number.NaN, method: 'asymptotic' };
-  let d = ksStatistic(a, b);
+  let d = d0;
   if (Math.max(n1, n2) <= KS_EXACT_MAX_N) {
     const g = gcd(n1, n2);
     const lcm = (n1 / g) * n2;
@@ -303,6 +301,40 @@ export function ksTwoSample(a: Float64Array, b: Float64Array): KsResult {
   const [m, n] = n1 >= n2 ? [n1, n2] : [n2, n1];
   const en = (m * n) / (m + n);
   return { statistic: d, pValue: clip01(kolmogorovSurvival(roundHalfEven(en), d)), method: 'asymptotic' };
+}
+
+/** Two-sided two-sample KS test on sorted samples (scipy `ks_2samp`, method 'auto'). */
+export function ksTwoSample(a: Float64Array, b: Float64Array): KsResult {
+  if (a.length === 0 || b.length === 0)
+    return { statistic: Number.NaN, pValue: Number.NaN, method: 'asymptotic' };
+  return ksPValue(a.length, b.length, ksStatistic(a, b));
+}
+
+/**
+ * KS statistic and Wasserstein-1 of two sorted samples in one merge walk (the full report's hot
+ * loop): the same numbers as {@link ksStatistic} and `wasserstein1`.
+ */
+export function ksAndWasserstein(a: Float64Array, b: Float64Array): { d: number; w1: number } {
+  const n1 = a.length;
+  const n2 = b.length;
+  if (n1 === 0 || n2 === 0) return { d: Number.NaN, w1: Number.NaN };
+  let i = 0;
+  let j = 0;
+  let d = 0;
+  let w1 = 0;
+  let prev = a[0]! <= b[0]! ? a[0]! : b[0]!;
+  while (i < n1 || j < n2) {
+    const v = j >= n2 || (i < n1 && a[i]! <= b[j]!) ? a[i]! : b[j]!;
+    if (v !== prev) {
+      w1 += Math.abs(i / n1 - j / n2) * (v - prev);
+      prev = v;
+    }
+    while (i < n1 && a[i]! === v) i++;
+    while (j < n2 && b[j]! === v) j++;
+    const gap = Math.abs(i / n1 - j / n2);
+    if (gap > d) d = gap;
+  }
+  return { d, w1 };
 }
 
 /** Throws when a sample is not sorted ascending or holds NaN (a caller bug). */
