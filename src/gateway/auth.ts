@@ -8,7 +8,7 @@
  * Credentials come as `Authorization: Bearer <key-or-jwt>` or `X-Api-Key: <key>`. A verified JWT is
  * cached until its expiry, so a client reusing its token pays for one signature check.
  */
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
 import * as jose from 'jose';
 import type { ApiKeyEntry, JwtConfig, PrincipalRole } from '../core/contracts/gateway';
 
@@ -33,7 +33,11 @@ export const JWT_CACHE_MAX = 10_000;
 /** Longest presented credential accepted (a JWT with a few claims is well under 2 KiB). */
 export const MAX_CREDENTIAL_LENGTH = 8192;
 
-export const hashApiKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
+/** One-shot `crypto.hash` where Node has it (20.12+), about twice as fast as a Hash object. */
+const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'hex') => string }).hash;
+
+export const hashApiKey = (key: string): string =>
+  oneShot ? oneShot('sha256', key, 'hex') : crypto.createHash('sha256').update(key, 'utf8').digest('hex');
 
 type KeySet = ReturnType<typeof jose.createLocalJWKSet> | ReturnType<typeof jose.createRemoteJWKSet>;
 
@@ -96,13 +100,26 @@ export class Authenticator {
   }
 
   async authenticate(credential: string | undefined): Promise<Principal> {
+    return this.authenticateKey(credential) ?? this.verifyJwt(credential as string);
+  }
+
+  /**
+   * The synchronous part: an API key's principal, or undefined when the credential is a JWT (for
+   * {@link verifyToken}); throws {@link AuthError} for no, an oversized or an unknown credential.
+   */
+  authenticateKey(credential: string | undefined): Principal | undefined {
     if (credential === undefined || credential === '') throw new AuthError('missing credentials');
     if (credential.length > MAX_CREDENTIAL_LENGTH) throw new AuthError('credential too long');
-    // Keys are held only as hashes, even in memory: every presented key is hashed (about 2 us).
+    // Keys are held only as hashes, even in memory: every presented key is hashed (about 1 us).
     const byKey = this.keys.get(hashApiKey(credential));
     if (byKey) return byKey;
-    if (credential.split('.').length === 3) return this.verifyJwt(credential);
+    if (credential.split('.').length === 3) return undefined;
     throw new AuthError('invalid API key');
+  }
+
+  /** Verifies a JWT (the credential {@link authenticateKey} left undecided). */
+  verifyToken(token: string): Promise<Principal> {
+    return this.verifyJwt(token);
   }
 
   private async verifyJwt(token: string): Promise<Principal> {

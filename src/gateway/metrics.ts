@@ -1,11 +1,146 @@
 /**
  * Prometheus metrics of the gateway (prom-client), per model version: requests by status and route,
  * latency histogram, prediction distribution, OOD requests and the windowed OOD rate, shadow
- * comparisons, PII redactions, auth failures, rate-limit refusals, model loads. Label children are
- * cached so the hot path does no label lookups.
+ * comparisons, PII redactions, auth failures, rate-limit refusals, model loads.
+ *
+ * The per-request series (requests, latency, scores, OOD) are {@link HotCounter}s and
+ * {@link HotHistogram}s: a label set is resolved once into a child holding plain numbers, so a request
+ * adds to a field and a bucket (prom-client's own children hash and validate their labels on every
+ * call). They join a prom-client registry as ordinary metrics (`get()` in its format), so the text
+ * exposition and the cluster's AggregatorRegistry sum them like any other.
  */
 import client from 'prom-client';
 import type { PiiClass } from './pii';
+
+type Labels = Record<string, string | number>;
+interface MetricValue {
+  labels: Labels;
+  value: number;
+  metricName?: string;
+}
+interface MetricData {
+  name: string;
+  help: string;
+  type: 'counter' | 'histogram';
+  values: MetricValue[];
+  aggregator: 'sum';
+}
+
+/** A counter child: one number. */
+export interface HotCounterChild {
+  inc(): void;
+}
+
+/** A histogram child: cumulative-at-export bucket counts, sum and count. */
+export interface HotHistogramChild {
+  observe(value: number): void;
+}
+
+abstract class HotMetric<C> {
+  protected readonly children = new Map<string, { labels: Labels; child: C }>();
+  readonly aggregator = 'sum';
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+    registry: client.Registry,
+  ) {
+    // The registry only needs name, help, type and get() (see prom-client's Registry.getMetricsAsString).
+    registry.registerMetric(this as unknown as client.Metric);
+  }
+
+  protected abstract make(): C;
+
+  /** The child of one label set (values in `labelNames` order), created on first use. */
+  labels(...values: string[]): C {
+    const key = values.join('\u0000');
+    let entry = this.children.get(key);
+    if (!entry) {
+      const labels: Labels = {};
+      this.labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
+      entry = { labels, child: this.make() };
+      this.children.set(key, entry);
+    }
+    return entry.child;
+  }
+
+  reset(): void {
+    this.children.clear();
+  }
+}
+
+export class HotCounter extends HotMetric<HotCounterChild & { value: number }> {
+  readonly type = 'counter';
+
+  protected make() {
+    const c = {
+      value: 0,
+      inc() {
+        c.value++;
+      },
+    };
+    return c;
+  }
+
+  async get(): Promise<MetricData> {
+    const values: MetricValue[] = [];
+    for (const { labels, child } of this.children.values()) values.push({ labels, value: child.value });
+    return { name: this.name, help: this.help, type: 'counter', values, aggregator: 'sum' };
+  }
+}
+
+export class HotHistogram extends HotMetric<
+  HotHistogramChild & { counts: Float64Array; sum: number; count: number }
+> {
+  readonly type = 'histogram';
+
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    private readonly buckets: readonly number[],
+    registry: client.Registry,
+  ) {
+    super(name, help, labelNames, registry);
+  }
+
+  protected make() {
+    const bounds = this.buckets;
+    const c = {
+      counts: new Float64Array(bounds.length),
+      sum: 0,
+      count: 0,
+      observe(v: number) {
+        c.sum += v;
+        c.count++;
+        for (let i = 0; i < bounds.length; i++) {
+          if (v <= (bounds[i] as number)) {
+            (c.counts[i] as number)++;
+            return;
+          }
+        }
+      },
+    };
+    return c;
+  }
+
+  async get(): Promise<MetricData> {
+    const values: MetricValue[] = [];
+    const bucket = `${this.name}_bucket`;
+    for (const { labels, child } of this.children.values()) {
+      let acc = 0;
+      this.buckets.forEach((le, i) => {
+        acc += child.counts[i] as number;
+        values.push({ labels: { ...labels, le }, value: acc, metricName: bucket });
+      });
+      values.push({ labels: { ...labels, le: '+Inf' }, value: child.count, metricName: bucket });
+      values.push({ labels, value: child.sum, metricName: `${this.name}_sum` });
+      values.push({ labels, value: child.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: 'histogram', values, aggregator: 'sum' };
+  }
+}
 
 /** Latency buckets in seconds: fine below 5 ms where the gateway's own overhead lives. */
 export const LATENCY_BUCKETS_S = [
@@ -16,32 +151,32 @@ export const SCORE_BUCKETS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
 
 export class GatewayMetrics {
   readonly registry = new client.Registry();
-  private readonly requests = new client.Counter({
-    name: 'gateway_requests_total',
-    help: 'Predict requests by model, version, route and HTTP status',
-    labelNames: ['model', 'version', 'route', 'status'] as const,
-    registers: [this.registry],
-  });
-  private readonly latency = new client.Histogram({
-    name: 'gateway_request_duration_seconds',
-    help: 'Predict request latency inside the gateway by model version',
-    labelNames: ['model', 'version'] as const,
-    buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
-  });
-  private readonly scores = new client.Histogram({
-    name: 'gateway_prediction_score',
-    help: 'Distribution of predicted positive-class probabilities by model version',
-    labelNames: ['model', 'version'] as const,
-    buckets: SCORE_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly ood = new client.Counter({
-    name: 'gateway_ood_requests_total',
-    help: 'Requests judged out of distribution by model version and action',
-    labelNames: ['model', 'version', 'action'] as const,
-    registers: [this.registry],
-  });
+  private readonly requests = new HotCounter(
+    'gateway_requests_total',
+    'Predict requests by model, version, route and HTTP status',
+    ['model', 'version', 'route', 'status'],
+    this.registry,
+  );
+  private readonly latency = new HotHistogram(
+    'gateway_request_duration_seconds',
+    'Predict request latency inside the gateway by model version',
+    ['model', 'version'],
+    LATENCY_BUCKETS_S,
+    this.registry,
+  );
+  private readonly scores = new HotHistogram(
+    'gateway_prediction_score',
+    'Distribution of predicted positive-class probabilities by model version',
+    ['model', 'version'],
+    SCORE_BUCKETS,
+    this.registry,
+  );
+  private readonly ood = new HotCounter(
+    'gateway_ood_requests_total',
+    'Requests judged out of distribution by model version and action',
+    ['model', 'version', 'action'],
+    this.registry,
+  );
   readonly shadow = new client.Counter({
     name: 'gateway_shadow_comparisons_total',
     help: 'Shadow predictions compared with stable, by whether their decisions (at 0.5) agreed',
@@ -87,18 +222,19 @@ export class GatewayMetrics {
     const key = `${model}\u0000${version}`;
     let c = this.children.get(key);
     if (!c) {
-      const statuses = new Map<string, client.Counter.Internal>();
+      const byRoute = new Map<string, Map<number, HotCounterChild>>();
       c = {
         latency: this.latency.labels(model, version),
         scores: this.scores.labels(model, version),
         oodFlag: this.ood.labels(model, version, 'flag'),
         oodBlock: this.ood.labels(model, version, 'block'),
         request: (route: string, status: number) => {
-          const k = `${route}:${status}`;
-          let counter = statuses.get(k);
+          let statuses = byRoute.get(route);
+          if (!statuses) byRoute.set(route, (statuses = new Map()));
+          let counter = statuses.get(status);
           if (!counter) {
             counter = this.requests.labels(model, version, route, String(status));
-            statuses.set(k, counter);
+            statuses.set(status, counter);
           }
           counter.inc();
         },
@@ -119,10 +255,10 @@ export class GatewayMetrics {
 }
 
 export interface VersionMetrics {
-  latency: client.Histogram.Internal<'model' | 'version'>;
-  scores: client.Histogram.Internal<'model' | 'version'>;
-  oodFlag: client.Counter.Internal;
-  oodBlock: client.Counter.Internal;
+  latency: HotHistogramChild;
+  scores: HotHistogramChild;
+  oodFlag: HotCounterChild;
+  oodBlock: HotCounterChild;
   request(route: string, status: number): void;
 }
 

@@ -113,7 +113,9 @@ export async function loadVerifiedModel(
   try {
     ({ files } = await fetchVerifiedModel(registry, mv));
   } catch (err) {
-    if (err instanceof ApplicationFailure && err.type === FailureType.ArtifactIntegrity)
+    // fetchVerifiedModel's refusals are its non-retryable failures (a digest mismatch, and whatever
+    // else it comes to verify); anything else (an unreachable registry, say) is a load error.
+    if (err instanceof ApplicationFailure && (err.nonRetryable || err.type === FailureType.ArtifactIntegrity))
       throw new ModelIntegrityError(err.message);
     throw new ModelLoadError(`${label}: ${(err as Error).message}`);
   }

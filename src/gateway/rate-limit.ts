@@ -19,6 +19,8 @@ export interface RateDecision {
 
 export interface RateLimiter {
   take(key: string): Promise<RateDecision>;
+  /** A decision without waiting, where the limiter can make one locally; undefined: use {@link take}. */
+  tryTake?(key: string): RateDecision | undefined;
   close(): Promise<void>;
 }
 
@@ -53,6 +55,10 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   async take(key: string): Promise<RateDecision> {
+    return this.takeSync(key);
+  }
+
+  tryTake(key: string): RateDecision {
     return this.takeSync(key);
   }
 
@@ -144,8 +150,8 @@ export class RedisRateLimiter implements RateLimiter {
   }
 }
 
-/** Largest lease a cluster worker takes from the primary's bucket at once. */
-export const MAX_LEASE = 64;
+/** Largest lease a cluster worker takes from the primary's bucket at once (one IPC round trip each). */
+export const MAX_LEASE = 256;
 /** Share of the burst one lease may take, so idle leases in one worker cannot starve the others. */
 export const LEASE_BURST_SHARE = 0.1;
 
@@ -173,6 +179,24 @@ export class LeasingRateLimiter implements RateLimiter {
     );
   }
 
+  tryTake(key: string): RateDecision | undefined {
+    const pool = this.pools.get(key);
+    if (!pool || pool.tokens < 1) return undefined;
+    return this.spend(key, pool);
+  }
+
+  private spend(
+    key: string,
+    pool: { tokens: number; pending?: Promise<{ granted: number; retryAfterS: number }> },
+  ): RateDecision {
+    pool.tokens -= 1;
+    // Refill ahead: the next lease is under way before the pool runs dry, so requests rarely wait on it.
+    if (this.leaseSize > 1 && pool.tokens < this.leaseSize / 2 && !pool.pending) {
+      this.refill(key, pool).catch(() => undefined);
+    }
+    return { allowed: true, remaining: Math.floor(pool.tokens), retryAfterS: 0 };
+  }
+
   async take(key: string): Promise<RateDecision> {
     let pool = this.pools.get(key);
     if (!pool) {
@@ -183,14 +207,7 @@ export class LeasingRateLimiter implements RateLimiter {
       this.pools.set(key, pool);
     }
     for (;;) {
-      if (pool.tokens >= 1) {
-        pool.tokens -= 1;
-        // Refill ahead: the next lease is under way before the pool runs dry, so requests rarely wait on it.
-        if (this.leaseSize > 1 && pool.tokens < this.leaseSize / 2 && !pool.pending) {
-          this.refill(key, pool).catch(() => undefined);
-        }
-        return { allowed: true, remaining: Math.floor(pool.tokens), retryAfterS: 0 };
-      }
+      if (pool.tokens >= 1) return this.spend(key, pool);
       const r = await (pool.pending ?? this.refill(key, pool));
       if (r.granted === 0 && pool.tokens < 1)
         return { allowed: false, remaining: 0, retryAfterS: r.retryAfterS };

@@ -18,12 +18,15 @@ import {
 import type { TrafficRouter } from '../ports/traffic-router';
 import { ModelSlot, type LoadedModel } from './models';
 import { OodDetector } from './ood';
-import { predictRequestSchema, type PredictRequest } from './validation';
+import { PredictValidator, type PredictRequest } from './validation';
 
 export interface ServedVersion {
   slot: ModelSlot;
   ood: OodDetector;
+  /** What an OOD input gets (the model's configured policy). */
+  oodPolicy: ServedModel['ood'];
   schema: z.ZodType<PredictRequest>;
+  validator: PredictValidator;
 }
 
 interface ModelRoutes {
@@ -75,10 +78,13 @@ export class RouteTable implements TrafficRouter {
   ) {}
 
   private serve(config: ServedModel, loaded: LoadedModel): ServedVersion {
+    const validator = new PredictValidator(loaded.spec);
     return {
       slot: new ModelSlot(loaded),
       ood: new OodDetector(loaded.profile, config.maxZ),
-      schema: predictRequestSchema(loaded.spec),
+      oodPolicy: config.ood,
+      schema: validator.schema,
+      validator,
     };
   }
 

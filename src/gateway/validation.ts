@@ -57,6 +57,60 @@ export function validatePredict(schema: z.ZodType<PredictRequest>, body: unknown
 }
 
 /**
+ * A model's request check: a compiled test of the exact shape the zod schema accepts (plain loops
+ * over the spec's feature names, no allocation), with the zod schema run only when that test fails,
+ * so a refusal still names each field in zod's words and an accepted body is what zod accepts.
+ */
+export class PredictValidator {
+  readonly schema: z.ZodType<PredictRequest>;
+  private readonly numeric: string[];
+  private readonly categorical: string[];
+
+  constructor(spec: FeatureSpec) {
+    this.schema = predictRequestSchema(spec);
+    this.numeric = spec.features.filter((f) => f.kind === 'numeric').map((f) => f.name);
+    this.categorical = spec.features.filter((f) => f.kind !== 'numeric').map((f) => f.name);
+  }
+
+  /** The validated request; a failure is a {@link RequestValidationError} naming each field. */
+  parse(body: unknown): PredictRequest {
+    return this.accepts(body) ? body : validatePredict(this.schema, body);
+  }
+
+  private accepts(body: unknown): body is PredictRequest {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+    const b = body as Record<string, unknown>;
+    let top = 0;
+    for (const k in b) {
+      top++;
+      if (k !== 'features' && k !== 'key') return false;
+    }
+    const key = b.key;
+    if (key !== undefined) {
+      if (typeof key !== 'string' || key.length < 1 || key.length > MAX_REQUEST_KEY_LENGTH) return false;
+    } else if (top !== 1) return false;
+    const f = b.features;
+    if (typeof f !== 'object' || f === null || Array.isArray(f)) return false;
+    const features = f as Record<string, unknown>;
+    let count = 0;
+    for (const k in features) {
+      if (!Object.hasOwn(features, k)) return false;
+      count++;
+    }
+    if (count !== this.numeric.length + this.categorical.length) return false;
+    for (const name of this.numeric) {
+      const v = features[name];
+      if (v !== null && !(typeof v === 'number' && Number.isFinite(v))) return false;
+    }
+    for (const name of this.categorical) {
+      const v = features[name];
+      if (v !== null && !(typeof v === 'string' && v.length <= MAX_CATEGORY_LENGTH)) return false;
+    }
+    return true;
+  }
+}
+
+/**
  * Deepest nesting of `[`/`{` in a JSON text, counted outside strings; stops early past `limit`. Run
  * before JSON.parse so a deeply nested document costs one linear scan and nothing more.
  */
