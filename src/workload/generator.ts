@@ -22,13 +22,13 @@ import { createWriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { stringify } from 'csv-stringify';
 import { stringify as stringifySync } from 'csv-stringify/sync';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { z } from 'zod';
 import { parseOrThrow } from '../core/contracts/errors';
+import { openEngine, sqlString } from '../data/engine';
 import {
   FRAUD_COLUMNS,
   FRAUD_MAX_AMOUNT,
@@ -262,12 +262,31 @@ interface Transaction {
 /** Standard deviation of the label model's latent noise (logit scale): what no feature explains. */
 const LABEL_NOISE_SD = 0.5;
 
+/** The region and merchant weights at a drift strength, computed once per dataset (not once per row). */
+interface Mixes {
+  regionWeights: number[];
+  merchantWeights: number[];
+}
+
+const mixesByDrift = new Map<number, Mixes>();
+
+function mixesAt(drift: number): Mixes {
+  let m = mixesByDrift.get(drift);
+  if (m === undefined) {
+    m = {
+      regionWeights: FRAUD_REGIONS.map((g) => mix(REGION_MIX[g], REGION_MIX_DRIFTED[g], drift)),
+      merchantWeights: FRAUD_MERCHANT_CATEGORIES.map((x) =>
+        mix(MERCHANT_MIX[x], MERCHANT_MIX_DRIFTED[x], drift),
+      ),
+    };
+    mixesByDrift.set(drift, m);
+  }
+  return m;
+}
+
 function drawTransaction(r: Random, drift: number): Transaction {
-  const regionWeights = FRAUD_REGIONS.map((g) => mix(REGION_MIX[g], REGION_MIX_DRIFTED[g], drift));
+  const { regionWeights, merchantWeights } = mixesAt(drift);
   const region = FRAUD_REGIONS[r.pick(regionWeights)] ?? 'north';
-  const merchantWeights = FRAUD_MERCHANT_CATEGORIES.map((m) =>
-    mix(MERCHANT_MIX[m], MERCHANT_MIX_DRIFTED[m], drift),
-  );
   const merchant = FRAUD_MERCHANT_CATEGORIES[r.pick(merchantWeights)] ?? 'grocery';
   const cardPresent: 0 | 1 = r.bernoulli(CARD_PRESENT_RATE[merchant] * (1 - 0.3 * drift)) ? 1 : 0;
   const amount = clamp(Math.exp(r.normal(LOG_AMOUNT[merchant] + 0.4 * drift, 0.75)), 0.5, FRAUD_MAX_AMOUNT);
@@ -462,6 +481,21 @@ function craftedTransaction(r: Random, row: FraudRow): FraudRow {
  */
 export function generateFraudDataset(options: GenerateOptions): FraudRow[] {
   const opts: ParsedOptions = parseOrThrow(GenerateOptionsSchema, options, 'generator options');
+  const out: FraudRow[] = new Array<FraudRow>(opts.rows);
+  let i = 0;
+  for (const row of rowsOf(opts)) out[i++] = row;
+  return out;
+}
+
+/**
+ * The same rows as {@link generateFraudDataset}, one at a time: nothing is held, so any size streams to a
+ * file (see {@link writeFraudCsv}). Validates the options before the first row.
+ */
+export function fraudRows(options: GenerateOptions): Generator<FraudRow> {
+  return rowsOf(parseOrThrow(GenerateOptionsSchema, options, 'generator options'));
+}
+
+function* rowsOf(opts: ParsedOptions): Generator<FraudRow> {
   const model = labelModel(opts.fraudRate, opts.conceptDrift);
   const base = xoroshiro128plus(opts.seed);
   const poisonRng = base.clone();
@@ -469,7 +503,6 @@ export function generateFraudDataset(options: GenerateOptions): FraudRow[] {
   const r = new Random(base);
   const poison = new Random(poisonRng);
   const prefix = `tx-${opts.seed.toString(16)}-`;
-  const out: FraudRow[] = new Array<FraudRow>(opts.rows);
 
   for (let i = 0; i < opts.rows; i += 1) {
     const batch = Math.floor((i * opts.batches) / opts.rows);
@@ -501,16 +534,65 @@ export function generateFraudDataset(options: GenerateOptions): FraudRow[] {
           ? craftedTransaction(poison, row)
           : { ...row, is_fraud: row.is_fraud === 1 ? 0 : 1 };
     }
-    out[i] = row;
+    yield row;
   }
-  return out;
 }
 
 const CSV_OPTIONS = { header: true, columns: [...FRAUD_COLUMNS] };
+/** Rows per write when streaming CSV: large writes keep the file system calls few. */
+export const CSV_WRITE_BATCH_ROWS = 16_384;
 
 /** The rows as CSV text with a header row; null becomes an empty cell. */
 export function toCsv(rows: readonly FraudRow[]): string {
   return stringifySync(rows as FraudRow[], CSV_OPTIONS);
+}
+
+/** One cell as csv-stringify writes it: numbers as `String(n)`, null empty, text quoted only when it must be. */
+function csvCell(value: string | number | null): string {
+  if (value === null) return '';
+  if (typeof value === 'number') return String(value);
+  return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+}
+
+/** One row as a CSV line (with its newline), byte for byte what {@link toCsv} writes. */
+export function csvLine(row: FraudRow): string {
+  return (
+    `${csvCell(row.transaction_id)},${row.batch_id},${row.amount},${csvCell(row.merchant_category)},` +
+    `${row.hour_of_day},${row.customer_age_days},${row.txn_count_24h},${csvCell(row.distance_from_home_km)},` +
+    `${row.card_present},${csvCell(row.device_risk_score)},${csvCell(row.region)},${row.is_fraud}\n`
+  );
+}
+
+/** Writes `rows` as CSV to `path` under a temporary name, renamed into place when complete. */
+async function writeCsvRows(path: string, rows: Iterable<FraudRow>): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await pipeline(
+      Readable.from(
+        (function* () {
+          yield `${FRAUD_COLUMNS.join(',')}\n`;
+          let batch = '';
+          let n = 0;
+          for (const row of rows) {
+            batch += csvLine(row);
+            n += 1;
+            if (n === CSV_WRITE_BATCH_ROWS) {
+              yield batch;
+              batch = '';
+              n = 0;
+            }
+          }
+          if (batch !== '') yield batch;
+        })(),
+      ),
+      createWriteStream(tmp),
+    );
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }
 
 /**
@@ -518,13 +600,52 @@ export function toCsv(rows: readonly FraudRow[]): string {
  * under a temporary name and renamed, so a reader never sees half a dataset.
  */
 export async function writeCsv(path: string, rows: readonly FraudRow[]): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await writeCsvRows(path, rows);
+}
+
+/** Generates and writes a dataset as CSV without holding its rows (any size up to {@link MAX_GENERATED_ROWS}). */
+export async function writeFraudCsv(path: string, options: GenerateOptions): Promise<void> {
+  await writeCsvRows(path, fraudRows(options));
+}
+
+/** The engine types of the CSV columns, for a typed Parquet copy. */
+const PARQUET_TYPES: Record<(typeof FRAUD_COLUMNS)[number], string> = {
+  transaction_id: 'VARCHAR',
+  batch_id: 'BIGINT',
+  amount: 'DOUBLE',
+  merchant_category: 'VARCHAR',
+  hour_of_day: 'BIGINT',
+  customer_age_days: 'BIGINT',
+  txn_count_24h: 'BIGINT',
+  distance_from_home_km: 'DOUBLE',
+  card_present: 'BIGINT',
+  device_risk_score: 'DOUBLE',
+  region: 'VARCHAR',
+  is_fraud: 'BIGINT',
+};
+
+/**
+ * Generates a dataset as Parquet (typed columns, empty cells as NULL): the rows stream to a temporary CSV that
+ * the analytics engine converts in parallel, then the Parquet file is renamed into place.
+ */
+export async function writeFraudParquet(path: string, options: GenerateOptions): Promise<void> {
+  const csv = `${path}.csv-${process.pid}`;
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    await pipeline(Readable.from(rows), stringify(CSV_OPTIONS), createWriteStream(tmp));
+    await writeFraudCsv(csv, options);
+    const db = await openEngine();
+    try {
+      const columns = FRAUD_COLUMNS.map((c) => `${sqlString(c)}: ${sqlString(PARQUET_TYPES[c])}`).join(', ');
+      await db.run(
+        `COPY (SELECT * FROM read_csv(${sqlString(csv)}, header = true, auto_detect = false, ` +
+          `columns = {${columns}})) TO ${sqlString(tmp)} (FORMAT parquet)`,
+      );
+    } finally {
+      db.close();
+    }
     await rename(tmp, path);
-  } catch (err) {
+  } finally {
+    await rm(csv, { force: true });
     await rm(tmp, { force: true });
-    throw err;
   }
 }
