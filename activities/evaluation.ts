@@ -27,10 +27,14 @@ import { fetchVerifiedModel } from '../src/registry/verified-model';
 import { mcnemar, pairedBootstrap } from '../src/core/stats/bootstrap';
 import { latencyRatioInterval } from '../src/core/stats/latency';
 import { evaluateModel, predictAt } from '../src/core/stats/metrics';
+import { fairnessReport } from '../src/core/stats/fairness';
+import { explainEvaluation } from '../src/explain/evaluation';
 import { mapped } from './errors';
 
 /** Evaluation artifacts inside the challenger's run. */
 export const EVALUATION_DIR = 'evaluation';
+/** Attribution artifacts inside the challenger's (the version's) run. */
+export const EXPLAIN_DIR = 'explain';
 
 export type { EvaluationSummary };
 
@@ -80,7 +84,7 @@ export function createEvaluationActivities(cfg: { registry: ModelRegistry; snaps
     holdout: Awaited<ReturnType<typeof loadHoldout>>,
     challenger: RegistryVersion,
     champion?: RegistryVersion,
-  ): Promise<{ challenger: ScoreResult; champion?: ScoreResult }> {
+  ): Promise<{ challenger: ScoreResult; champion?: ScoreResult; models: ModelToScore[] }> {
     const versions = champion === undefined ? [challenger] : [challenger, champion];
     const models: ModelToScore[] = [];
     for (const version of versions) {
@@ -101,7 +105,7 @@ export function createEvaluationActivities(cfg: { registry: ModelRegistry; snaps
     }
     const [a, b] = results;
     if (a === undefined) throw new Error('scoreModels returned fewer results than models');
-    return b === undefined ? { challenger: a } : { challenger: a, champion: b };
+    return b === undefined ? { challenger: a, models } : { challenger: a, champion: b, models };
   }
 
   return {
@@ -199,6 +203,35 @@ export function createEvaluationActivities(cfg: { registry: ModelRegistry; snaps
               });
       }
 
+      // Fairness on intervals (the gate judges the report) and global attributions of both versions.
+      if (holdout.groups && challenger.fairness) {
+        challenger.fairness.report = fairnessReport({
+          labels: holdout.labels,
+          scores: challengerScore.scores,
+          championScores,
+          groups: holdout.groups,
+          threshold,
+          minGroupCount: input.gate.guardrails.fairnessMinGroupCount,
+          alpha: input.gate.alpha,
+          seed: input.gate.bootstrapSeed,
+        });
+      }
+      let explained: Awaited<ReturnType<typeof explainEvaluation>> | undefined;
+      try {
+        explained = await explainEvaluation({
+          models: scored.models,
+          holdout,
+          trainingSnapshotPath: input.trainingSnapshotPath,
+          spec: input.spec,
+        });
+        challenger.attribution = explained.challenger;
+        if (summary.champion && explained.champion)
+          summary.champion.evaluation.attribution = explained.champion;
+      } catch (err) {
+        // Attributions inform a guardrail; a model they cannot explain is judged without them (logged).
+        console.warn(`evaluation: attributions unavailable: ${(err as Error).message}`);
+      }
+
       // Record in MLflow: metrics on the challenger's run, per-example outcomes and the summary as artifacts.
       const runId = challengerMv.runId;
       if (runId) {
@@ -236,6 +269,34 @@ export function createEvaluationActivities(cfg: { registry: ModelRegistry; snaps
             `${JSON.stringify(summary, null, 2)}\n`,
           ),
         );
+        if (challenger.fairness?.report) {
+          const report = challenger.fairness.report;
+          await mapped(() =>
+            registry.uploadArtifact(
+              runId,
+              `${EVALUATION_DIR}/fairness.json`,
+              `${JSON.stringify(report, null, 2)}\n`,
+            ),
+          );
+        }
+        if (explained) {
+          const body = {
+            challenger: { version: input.challengerVersion, ...explained.challenger },
+            champion: explained.champion && { version: summary.champion?.version, ...explained.champion },
+            drift: explained.drift,
+          };
+          const bg = { features: explained.features, rows: explained.background };
+          await mapped(() =>
+            registry.uploadArtifact(
+              runId,
+              `${EXPLAIN_DIR}/attributions.json`,
+              `${JSON.stringify(body, null, 2)}\n`,
+            ),
+          );
+          await mapped(() =>
+            registry.uploadArtifact(runId, `${EXPLAIN_DIR}/background.json`, `${JSON.stringify(bg)}\n`),
+          );
+        }
         await mapped(() =>
           registry.setVersionTag(
             input.model,
