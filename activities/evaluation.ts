@@ -24,6 +24,7 @@ import {
 } from '../src/eval/score';
 import type { ModelRegistry, RegistryVersion } from '../src/ports/model-registry';
 import { fetchVerifiedModel } from '../src/registry/verified-model';
+import type { ModelTrust } from '../src/security/model-trust';
 import { mcnemar, pairedBootstrap } from '../src/core/stats/bootstrap';
 import { latencyRatioInterval } from '../src/core/stats/latency';
 import { evaluateModel, predictAt } from '../src/core/stats/metrics';
@@ -63,7 +64,11 @@ function metricsForMlflow(prefix: string, e: ModelEvaluation): Array<{ key: stri
   return out;
 }
 
-export function createEvaluationActivities(cfg: { registry: ModelRegistry; snapshotDir: string }) {
+export function createEvaluationActivities(cfg: {
+  registry: ModelRegistry;
+  snapshotDir: string;
+  trust?: ModelTrust;
+}) {
   const { registry } = cfg;
 
   function rethrowContract(version: RegistryVersion, err: unknown): never {
@@ -88,7 +93,7 @@ export function createEvaluationActivities(cfg: { registry: ModelRegistry; snaps
     const versions = champion === undefined ? [challenger] : [challenger, champion];
     const models: ModelToScore[] = [];
     for (const version of versions) {
-      const { files } = await mapped(() => fetchVerifiedModel(registry, version));
+      const { files } = await mapped(() => fetchVerifiedModel(registry, version, { trust: cfg.trust }));
       try {
         const schema = parseInputSchema(file(files, 'input_schema.json'));
         models.push({ onnx: file(files, 'model.onnx'), schema });

@@ -4,14 +4,17 @@
  * name (an object spread would silently let one replace the other). Workflows import the group
  * types only, one typed proxy per group.
  */
+import path from 'node:path';
 import type { AuditSink } from '../src/audit';
 import type { JobRunner } from '../src/jobs/types';
 import type { KpiSource } from '../src/ports/kpi-source';
 import type { ModelRegistry } from '../src/ports/model-registry';
 import type { StagingPredictor, TrafficRouter } from '../src/ports/traffic-router';
+import type { ModelTrust } from '../src/security/model-trust';
 import { RouterRefusedError } from '../src/traffic/gateway-router';
 import { createAuditActivities } from './audit';
 import { createDataActivities } from './data';
+import { createDriftActivities, type DriftDeps } from './drift';
 import { createEvaluationActivities } from './evaluation';
 import { createKpiActivities } from './kpi';
 import { createPolicyActivities } from './policy';
@@ -30,6 +33,7 @@ export type SecurityActivities = ReturnType<typeof createSecurityActivities>;
 export type TrafficActivities = ReturnType<typeof createTrafficActivities>;
 export type KpiActivities = ReturnType<typeof createKpiActivities>;
 export type StagingActivities = ReturnType<typeof createStagingActivities>;
+export type DriftActivities = ReturnType<typeof createDriftActivities>;
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 type Group = Record<string, AnyActivity>;
@@ -73,6 +77,10 @@ export interface ControlPlaneDeps {
   router?: TrafficRouter;
   /** Where canary KPIs are read (the gateway's /metrics, or Prometheus). */
   kpi?: KpiSource;
+  /** Model signing key and trusted keys: every use of a version verifies its signature. */
+  trust?: ModelTrust;
+  /** Drift monitoring: inference log, delayed labels and report folders (default beside the snapshots). */
+  drift?: DriftDeps;
 }
 
 /** Stands in for a router or KPI source the worker was not configured with: every call says so. */
@@ -105,11 +113,11 @@ export function controlPlaneGroups(deps: ControlPlaneDeps) {
       credentialsSecret: deps.credentialsSecret,
       pollIntervalMs: deps.jobPollIntervalMs,
     }),
-    createRegistryActivities({ registry: deps.registry }),
-    createEvaluationActivities({ registry: deps.registry, snapshotDir: deps.snapshotDir }),
+    createRegistryActivities({ registry: deps.registry, trust: deps.trust }),
+    createEvaluationActivities({ registry: deps.registry, snapshotDir: deps.snapshotDir, trust: deps.trust }),
     createPolicyActivities({ policyDir: deps.policyDir }),
     createAuditActivities({ audit: deps.audit }),
-    createSecurityActivities(),
+    createSecurityActivities({ registry: deps.registry, trust: deps.trust }),
     createTrafficActivities({ router: deps.router ?? NO_ROUTER }),
     createKpiActivities({ kpi: deps.kpi ?? NO_KPI }),
     createStagingActivities({
@@ -117,6 +125,12 @@ export function controlPlaneGroups(deps: ControlPlaneDeps) {
       predictor: stagingOf(deps.router),
       registry: deps.registry,
     }),
+    createDriftActivities(
+      deps.drift ?? {
+        inferenceLogDir: path.join(deps.snapshotDir, '..', 'inference-log'),
+        reportDir: path.join(deps.snapshotDir, '..', 'drift-reports'),
+      },
+    ),
   ] as const;
 }
 

@@ -14,6 +14,7 @@ import { renderModelCard } from '../src/eval/model-card';
 import type { ModelRegistry, RegistryVersion } from '../src/ports/model-registry';
 import { downloadTree, fetchVerifiedModel } from '../src/registry/verified-model';
 import { buildManifest, manifestArtifactPath } from '../src/security/digests';
+import type { ModelTrust } from '../src/security/model-trust';
 import { mapped, owningWorkflow } from './errors';
 
 /** How long registration waits for the registry to mark a new version READY. */
@@ -25,7 +26,7 @@ export const MODEL_CARD_DIR = 'model_card';
 
 export { VersionTags };
 
-export function createRegistryActivities(cfg: { registry: ModelRegistry }) {
+export function createRegistryActivities(cfg: { registry: ModelRegistry; trust?: ModelTrust }) {
   const { registry } = cfg;
 
   /** Sets each tag that differs from what the version already carries. */
@@ -141,7 +142,7 @@ export function createRegistryActivities(cfg: { registry: ModelRegistry }) {
     }): Promise<{ moved: boolean; previousChampion?: string }> {
       const { workflowId } = owningWorkflow(Context.current().info);
       const target = await mapped(() => registry.getVersion(input.model, input.version));
-      await mapped(() => fetchVerifiedModel(registry, target));
+      await mapped(() => fetchVerifiedModel(registry, target, { trust: cfg.trust }));
       const current = await mapped(() => registry.findVersionByAlias(input.model, Aliases.champion));
       let moved = false;
       let previousChampion: string | undefined;

@@ -21,6 +21,7 @@ import type { ModelRegistry } from '../src/ports/model-registry';
 import { fetchVerifiedModel } from '../src/registry/verified-model';
 import { verifyApprovalSignature, type ApprovalSignedFields } from '../src/security/approval-signing';
 import { scanModelFiles } from '../src/security/format-scan';
+import { verifyStartSignature, type StartSignedFields } from '../src/security/start-signing';
 import { signModelFiles } from '../src/security/model-signing';
 import {
   MODEL_SIGNATURE_ARTIFACT,
@@ -62,6 +63,14 @@ export function createSecurityActivities(cfg: { registry?: ModelRegistry; trust?
       publicKey: string;
     }): Promise<boolean> {
       return verifyApprovalSignature(input.fields, input.signature, input.publicKey);
+    },
+
+    async verifyStartSignature(input: {
+      fields: Omit<StartSignedFields, 'issuedAt'>;
+      signature: ApprovalSignature;
+      publicKey: string;
+    }): Promise<boolean> {
+      return verifyStartSignature(input.fields, input.signature, input.publicKey);
     },
 
     async signModelVersion(input: { model: string; version: string }): Promise<IntegrityResult> {

@@ -12,6 +12,7 @@ import type { WorkerConfig } from '../src/config';
 import { createJobRunner } from '../src/jobs';
 import { GatewayMetricsKpiSource } from '../src/kpi/gateway-metrics';
 import { createModelRegistry } from '../src/registry';
+import { modelTrustFromEnv } from '../src/security/model-trust';
 import { GatewayTrafficRouter, RouterRefusedError } from '../src/traffic/gateway-router';
 
 export interface CreateWorkerOptions {
@@ -19,7 +20,7 @@ export interface CreateWorkerOptions {
   namespace?: string;
   config: WorkerConfig;
   /** Replace ports chosen by configuration (tests: fakes; a Kubernetes runner built elsewhere). */
-  ports?: Partial<Pick<ControlPlaneDeps, 'jobs' | 'registry' | 'audit' | 'router' | 'kpi'>>;
+  ports?: Partial<Pick<ControlPlaneDeps, 'jobs' | 'registry' | 'audit' | 'router' | 'kpi' | 'trust'>>;
   /** Extra worker options (tests shorten shutdown, for instance). */
   workerOptions?: Partial<WorkerOptions>;
   /** Wraps the activities (tests inject faults around the real ones). */
@@ -58,6 +59,7 @@ export function controlPlaneDeps(
     kpi:
       ports.kpi ??
       (config.gatewayUrl ? new GatewayMetricsKpiSource(`${config.gatewayUrl}/metrics`) : undefined),
+    trust: ports.trust ?? modelTrustFromEnv(process.env, config.stateDir),
   };
 }
 

@@ -28,6 +28,8 @@ import { finishRun, initiatorOf, parseRetrainingInput, type RetrainingRun } from
 import { snapshotAndValidate } from './retraining/data';
 import { evaluateCandidate, judgeCandidate, modelCardWriter } from './retraining/evaluate';
 import { BreachInbox, KPI_GUARD_PATCH, kpiGuardStage } from './retraining/kpi-guard';
+import { signCandidate, verifyHop } from './retraining/integrity';
+import { proveInitiator } from './retraining/identity';
 import { concludeWithout, promote } from './retraining/promote';
 import { registerCandidate, trainCandidate } from './retraining/train';
 import { STAGING_STAGE_PATCH, stagingStage } from './retraining/staging';
@@ -64,6 +66,7 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   // The governance policy is needed only when a holdout makes evaluation possible; load it first so
   // a missing policy fails the pipeline before any GPU time is spent.
   const policy = input.holdout ? await policies.loadModelPolicy({ model }) : undefined;
+  if (policy) await proveInitiator(run, policy.approval, desk);
 
   // 1-2. Snapshot and validate the dataset.
   const prepared = await snapshotAndValidate(run);
@@ -75,6 +78,7 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   const trained = await trainCandidate(run, snapshot);
   const registered = await registerCandidate(run, snapshot, trained, profile);
   const version = registered.version;
+  await signCandidate(run, version);
   if (!input.holdout || !policy) {
     journal.decide('evaluation-skipped', 'no holdout given: evaluation, gate and approval skipped');
     journal.enter('completed');
@@ -82,6 +86,7 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   }
 
   // 5-6. Evaluate champion and challenger on the frozen holdout; the gate judges; the card records.
+  await verifyHop(run, version, 'evaluation');
   const summary = await evaluateCandidate(run, { holdout: input.holdout, snapshot, version, policy });
   const verdict = await judgeCandidate(run, { summary, version, policy });
   const writeCard = modelCardWriter(run, { registered, snapshot, profile, summary, verdict, policy });
@@ -106,6 +111,7 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   if (verdict.decision !== 'promote') return conclude('not-promoted', summariseVerdict(verdict));
 
   // 7. Approval: signals or the update, judged by the model's policy, until decided or timed out.
+  await verifyHop(run, version, 'approval');
   journal.enter('awaiting-approval');
   await desk.open({ modelVersion: version, initiator, policy: policy.approval });
   const decision = await desk.awaitDecision();
@@ -115,6 +121,8 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   if (decision === 'rejected') {
     return conclude('rejected', `rejected by ${approval.rejectedBy}: ${approval.rejectReason ?? ''}`);
   }
+
+  await verifyHop(run, version, 'deploy');
 
   // 8a. Staging (when the input asks for it): the staging route is probed before any customer sees it.
   if (input.staging && input.holdout && patched(STAGING_STAGE_PATCH)) {

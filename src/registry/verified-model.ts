@@ -15,6 +15,7 @@ import {
   sha256Hex,
   type DigestManifest,
 } from '../security/digests';
+import { scanModelFiles } from '../security/format-scan';
 import { ModelSignatureCode, ModelSignatureError, verifyModelFiles } from '../security/model-signing';
 import { SecurityTags, signatureFailure, signatureSubject, type ModelTrust } from '../security/model-trust';
 
@@ -66,6 +67,19 @@ export async function fetchVerifiedModel(
   const files = await downloadTree(registry, runId, manifest.artifactPath);
   const check = checkManifest(manifest, files);
   if (!check.ok) return refuse(`failed its digest check: ${check.problems.join('; ')}`);
+  const prefix = `${manifest.artifactPath}/`;
+  const scan = scanModelFiles(
+    files.map((f) => ({
+      path: f.path.startsWith(prefix) ? f.path.slice(prefix.length) : f.path,
+      content: f.content,
+    })),
+  );
+  if (!scan.ok) {
+    throw ApplicationFailure.nonRetryable(
+      `model ${version.name} v${version.version} holds unsafe content: ${scan.findings.map((f) => `${f.path}: ${f.reason}`).join('; ')}`,
+      FailureType.UnsafeModelFormat,
+    );
+  }
   if (!options.trust) return { manifest, files };
   const signature = await verifyVersionSignature(
     registry,

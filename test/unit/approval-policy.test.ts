@@ -26,10 +26,12 @@ import {
   expireApproval,
   parseApprovalAttempt,
   submitApprovalResult,
+  judgeInitiator,
 } from '../../src/core/policy/approval';
 
 // A syntactically valid raw Ed25519 public key (base64 of 32 bytes); crypto is not exercised here.
 const PUB = Buffer.alloc(32, 7).toString('base64');
+const PUB2 = Buffer.alloc(32, 8).toString('base64');
 const SIG_VALUE = Buffer.alloc(64, 1).toString('base64');
 const NOW = '2026-11-26T12:00:00.000Z';
 const at = (offsetSeconds: number) => new Date(Date.parse(NOW) + offsetSeconds * 1000).toISOString();
@@ -147,7 +149,7 @@ const cases: Case[] = [
       requireSignature: true,
       approvers: [
         { id: 'alice', roles: [], publicKey: PUB },
-        { id: 'bob', roles: [], publicKey: PUB },
+        { id: 'bob', roles: [], publicKey: PUB2 },
       ],
     },
     attempt: { decision: 'approve', approver: 'bob' },
@@ -496,6 +498,7 @@ describe('ApprovalPolicySchema', () => {
       minApprovals: DEFAULT_MIN_APPROVALS,
       forbidInitiator: true,
       requireSignature: false,
+      requireSignedStart: false,
       timeout: DEFAULT_APPROVAL_TIMEOUT,
       signatureMaxAgeSeconds: DEFAULT_SIGNATURE_MAX_AGE_SECONDS,
     });
@@ -518,5 +521,79 @@ describe('ApprovalPolicySchema', () => {
     const r = ApprovalPolicySchema.safeParse(input);
     expect(r.success).toBe(false);
     if (!r.success) expect(formatZodError(r.error)).toMatch(message);
+  });
+});
+
+describe('proven identities', () => {
+  const keyed = ApprovalPolicySchema.parse({
+    approvers: [
+      { id: 'alice', publicKey: PUB },
+      { id: 'bob', publicKey: PUB2 },
+    ],
+    initiators: [{ id: 'dana', publicKey: PUB }],
+    requireSignedStart: true,
+  });
+
+  it('refuses one key registered for two approvers', () => {
+    const r = ApprovalPolicySchema.safeParse({
+      approvers: [
+        { id: 'alice', publicKey: PUB },
+        { id: 'bob', publicKey: PUB },
+      ],
+    });
+    expect(r.success).toBe(false);
+    expect(formatZodError(r.error!)).toMatch(/approvers\[1\]\.publicKey: is also alice's key/);
+  });
+
+  it('judges the initiator: system, signed, unsigned under requireSignedStart', () => {
+    expect(judgeInitiator(keyed, { claimed: 'bob', system: 'system:schedule/weekly' })).toEqual({
+      ok: true,
+      initiator: 'system:schedule/weekly',
+      proof: 'system',
+    });
+    expect(judgeInitiator(keyed, { claimed: 'dana', signed: { verified: true, key: PUB } })).toEqual({
+      ok: true,
+      initiator: 'dana',
+      proof: 'signed',
+      key: PUB,
+    });
+    expect(judgeInitiator(keyed, { claimed: 'dana', signed: { verified: false, key: PUB } })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/does not verify/),
+    });
+    expect(judgeInitiator(keyed, { claimed: 'dana' })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/requires a signed start/),
+    });
+    const lax = ApprovalPolicySchema.parse({ approvers: [{ id: 'alice' }] });
+    expect(judgeInitiator(lax, { claimed: 'dana' })).toEqual({
+      ok: true,
+      initiator: 'dana',
+      proof: 'claimed',
+    });
+  });
+
+  it('four-eyes compares keys: the key that signed the start may not approve under another name', () => {
+    const state = createApprovalState({
+      modelVersion: '3',
+      initiator: 'dana',
+      initiatorProof: 'signed',
+      initiatorKey: PUB,
+      policy: keyed,
+    });
+    const byAlice = checkApprovalAttempt({
+      state,
+      policy: keyed,
+      attempt: { decision: 'approve', approver: 'alice' },
+      nowIso: NOW,
+    });
+    expect(byAlice).toMatchObject({ accepted: false, code: 'self-approval' });
+    const byBob = checkApprovalAttempt({
+      state,
+      policy: keyed,
+      attempt: { decision: 'approve', approver: 'bob' },
+      nowIso: NOW,
+    });
+    expect(byBob).toEqual({ accepted: true, signature: 'none' });
   });
 });

@@ -8,7 +8,7 @@
  * The verdicts are pure functions (src/core/policy/approval.ts); only signature verification runs
  * as an activity (it needs node:crypto).
  */
-import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
 import type { SecurityActivities } from '../../activities';
 import {
   ApprovalDecision,
@@ -32,6 +32,7 @@ import {
   submitApprovalResult,
   type ApprovalState,
   type ApprovalVerdict,
+  type InitiatorVerdict,
 } from '../../src/core/policy/approval';
 import { workflowNow, type RunJournal } from './journal';
 
@@ -44,6 +45,13 @@ export type ApprovalView = ApprovalState & {
 
 export type ApprovalDeskOutcome = 'approved' | 'rejected' | 'expired';
 
+/** Patch id: refusals beyond the first {@link REFUSAL_AUDIT_BURST} are audited in batches, not one by one. */
+export const BOUNDED_REFUSAL_AUDIT_PATCH = 'approval-bounded-refusal-audit';
+/** Refused attempts audited one by one before batching starts (a few honest mistakes stay individual). */
+export const REFUSAL_AUDIT_BURST = 20;
+/** After the burst, one audit event per this many refusals (each audit costs history events; spam must not). */
+export const REFUSAL_AUDIT_EVERY = 100;
+
 // The desk works with any family's journal: it only records decisions and audit events.
 type AnyJournal = Pick<RunJournal<string, never>, 'decide' | 'audit' | 'workflowId'> & {
   readonly status: { stage: string };
@@ -52,6 +60,8 @@ type AnyJournal = Pick<RunJournal<string, never>, 'decide' | 'audit' | 'workflow
 export class ApprovalDesk {
   private policy?: ApprovalPolicy;
   private approval?: ApprovalState;
+  private identity?: Extract<InitiatorVerdict, { ok: true }>;
+  private refusals = 0;
 
   constructor(
     private readonly journal: AnyJournal,
@@ -101,12 +111,20 @@ export class ApprovalDesk {
     );
   }
 
+  /** Records who started the run as proven (signed start, or the system): four-eyes uses it. */
+  prove(identity: Extract<InitiatorVerdict, { ok: true }>): void {
+    this.identity = identity;
+  }
+
   /** Opens the desk for `modelVersion` under `policy` and records the request. */
   async open(args: { modelVersion: string; initiator?: string; policy: ApprovalPolicy }): Promise<void> {
     this.policy = args.policy;
+    const id = this.identity;
     this.approval = createApprovalState({
       modelVersion: args.modelVersion,
-      initiator: args.initiator,
+      initiator: id ? id.initiator : args.initiator,
+      ...(id ? { initiatorProof: id.proof } : {}),
+      ...(id?.key !== undefined ? { initiatorKey: id.key } : {}),
       policy: args.policy,
     });
     this.show();
@@ -201,19 +219,26 @@ export class ApprovalDesk {
       recorded?.accepted ? `${decision}-accepted` : 'approval-refused',
       `${attempt.approver} (${decision}): ${recorded?.reason ?? ''}`,
     );
-    await this.journal.audit(
-      AuditEventType.approvalAttempt,
-      {
-        decision,
-        accepted: recorded?.accepted ?? false,
-        code: recorded?.code,
-        reason: recorded?.reason,
-        signed: recorded?.signed ?? false,
-        comment: recorded?.comment,
-        outcome: approval.outcome,
-      },
-      { modelVersion: approval.modelVersion, actor: attempt.approver },
-    );
+    if (!recorded?.accepted) this.refusals += 1;
+    const batched =
+      !recorded?.accepted &&
+      this.refusals > REFUSAL_AUDIT_BURST &&
+      patched(BOUNDED_REFUSAL_AUDIT_PATCH) &&
+      (this.refusals - REFUSAL_AUDIT_BURST) % REFUSAL_AUDIT_EVERY !== 0;
+    if (!batched)
+      await this.journal.audit(
+        AuditEventType.approvalAttempt,
+        {
+          decision,
+          accepted: recorded?.accepted ?? false,
+          code: recorded?.code,
+          reason: recorded?.reason,
+          signed: recorded?.signed ?? false,
+          comment: recorded?.comment,
+          outcome: approval.outcome,
+        },
+        { modelVersion: approval.modelVersion, actor: attempt.approver },
+      );
     const result = submitApprovalResult(approval);
     return recorded?.accepted
       ? result

@@ -50,6 +50,10 @@ export const DEFAULT_APPROVAL_TIMEOUT = '72h';
 export const DEFAULT_SIGNATURE_MAX_AGE_SECONDS = 86_400;
 /** Tolerated clock skew for a signature's `issuedAt` lying in the future (workstation clocks drift). */
 export const SIGNATURE_FUTURE_SKEW_SECONDS = 300;
+/** Unsigned human starts are accepted unless a policy says otherwise (existing schedules and scripts keep working). */
+export const DEFAULT_REQUIRE_SIGNED_START = false;
+/** Prefix of identities Temporal itself proves: a Schedule's run, a child of another workflow. */
+export const SYSTEM_IDENTITY_PREFIX = 'system:';
 
 /** Names of the approval messages on `retrainingPipeline` (public contract: CLI, docs and tests use them). */
 export const ApprovalMessageName = {
@@ -188,6 +192,10 @@ export interface ApprovalState {
   modelVersion: string;
   /** Who started the pipeline (four-eyes). */
   initiator?: string;
+  /** How the initiator is known: `signed` (a verified start signature), `system` (Temporal), `claimed` (typed in). */
+  initiatorProof?: 'signed' | 'system' | 'claimed';
+  /** The public key that signed the start: four-eyes refuses an approval under that key, whatever the name. */
+  initiatorKey?: string;
   /** Distinct accepted approvals needed (copied from the policy when the wait starts). */
   requiredApprovals: number;
   attempts: ApprovalAttempt[];
@@ -254,12 +262,32 @@ export const ApprovalPolicySchema = z
     minApprovals: z.number().int().min(1).max(MAX_POLICY_APPROVERS).default(DEFAULT_MIN_APPROVALS),
     forbidInitiator: z.boolean().default(DEFAULT_FORBID_INITIATOR),
     requireSignature: z.boolean().default(DEFAULT_REQUIRE_SIGNATURE),
+    /** Refuse a human start (not a Schedule, not a child workflow) without a verified start signature. */
+    requireSignedStart: z.boolean().default(DEFAULT_REQUIRE_SIGNED_START),
+    /** People who may start pipelines with a signed request, besides the approvers. */
+    initiators: z
+      .array(z.strictObject({ id: ApproverIdSchema, publicKey: ApproverPublicKeySchema }))
+      .max(MAX_POLICY_APPROVERS)
+      .optional(),
     timeout: DurationSchema.default(DEFAULT_APPROVAL_TIMEOUT),
     signatureMaxAgeSeconds: z.number().int().positive().default(DEFAULT_SIGNATURE_MAX_AGE_SECONDS),
   })
   .superRefine((policy, ctx) => {
     const seen = new Set<string>();
+    const keys = new Map<string, string>();
     policy.approvers.forEach((a, i) => {
+      if (a.publicKey !== undefined) {
+        const k = a.publicKey.replace(/\s+/g, '');
+        const owner = keys.get(k);
+        if (owner !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['approvers', i, 'publicKey'],
+            message: `is also ${owner}'s key: four-eyes needs one key per person`,
+          });
+        }
+        keys.set(k, a.id);
+      }
       if (seen.has(a.id)) {
         ctx.addIssue({
           code: 'custom',

@@ -69,6 +69,8 @@ export const FailureType = {
   ModelSignatureMismatch: 'ModelSignatureMismatch',
   /** A valid signature of another model or another version (every hop). Permanent. */
   ModelSignatureWrongSubject: 'ModelSignatureWrongSubject',
+  /** A human start without the signed request its model's policy requires, or one that does not verify. Permanent. */
+  InitiatorUnproven: 'InitiatorUnproven',
   /** A model file is in an unsafe or disallowed format (pickle, Keras Lambda, ONNX custom op...) (registration, load). Permanent. */
   UnsafeModelFormat: 'UnsafeModelFormat',
   /** The KPI source is unreachable or answered garbage (snapshotKpis). Retryable; the canary counts it as an error. */

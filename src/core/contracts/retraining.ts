@@ -21,7 +21,7 @@ import type {
   SubmitApprovalInput,
   SubmitApprovalResult,
 } from './approval';
-import { ApprovalMessageName } from './approval';
+import { ApprovalMessageName, ApprovalSignatureSchema } from './approval';
 import { DurationSchema, ModelNameSchema, Sha256HexSchema } from './primitives';
 import type { Comparison, GateDecision, ModelEvaluation } from './gate';
 
@@ -126,6 +126,11 @@ export const RetrainingInputSchema = z
     trigger: TriggerSchema,
     /** Who started the pipeline; with four-eyes approval this person may not approve it. */
     initiator: z.string().min(1).optional(),
+    /**
+     * The initiator's Ed25519 signature over the start request (`npm run approve -- --sign-start`,
+     * src/security/start-signing.ts); proves `initiator` against the model policy's keys.
+     */
+    startSignature: ApprovalSignatureSchema.optional(),
     /** Feature spec of the dataset; built-in for known models (see BUILTIN_FEATURE_SPECS). */
     featureSpec: FeatureSpecSchema.optional(),
     training: TrainingOptionsSchema.default(TrainingOptionsSchema.parse({})),

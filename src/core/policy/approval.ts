@@ -45,10 +45,63 @@ export const MAX_RECORDED_ATTEMPTS = 200;
 /** Approver name recorded when a malformed payload carries no usable approver id. */
 export const UNKNOWN_APPROVER_LABEL = '(unknown)';
 
+/** Same key, whatever the line breaks and spacing of its text. */
+export function sameKey(a: string, b: string): boolean {
+  return a.replace(/\s+/g, '') === b.replace(/\s+/g, '');
+}
+
+/** The key registered for `id` as an initiator or an approver, if any. */
+export function initiatorPublicKey(policy: ApprovalPolicy, id: string): string | undefined {
+  return policy.initiators?.find((i) => i.id === id)?.publicKey ?? approverPublicKey(policy, id);
+}
+
+/** What the workflow knows about who started it (the signature already verified by an activity). */
+export interface InitiatorEvidence {
+  /** The name in the input (`initiator`, or the manual trigger's `by`). */
+  claimed?: string;
+  /** Temporal's own proof of a non-human start: `system:schedule/<id>`, `system:workflow/<parent id>`. */
+  system?: string;
+  /** A start signature was given: whether it verified against `claimed`'s registered key, and that key. */
+  signed?: { verified: boolean; key?: string };
+}
+
+export type InitiatorVerdict =
+  | { ok: true; initiator?: string; proof: 'signed' | 'system' | 'claimed'; key?: string }
+  | { ok: false; reason: string };
+
+/**
+ * Who started the run, as far as it is proven. A Schedule or parent workflow is the system identity
+ * (a claimed name is ignored); a start signature must verify; an unsigned human start is refused when
+ * the policy has `requireSignedStart`, else accepted as `claimed` (four-eyes then compares names).
+ */
+export function judgeInitiator(policy: ApprovalPolicy, e: InitiatorEvidence): InitiatorVerdict {
+  if (e.system !== undefined) return { ok: true, initiator: e.system, proof: 'system' };
+  if (e.signed !== undefined) {
+    if (e.claimed === undefined)
+      return { ok: false, reason: 'a start signature needs an initiator to verify it for' };
+    if (!e.signed.verified || e.signed.key === undefined)
+      return {
+        ok: false,
+        reason: `the start signature does not verify against ${e.claimed}'s registered key`,
+      };
+    return { ok: true, initiator: e.claimed, proof: 'signed', key: e.signed.key };
+  }
+  if (policy.requireSignedStart)
+    return {
+      ok: false,
+      reason: `this model's policy requires a signed start request; ${e.claimed ?? 'an anonymous caller'} sent none`,
+    };
+  return e.claimed === undefined
+    ? { ok: true, proof: 'claimed' }
+    : { ok: true, initiator: e.claimed, proof: 'claimed' };
+}
+
 /** Starts a pending approval for `modelVersion`. */
 export function createApprovalState(args: {
   modelVersion: string;
   initiator?: string;
+  initiatorProof?: ApprovalState['initiatorProof'];
+  initiatorKey?: string;
   policy: Pick<ApprovalPolicy, 'minApprovals'>;
 }): ApprovalState {
   const state: ApprovalState = {
@@ -59,6 +112,8 @@ export function createApprovalState(args: {
     outcome: ApprovalOutcome.pending,
   };
   if (args.initiator !== undefined) state.initiator = args.initiator;
+  if (args.initiatorProof !== undefined) state.initiatorProof = args.initiatorProof;
+  if (args.initiatorKey !== undefined) state.initiatorKey = args.initiatorKey;
   return state;
 }
 
@@ -172,6 +227,17 @@ export function checkApprovalAttempt(args: {
       return refuse(
         RefusalCode.selfApproval,
         `${attempt.approver} started this pipeline and may not approve it`,
+      );
+    }
+    if (
+      policy.forbidInitiator &&
+      state.initiatorKey !== undefined &&
+      approver.publicKey !== undefined &&
+      sameKey(approver.publicKey, state.initiatorKey)
+    ) {
+      return refuse(
+        RefusalCode.selfApproval,
+        `${attempt.approver}'s key is the key that signed this pipeline's start: it may not approve it`,
       );
     }
     if (state.approvals.includes(attempt.approver)) {

@@ -1,0 +1,61 @@
+/**
+ * Supply-chain hops of a candidate: signed at registration (after an unsafe-format scan), then
+ * verified again before evaluation, before approvers see it, and after approval before staging,
+ * canary or promotion; the evaluation and promotion activities verify the bytes they load too.
+ * Each check is audited (`integrity.checked`, with the hop); a refusal tags the version with the
+ * reason, leaves traffic and every alias as they were, and fails the run with the named,
+ * non-retryable failure type (ModelSignature*, UnsafeModelFormat).
+ *
+ * Behind `patched(MODEL_SIGNING_PATCH)`: runs started before it replay without these steps.
+ */
+import { ApplicationFailure, patched } from '@temporalio/workflow';
+import type { IntegrityHop, IntegrityResult } from '../../activities/security';
+import { AuditEventType } from '../../src/core/contracts/audit';
+import { registry, security } from './activities';
+import type { RetrainingRun } from './context';
+
+export const MODEL_SIGNING_PATCH = 'retraining-model-signing';
+
+/** Outcome tag of a version refused at a hop. */
+export const INTEGRITY_REFUSED_OUTCOME = 'integrity-refused';
+
+async function record(run: RetrainingRun, version: string, result: IntegrityResult): Promise<void> {
+  const { journal, model } = run;
+  if (result.ok) {
+    journal.decide(
+      result.hop === 'registration' ? 'model-signed' : `verified-${result.hop}`,
+      `v${version}: ${result.files} files${result.signer ? `, signed by key ${result.signer.slice(0, 16)}` : ''}`,
+    );
+    await journal.audit(
+      AuditEventType.integrityChecked,
+      { hop: result.hop, ok: true, signer: result.signer ?? null, rootDigest: result.rootDigest ?? null },
+      { modelVersion: version },
+    );
+    return;
+  }
+  journal.decide('integrity-refused', `${result.hop}: ${result.reason}`);
+  await journal.audit(
+    AuditEventType.integrityChecked,
+    { hop: result.hop, ok: false, failureType: result.failureType, reason: result.reason },
+    { modelVersion: version },
+  );
+  await registry.markVersionOutcome({
+    model,
+    version,
+    outcome: INTEGRITY_REFUSED_OUTCOME,
+    reason: `${result.hop}: ${result.reason}`,
+  });
+  throw ApplicationFailure.nonRetryable(`${result.hop}: ${result.reason}`, result.failureType);
+}
+
+/** Scans and signs the registered version (idempotent). */
+export async function signCandidate(run: RetrainingRun, version: string): Promise<void> {
+  if (!patched(MODEL_SIGNING_PATCH)) return;
+  await record(run, version, await security.signModelVersion({ model: run.model, version }));
+}
+
+/** Verifies the version's manifest and signature at `hop`. */
+export async function verifyHop(run: RetrainingRun, version: string, hop: IntegrityHop): Promise<void> {
+  if (!patched(MODEL_SIGNING_PATCH)) return;
+  await record(run, version, await security.verifyModelVersion({ model: run.model, version, hop }));
+}
