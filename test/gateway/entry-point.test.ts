@@ -1,9 +1,10 @@
 /**
  * The entry point as an operator runs it (`npm run gateway`, i.e. workers/gateway.ts): configured by
  * environment, two serving workers, metrics summed over both, graceful shutdown on SIGTERM with
- * in-flight requests finishing, and a bad setting refused at start with the variable named.
+ * in-flight requests finishing, and a bad setting refused at start with the variable named. And as
+ * the image runs it: `node dist/workers/gateway.js` after `npm run build`, no TypeScript loader.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -14,16 +15,22 @@ import { freePort } from '../../src/stack/process';
 import { fraudFeatures, registerModelFiles, trainedModelFiles } from './fixtures';
 import { bearer, get, metricValue, newKey } from './helpers';
 
-const ENTRY = path.resolve(__dirname, '../../workers/gateway.ts');
+const ROOT = path.resolve(__dirname, '../..');
+const ENTRY = path.join(ROOT, 'workers/gateway.ts');
+/** What `npm run build` emits and the image runs (deploy/k8s/gateway/Dockerfile). */
+const BUILT_ENTRY = path.join(ROOT, 'dist/workers/gateway.js');
 const alice = newKey('alice', ['predict']);
 const root = newKey('root', ['admin']);
 
-function start(env: Record<string, string>): {
+function start(
+  env: Record<string, string>,
+  args: string[] = ['--import', 'tsx', ENTRY],
+): {
   child: ChildProcess;
   output: () => string;
   listening: Promise<string>;
 } {
-  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY], {
+  const child = spawn(process.execPath, args, {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -119,6 +126,20 @@ describe('gateway entry point (npm run gateway)', () => {
     for (const s of settled) if (s.status === 'fulfilled') expect(s.value).toBe(200);
     expect(await exited(gw.child)).toBe(0);
     expect(gw.output()).toMatch(/SIGTERM, draining/);
+  });
+
+  it('runs from the built dist/ as the image does: two workers serve, SIGTERM drains', async () => {
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'pipe', timeout: 120_000 });
+    const gw = start({ ...env, MLOPS_GATEWAY_PORT: String(await freePort()) }, [BUILT_ENTRY]);
+    const url = await gw.listening;
+    expect(gw.output()).toMatch(/\(2 workers\)/);
+    const predict = `${url}/v1/models/${model}/predict`;
+    const statuses = await Promise.all(features.map((f) => predictFresh(predict, f)));
+    expect(statuses).toEqual(features.map(() => 200));
+    const metrics = (await get(`${url}/metrics`)).text;
+    expect(metricValue(metrics, 'gateway_requests_total', { model, status: '200' })).toBe(features.length);
+    gw.child.kill('SIGTERM');
+    expect(await exited(gw.child)).toBe(0);
   });
 
   it('refuses a bad setting at start, naming it', async () => {
