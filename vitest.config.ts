@@ -100,6 +100,17 @@ export default defineConfig({
         },
       },
       {
+        // The data plane against the stack's real S3 server (s3proxy) and an MLflow with its artifacts there.
+        test: {
+          name: 's3',
+          include: ['test/s3/**/*.test.ts'],
+          globalSetup: ['test/s3/setup.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
+      {
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
