@@ -2,7 +2,10 @@
  * Renders a model card as Markdown: a human-readable page in the MLflow UI beside the JSON twin.
  */
 import type { ModelCard } from '../core/contracts/model-card';
-import type { Measured } from '../core/contracts/gate';
+import type { Measured, ModelEvaluation } from '../core/contracts/gate';
+import type { AttributionSummary } from '../core/contracts/attribution';
+import type { FairnessReport } from '../core/contracts/fairness';
+import { attributionDrift } from '../core/policy/attribution';
 
 /** A measured value for people: fixed digits, or `n/a` when it is NaN, null or missing. */
 export const fmt = (v: Measured | undefined, digits = 4): string =>
@@ -93,7 +96,9 @@ export function renderModelCard(card: ModelCard): string {
         out.push(row([g, String(s.n), String(s.positives), fmt(s.positiveRate), fmt(s.tpr)]));
       }
       out.push('');
+      if (c.fairness.report) out.push(...renderFairnessReport(c.fairness.report));
     }
+    if (c.attribution) out.push(...renderAttributions(c.attribution, champ));
   }
 
   if (card.verdict) {
@@ -134,4 +139,126 @@ export function renderModelCard(card: ModelCard): string {
   for (const l of card.limitations) out.push(`- ${l}`);
   out.push('');
   return out.join('\n');
+}
+
+/** The fairness report: each gap with its interval, group counts and rule, and the per-group rates. */
+function renderFairnessReport(r: FairnessReport): string[] {
+  const level = `${Number(((1 - r.alpha) * 100).toPrecision(4))}%`;
+  const out: string[] = ['### Fairness report', ''];
+  out.push(
+    `Gaps are max - min across groups with at least ${r.minGroupCount} of the counted cases; a group below that is too small to judge. Intervals: ${level} bootstrap (${r.iterations} resamples within groups, seed ${r.seed}); the change against the champion is paired over the same resamples.`,
+    '',
+  );
+  out.push(
+    row([
+      'metric',
+      'gap',
+      `${level} CI`,
+      'vs champion',
+      `${level} CI of change`,
+      'groups judged',
+      'too small to judge',
+    ]),
+    row(['---', '---', '---', '---', '---', '---', '---']),
+  );
+  for (const m of r.metrics) {
+    const v = m.vsChampion;
+    out.push(
+      row([
+        `${m.metric} (${m.countOf})`,
+        fmt(m.gap.estimate),
+        `${fmt(m.gap.ciLow)} to ${fmt(m.gap.ciHigh)}`,
+        v ? `${fmt(v.estimate)} (champion ${fmt(v.champion)})` : '-',
+        v ? `${fmt(v.ciLow)} to ${fmt(v.ciHigh)}` : '-',
+        m.judged.join(', ') || 'none',
+        m.tooSmall.join(', ') || 'none',
+      ]),
+    );
+  }
+  out.push('');
+  out.push(
+    row([
+      'group',
+      'n',
+      'positives',
+      'predicted positive',
+      'selection rate',
+      'TPR',
+      'FPR',
+      'PPV',
+      'mean score - rate',
+      'Brier',
+    ]),
+    row(['---', '---', '---', '---', '---', '---', '---', '---', '---', '---']),
+  );
+  for (const [g, s] of Object.entries(r.groups)) {
+    out.push(
+      row([
+        g,
+        String(s.n),
+        String(s.positives),
+        String(s.predictedPositives),
+        fmt(s.selectionRate),
+        fmt(s.tpr),
+        fmt(s.fpr),
+        fmt(s.ppv),
+        fmt(s.calibrationInTheLarge),
+        fmt(s.brier),
+      ]),
+    );
+  }
+  out.push('');
+  return out;
+}
+
+/** Global importance of the version (and the champion's, with the drift), and per segment. */
+function renderAttributions(a: AttributionSummary, champion: ModelEvaluation | undefined): string[] {
+  const ch = champion?.attribution;
+  const what = a.output === 'margin' ? 'raw margin (log-odds)' : 'positive-class probability';
+  const how =
+    a.method === 'tree-shap'
+      ? 'exact interventional TreeSHAP'
+      : `KernelSHAP (${a.nsamples ?? '?'} coalitions per row)`;
+  const out: string[] = ['## Attributions', ''];
+  out.push(
+    `Global importance: mean |attribution| of the ${what} over ${a.rows} holdout rows, ${how} against ${a.background} background rows of the training data; share of the total.`,
+    '',
+  );
+  const drift = ch ? attributionDrift(ch, a) : undefined;
+  out.push(
+    row(['feature', 'share', 'mean abs', ch ? 'champion share' : '', ch ? 'change' : '']),
+    row(['---', '---', '---', '---', '---']),
+  );
+  const order = [...a.features].sort((x, y) => (a.global[y]?.share ?? 0) - (a.global[x]?.share ?? 0));
+  for (const f of order) {
+    const g = a.global[f];
+    const c = ch?.global[f];
+    out.push(
+      row([
+        f,
+        fmt(g?.share, 3),
+        fmt(g?.meanAbs),
+        c ? fmt(c.share, 3) : '',
+        c && g ? `${g.share - c.share >= 0 ? '+' : ''}${(g.share - c.share).toFixed(3)}` : '',
+      ]),
+    );
+  }
+  out.push('');
+  if (drift) {
+    out.push(
+      `Attribution drift against the champion: Spearman rank correlation ${fmt(drift.rankCorrelation, 3)}; largest shifts ${drift.shifts.map((s) => `${s.feature} ${s.change >= 0 ? '+' : ''}${s.change.toFixed(3)}`).join(', ')}.`,
+      '',
+    );
+  }
+  const segments = Object.entries(a.bySegment);
+  if (segments.length) {
+    out.push('Share of importance per segment of the sensitive attribute:', '');
+    out.push(
+      row(['feature', ...segments.map(([s, v]) => `${s} (n=${v.n})`)]),
+      row(['---', ...segments.map(() => '---')]),
+    );
+    for (const f of order) out.push(row([f, ...segments.map(([, v]) => fmt(v.global[f]?.share, 3))]));
+    out.push('');
+  }
+  return out;
 }
