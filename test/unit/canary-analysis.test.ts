@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { CanaryPolicySchema, type VersionKpis } from '../../src/core/contracts/canary';
 import { CheckPhase } from '../../src/core/contracts/checks';
-import { judgeCanary, nextRolloutAction } from '../../src/core/policy/canary-analysis';
+import {
+  judgeCanary,
+  latencyQuantileInterval,
+  nextRolloutAction,
+} from '../../src/core/policy/canary-analysis';
 import { jensenShannon, populationStabilityIndex } from '../../src/core/stats/divergence';
 import { normalQuantile, rateDifferenceInterval, wilsonInterval } from '../../src/core/stats/proportions';
 
@@ -175,5 +179,55 @@ describe('nextRolloutAction (Argo-style limits)', () => {
   });
   it('after a resume, earlier inconclusive analyses no longer count', () => {
     expect(nextRolloutAction([a('inconclusive'), a('successful')], limits, 1).action).toBe('continue');
+  });
+});
+
+/** The gateway's latency buckets in seconds (+Inf as null); cumulative counts per test. */
+const LATENCY_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, null];
+const cumulative = (perBucket: number[]) =>
+  perBucket.map((_, i) => perBucket.slice(0, i + 1).reduce((a, b) => a + b, 0));
+
+describe('p99 ratio on order-statistic intervals', () => {
+  it('the interval of a p99 spans the ranks around n*q and is unbounded inside the +Inf bucket', () => {
+    const h = { bounds: LATENCY_BOUNDS, counts: cumulative([0, 500, 490, 0, 10, 0, 0, 0, 0, 0, 0]) };
+    const i = latencyQuantileInterval(h, 0.99, 0.05)!;
+    // rank 990 +/- 1.96 * sqrt(9.9): ranks 983..998, i.e. inside the 2.5-5 ms bucket up to the 10-25 ms one.
+    expect(i.low).toBeGreaterThan(2.5);
+    expect(i.low).toBeLessThan(5);
+    expect(i.high).toBeGreaterThan(10);
+    expect(i.high).toBeLessThanOrEqual(25);
+    const tail = { bounds: LATENCY_BOUNDS, counts: cumulative([0, 990, 0, 0, 0, 0, 0, 0, 0, 0, 10]) };
+    expect(latencyQuantileInterval(tail, 0.99, 0.05)!.high).toBe(Number.POSITIVE_INFINITY);
+    expect(
+      latencyQuantileInterval(
+        { bounds: LATENCY_BOUNDS, counts: cumulative(new Array(11).fill(0)) },
+        0.99,
+        0.05,
+      ),
+    ).toBeUndefined();
+  });
+
+  it('a few stalled requests that move the point p99 past the ratio do not fail it', () => {
+    // Same model on a busy machine: stable's ten slowest in 10-25 ms, the canary's in 25-50 ms.
+    const stable = cumulative([0, 500, 485, 0, 15, 0, 0, 0, 0, 0, 0]);
+    const canary = cumulative([0, 500, 485, 0, 5, 10, 0, 0, 0, 0, 0]);
+    const r = judge(
+      { p99Ms: 25, latencyHistogram: { bounds: LATENCY_BOUNDS, counts: canary } },
+      { p99Ms: 15, latencyHistogram: { bounds: LATENCY_BOUNDS, counts: stable } },
+    );
+    const c = r.checks.find((x) => x.name === 'canary.latency.p99.ratio')!;
+    expect(c.observed).toBeGreaterThan(policy.maxP99Ratio);
+    expect(c.phase).toBe(CheckPhase.successful);
+    expect(c.detail).toMatch(/lower bound/);
+  });
+
+  it('a canary slower across the whole window fails the ratio', () => {
+    const stable = cumulative([0, 500, 500, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const canary = cumulative([0, 0, 0, 0, 0, 1000, 0, 0, 0, 0, 0]);
+    const r = judge(
+      { p99Ms: 49.7, latencyHistogram: { bounds: LATENCY_BOUNDS, counts: canary } },
+      { p99Ms: 4.97, latencyHistogram: { bounds: LATENCY_BOUNDS, counts: stable } },
+    );
+    expect(phaseOf(r, 'canary.latency.p99.ratio')).toBe(CheckPhase.failed);
   });
 });

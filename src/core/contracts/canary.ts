@@ -153,6 +153,11 @@ export interface VersionKpis {
   oodRequests: number;
   /** Prediction histogram over fixed bins of [0, 1] (counts). */
   predictionHistogram: number[];
+  /**
+   * The window's latency histogram (cumulative counts per bound in seconds, last bound +Infinity as
+   * null): gives the p99 its order-statistic interval. Absent from older measurements.
+   */
+  latencyHistogram?: { bounds: Array<number | null>; counts: number[] };
 }
 
 export interface CanaryMeasurement {

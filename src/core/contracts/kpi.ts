@@ -93,5 +93,6 @@ export function windowKpis(before: KpiSnapshot, after: KpiSnapshot, version: str
     oodRequests: diff(a.oodRequests, b.oodRequests, `OOD requests of v${version}`),
     p99Ms: histogramQuantile(a.latencySeconds.bounds, latency, 0.99) * 1000,
     predictionHistogram: perBin,
+    latencyHistogram: { bounds: [...a.latencySeconds.bounds], counts: latency },
   };
 }

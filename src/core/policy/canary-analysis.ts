@@ -11,7 +11,11 @@
  *   exceeds the allowed increase, successful when the estimate is within it, else inconclusive.
  * The relative comparisons share `alpha` by Bonferroni. Latency: the absolute p99 ceiling, and the
  * p99 ratio against stable only when the canary's p99 is above the floor (a ratio of sub-millisecond
- * figures is timer noise). Prediction distribution: PSI between the two histograms. Fewer canary
+ * figures is timer noise). The ratio is judged on distribution-free intervals of both p99s (the
+ * binomial order-statistic interval on the p99's rank, read from each window's latency histogram):
+ * it fails only when the canary's lower bound is beyond `maxP99Ratio` times stable's upper bound, so
+ * a few requests stalled by a busy machine do not roll back a version as fast as stable; without
+ * histograms the point ratio decides. Prediction distribution: PSI between the two histograms. Fewer canary
  * requests than `minRequests` make every check inconclusive: tiny samples never decide.
  */
 import type {
@@ -24,10 +28,40 @@ import type {
 import { CheckPhase, judgedPhase, worstPhaseOf, type Check, type CheckSeverity } from '../contracts/checks';
 import { chiSquareSurvival } from '../stats/distributions';
 import { populationStabilityIndex } from '../stats/divergence';
-import { rateDifferenceInterval, wilsonInterval } from '../stats/proportions';
+import { histogramQuantile } from '../contracts/kpi';
+import { normalQuantile, rateDifferenceInterval, wilsonInterval } from '../stats/proportions';
 
 /** Relative comparisons that share alpha (Bonferroni): error rate and OOD rate against stable. */
 const RELATIVE_COMPARISONS = 2;
+/** The latency quantile the ratio compares. */
+const LATENCY_QUANTILE = 0.99;
+
+/**
+ * The `(1 - alpha)` order-statistic interval of the `q` quantile of a window's latency histogram, in
+ * ms: the ranks `nq -/+ z sqrt(nq(1-q))` read back through the histogram. An upper rank inside the
+ * +Inf bucket gives an unbounded upper end.
+ */
+export function latencyQuantileInterval(
+  h: { bounds: ReadonlyArray<number | null>; counts: readonly number[] },
+  q: number,
+  alpha: number,
+): { low: number; high: number } | undefined {
+  const n = h.counts[h.counts.length - 1] ?? 0;
+  if (n <= 0) return undefined;
+  const z = normalQuantile(1 - alpha / 2);
+  const spread = z * Math.sqrt(n * q * (1 - q));
+  const lowRank = Math.max(1, Math.floor(n * q - spread));
+  const highRank = Math.min(n, Math.ceil(n * q + spread) + 1);
+  const finite =
+    h.bounds.length > 0 && h.bounds[h.bounds.length - 1] === null ? h.counts.length - 1 : h.counts.length;
+  const lastFinite = finite > 0 ? (h.counts[finite - 1] ?? 0) : 0;
+  const low = histogramQuantile(h.bounds, h.counts, lowRank / n) * 1000;
+  const high =
+    highRank > lastFinite
+      ? Number.POSITIVE_INFINITY
+      : histogramQuantile(h.bounds, h.counts, highRank / n) * 1000;
+  return { low, high };
+}
 
 const fmt = (v: number): string => (Number.isFinite(v) ? String(Math.round(v * 1e4) / 1e4) : 'NaN');
 
@@ -188,15 +222,35 @@ export function judgeCanary(
       );
     } else {
       const ratio = p99 / stable.p99Ms;
-      checks.push(
-        check(
-          'canary.latency.p99.ratio',
-          judgedPhase(ratio <= policy.maxP99Ratio, CheckPhase.failed),
-          ratio,
-          policy.maxP99Ratio,
-          `p99 ratio canary/stable ${fmt(ratio)} (${fmt(p99)} ms vs ${fmt(stable.p99Ms)} ms), allowed ${fmt(policy.maxP99Ratio)}`,
-        ),
-      );
+      // Each version's interval at alpha/2, so the pair holds with probability 1 - alpha.
+      const c = canary.latencyHistogram
+        ? latencyQuantileInterval(canary.latencyHistogram, LATENCY_QUANTILE, policy.alpha / 2)
+        : undefined;
+      const s = stable.latencyHistogram
+        ? latencyQuantileInterval(stable.latencyHistogram, LATENCY_QUANTILE, policy.alpha / 2)
+        : undefined;
+      if (c && s) {
+        const lowerRatio = c.low / s.high;
+        checks.push(
+          check(
+            'canary.latency.p99.ratio',
+            judgedPhase(!(lowerRatio > policy.maxP99Ratio), CheckPhase.failed),
+            ratio,
+            policy.maxP99Ratio,
+            `p99 ratio canary/stable ${fmt(ratio)} (${fmt(p99)} ms, ${fmt((1 - policy.alpha) * 100)}% CI [${fmt(c.low)}, ${fmt(c.high)}], vs ${fmt(stable.p99Ms)} ms, CI [${fmt(s.low)}, ${fmt(s.high)}]); lower bound ${fmt(lowerRatio)}, allowed ${fmt(policy.maxP99Ratio)}`,
+          ),
+        );
+      } else {
+        checks.push(
+          check(
+            'canary.latency.p99.ratio',
+            judgedPhase(ratio <= policy.maxP99Ratio, CheckPhase.failed),
+            ratio,
+            policy.maxP99Ratio,
+            `p99 ratio canary/stable ${fmt(ratio)} (${fmt(p99)} ms vs ${fmt(stable.p99Ms)} ms), allowed ${fmt(policy.maxP99Ratio)}`,
+          ),
+        );
+      }
     }
   }
   const comparable =
