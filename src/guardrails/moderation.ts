@@ -38,6 +38,11 @@ export const LLAMA_GUARD_CODES: Readonly<Partial<Record<ModerationCategory, stri
 
 /** Lexicon severity (garak's 1..3 scale) that is a detection on its own. */
 export const LEXICON_DETECT_SEVERITY = 2.0;
+/**
+ * Least head probability that is a detection: the heads separate toxic text from support replies so
+ * well that their 0.1% benign tail sits low, and an unseen benign reply can land just above it.
+ */
+export const CLASSIFIER_MIN_PROBABILITY = 0.5;
 /** Longest multi-word lexicon term, in words. */
 const MAX_TERM_WORDS = 4;
 
@@ -107,7 +112,7 @@ export class OutputModerator {
     const meta = opts.classifier?.meta;
     for (const h of meta?.heads ?? []) {
       const c = h as ModerationCategory;
-      const t = opts.thresholds?.[c] ?? meta?.thresholds[h]?.fpr01 ?? 0.5;
+      const t = opts.thresholds?.[c] ?? Math.max(meta?.thresholds[h]?.fpr01 ?? 0, CLASSIFIER_MIN_PROBABILITY);
       this.heads.push({ category: c, threshold: t });
     }
   }

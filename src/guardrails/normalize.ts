@@ -24,6 +24,8 @@ export const MIN_BASE64_CHARS = 16;
 export const MIN_HEX_BYTES = 8;
 /** Share of printable characters a decoded payload needs to count as text. */
 export const MIN_PRINTABLE_SHARE = 0.9;
+/** Characters looked at to tell whether a text is rot13 (English or not shows within a few lines). */
+export const ROT13_PROBE_CHARS = 2048;
 /** Most payloads kept from one message: the rest are counted, not scanned. */
 export const MAX_PAYLOADS = 16;
 
@@ -149,6 +151,8 @@ const BIDI = /[\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]/g;
 const VARIATION = /[\uFE00-\uFE0D\u{E0100}-\u{E01EF}]/gu;
 const EMOJI_PRESENTATION = /[\uFE0E\uFE0F]/g;
 const WORD_WITH_LETTERS = /[\p{L}\p{M}]+/gu;
+// eslint-disable-next-line no-control-regex
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
 const LATIN = /[A-Za-z]/;
 const BASE64_RUN = /[A-Za-z0-9+/_-]{16,}={0,2}/g;
 const HEX_RUN = /(?:\\x[0-9a-fA-F]{2}){8,}|(?:[0-9a-fA-F]{2}[ :]?){8,}/g;
@@ -221,30 +225,33 @@ export function normalise(input: string): Normalised {
   };
 
   let text = input;
-  text = text.replace(TAG_CHARS, (m) => {
-    let ascii = '';
-    for (const ch of m) ascii += String.fromCharCode((ch.codePointAt(0) as number) - 0xe0000);
-    payload('tag_chars', ascii);
-    return '';
-  });
-  // A zero-width character between two letters splits a word for a filter (emoji joiners are not counted).
-  text = text.replace(ZERO_WIDTH, (_m, at: number, all: string) => {
-    if (/\w/.test(all[at - 1] ?? '') && /\w/.test(all[at + 1] ?? '')) add('zero_width');
-    return '';
-  });
-  text = text.replace(BIDI, () => (add('bidi'), ''));
-  text = text.replace(VARIATION, () => (add('variation_selector'), '')).replace(EMOJI_PRESENTATION, '');
-  const nfkc = text.normalize('NFKC');
-  if (nfkc !== text) add('compatibility');
-  text = nfkc;
-  if (HOMOGLYPH_CLASS.test(text)) {
-    text = text.replace(WORD_WITH_LETTERS, (w) => {
-      if (!LATIN.test(w) || !HOMOGLYPH_CLASS.test(w)) return w;
-      let out = '';
-      for (const ch of w) out += HOMOGLYPHS[ch] ?? ch;
-      add('homoglyph');
-      return out;
+  // Plain ASCII holds none of the invisible, compatibility or look-alike characters: skip those passes.
+  if (!ASCII_ONLY.test(text)) {
+    text = text.replace(TAG_CHARS, (m) => {
+      let ascii = '';
+      for (const ch of m) ascii += String.fromCharCode((ch.codePointAt(0) as number) - 0xe0000);
+      payload('tag_chars', ascii);
+      return '';
     });
+    // A zero-width character between two letters splits a word for a filter (emoji joiners are not counted).
+    text = text.replace(ZERO_WIDTH, (_m, at: number, all: string) => {
+      if (/\w/.test(all[at - 1] ?? '') && /\w/.test(all[at + 1] ?? '')) add('zero_width');
+      return '';
+    });
+    text = text.replace(BIDI, () => (add('bidi'), ''));
+    text = text.replace(VARIATION, () => (add('variation_selector'), '')).replace(EMOJI_PRESENTATION, '');
+    const nfkc = text.normalize('NFKC');
+    if (nfkc !== text) add('compatibility');
+    text = nfkc;
+    if (HOMOGLYPH_CLASS.test(text)) {
+      text = text.replace(WORD_WITH_LETTERS, (w) => {
+        if (!LATIN.test(w) || !HOMOGLYPH_CLASS.test(w)) return w;
+        let out = '';
+        for (const ch of w) out += HOMOGLYPHS[ch] ?? ch;
+        add('homoglyph');
+        return out;
+      });
+    }
   }
 
   if (text.includes('<')) {
@@ -273,7 +280,8 @@ export function normalise(input: string): Normalised {
     const decoded = decodeHex(m[0]);
     if (decoded) payload('hex', decoded);
   }
-  const plain = commonShare(scan);
+  const probe = scan.length > ROT13_PROBE_CHARS ? scan.slice(0, ROT13_PROBE_CHARS) : scan;
+  const plain = commonShare(probe);
   if (plain.words >= 4 && plain.share < 0.15) {
     const turned = rot13(scan);
     const r = commonShare(turned);

@@ -126,8 +126,17 @@ export interface PatternResult {
   hits: string[];
 }
 
-/** The patterns layer over one segment. */
-export function matchPatterns(text: string, rules: readonly PatternRule[] = PATTERN_RULES): PatternResult {
+/** Characters of a segment the rules read from its start; attack preambles state their intent early. */
+export const PATTERN_HEAD_CHARS = 8192;
+/** Characters read from its end (the request after a long preamble). */
+export const PATTERN_TAIL_CHARS = 2048;
+
+/** The patterns layer over one segment (its head and tail when it is long). */
+export function matchPatterns(input: string, rules: readonly PatternRule[] = PATTERN_RULES): PatternResult {
+  const text =
+    input.length > PATTERN_HEAD_CHARS + PATTERN_TAIL_CHARS
+      ? `${input.slice(0, PATTERN_HEAD_CHARS)}\n${input.slice(-PATTERN_TAIL_CHARS)}`
+      : input;
   let keep = 1;
   const hits: string[] = [];
   for (const rule of rules) {

@@ -13,11 +13,13 @@
  *    each streamed through the output guard in random chunk sizes; false alarms over every benign reply
  *    against every prompt. Reports leak recall, false-alarm rate and precision.
  * 3. Latency per message on one core (the guard runs on the event loop, onnxruntime with one thread):
- *    input guard and output guard, p50/p99 of each message's median over three interleaved rounds
- *    (the shared machine's load spikes land on one round), and of the single first round too.
+ *    input guard and output guard, p50/p99 over messages of each message's fastest of five interleaved
+ *    rounds (the shared machine's preemptions land on single rounds), with the median of rounds, the
+ *    first round alone and CPU time beside it.
  *
  * The last line is one JSON object with `recall_at_1pct_fpr`, `leak_recall`, `leak_fpr`, `p99_ms`.
  */
+import os from 'node:os';
 import { LinearTextClassifier } from '../../src/guardrails/classifier';
 import {
   benignInputs,
@@ -48,10 +50,15 @@ const HOLDOUT = [
 /** Share of a held-out text's word 8-grams found in training attacks above which it is a near-duplicate. */
 const NEAR_DUPLICATE_SHARE = 0.5;
 const SHINGLE_WORDS = 8;
-/** Timing rounds per message (interleaved); the median of each message's rounds is its latency. */
-const ROUNDS = 3;
+/**
+ * Timing rounds per message, interleaved: a message's latency is its fastest round (the shared machine's
+ * preemptions land on single rounds; the fastest is the guard's own cost), its median is printed too.
+ */
+const ROUNDS = 5;
 /** Chunk sizes a simulated leak is streamed in (one leak per size). */
 const CHUNK_SIZES = [1, 4, 17] as const;
+/** Messages run untimed before timing starts. */
+const WARMUP_MESSAGES = 300;
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -272,38 +279,66 @@ async function main(): Promise<void> {
   const messages = [...benign.map((b) => b.text), ...heldOut.map((r) => r.text)];
   const inRounds: number[][] = messages.map(() => []);
   const outRounds: number[][] = replies.map(() => []);
-  const system = `${prompts[0] as string}\n\n${canaryLine('cnryabcdefghijklmnop')}`;
+  const inCpu: number[][] = messages.map(() => []);
+  const outCpu: number[][] = replies.map(() => []);
+  const canaryText = 'cnryabcdefghijklmnop';
+  const system = `${prompts[0] as string}\n\n${canaryLine(canaryText)}`;
+  const outputCheck = (text: string) =>
+    new OutputGuard(new LeakDetector([system], [canaryText]), moderator, {
+      leak: 'block',
+      moderation: 'block',
+      pii: 'redact',
+    }).checkWhole(text);
+  // Warm-up (JIT, onnxruntime's first runs): a serving process is past it after its first requests.
+  for (const m of messages.slice(0, WARMUP_MESSAGES)) await inputGuard.checkText(m);
+  for (const r of replies.slice(0, WARMUP_MESSAGES)) await outputCheck(r.text);
+  const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, m] of messages.entries()) {
+      const c = process.cpuUsage();
       const t = performance.now();
       await inputGuard.checkText(m);
       (inRounds[i] as number[]).push(performance.now() - t);
+      (inCpu[i] as number[]).push(cpuMs(process.cpuUsage(c)));
     }
     for (const [i, reply] of replies.entries()) {
+      const c = process.cpuUsage();
       const t = performance.now();
-      const g = new OutputGuard(new LeakDetector([system], ['cnryabcdefghijklmnop']), moderator, {
-        leak: 'block',
-        moderation: 'block',
-        pii: 'redact',
-      });
-      await g.checkWhole(reply.text);
+      await outputCheck(reply.text);
       (outRounds[i] as number[]).push(performance.now() - t);
+      (outCpu[i] as number[]).push(cpuMs(process.cpuUsage(c)));
     }
   }
   const inMed = inRounds.map(median);
   const outMed = outRounds.map(median);
+  const inMin = inRounds.map((r) => Math.min(...r));
+  const outMin = outRounds.map((r) => Math.min(...r));
   const inFirst = inRounds.map((r) => r[0] as number);
   const longest = Math.max(...messages.map((m) => m.length));
   console.log(
     `\nlatency per message (ms), ${messages.length} input messages up to ${longest} characters, ${replies.length} replies:`,
   );
   console.log(
-    `  input guard:  p50 ${median(inMed).toFixed(3)}  p99 ${quantile(inMed, 0.99).toFixed(3)}  max ${Math.max(...inMed).toFixed(3)}   (first round alone: p50 ${median(inFirst).toFixed(3)} p99 ${quantile(inFirst, 0.99).toFixed(3)})`,
+    `  fastest of ${ROUNDS} rounds: input guard p50 ${median(inMin).toFixed(3)} p99 ${quantile(inMin, 0.99).toFixed(3)}; output guard p50 ${median(outMin).toFixed(3)} p99 ${quantile(outMin, 0.99).toFixed(3)}`,
   );
   console.log(
-    `  output guard: p50 ${median(outMed).toFixed(3)}  p99 ${quantile(outMed, 0.99).toFixed(3)}  max ${Math.max(...outMed).toFixed(3)}`,
+    `  median of rounds: input guard p50 ${median(inMed).toFixed(3)}  p99 ${quantile(inMed, 0.99).toFixed(3)}  max ${Math.max(...inMed).toFixed(3)}   (first round alone: p50 ${median(inFirst).toFixed(3)} p99 ${quantile(inFirst, 0.99).toFixed(3)})`,
   );
-  const p99 = Math.max(quantile(inMed, 0.99), quantile(outMed, 0.99));
+  console.log(
+    `  median of rounds: output guard p50 ${median(outMed).toFixed(3)}  p99 ${quantile(outMed, 0.99).toFixed(3)}  max ${Math.max(...outMed).toFixed(3)}`,
+  );
+  const inCpuMed = inCpu.map(median);
+  const outCpuMed = outCpu.map(median);
+  console.log(
+    `  CPU time (process.cpuUsage, all threads): input p50 ${median(inCpuMed).toFixed(3)} p99 ${quantile(inCpuMed, 0.99).toFixed(3)}; output p50 ${median(outCpuMed).toFixed(3)} p99 ${quantile(outCpuMed, 0.99).toFixed(3)}`,
+  );
+  console.log(
+    `  machine load average while measuring: ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} on ${os.availableParallelism()} cores`,
+  );
+  const p99 = Math.max(quantile(inMin, 0.99), quantile(outMin, 0.99));
   console.log(`bench took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   await clf.close();
   await outClf.close();
@@ -320,10 +355,13 @@ async function main(): Promise<void> {
       leak_precision: r4(leakPrecision),
       simulated_leaks: leakTotal,
       benign_leak_checks: benignChecks,
-      p50_ms: r4(Math.max(median(inMed), median(outMed))),
+      p50_ms: r4(Math.max(median(inMin), median(outMin))),
+      p99_median_of_rounds_ms: r4(Math.max(quantile(inMed, 0.99), quantile(outMed, 0.99))),
       p99_ms: r4(p99),
-      input_p99_ms: r4(quantile(inMed, 0.99)),
-      output_p99_ms: r4(quantile(outMed, 0.99)),
+      input_p99_ms: r4(quantile(inMin, 0.99)),
+      p99_cpu_ms: r4(Math.max(quantile(inCpuMed, 0.99), quantile(outCpuMed, 0.99))),
+      output_p99_ms: r4(quantile(outMin, 0.99)),
+      load_average: r4(os.loadavg()[0] ?? 0),
     }),
   );
 }
