@@ -42,12 +42,30 @@ export class ExplainableModel {
     readonly schema: ModelInputSchema,
     private readonly onnx: Uint8Array,
     readonly tree: TreeView | undefined,
+    private readonly ownsSession: boolean,
   ) {
     this.features = [...schema.inputs].sort((a, b) => a.order - b.order).map((i) => i.name);
   }
 
   static async load(onnx: Uint8Array, schema: ModelInputSchema): Promise<ExplainableModel> {
-    const session = await ort.InferenceSession.create(onnx);
+    return ExplainableModel.open(await ort.InferenceSession.create(onnx), schema, onnx, true);
+  }
+
+  /** Over a session someone else owns (the gateway's served version): {@link release} leaves it open. */
+  static async fromSession(
+    session: ort.InferenceSession,
+    schema: ModelInputSchema,
+    onnx: Uint8Array,
+  ): Promise<ExplainableModel> {
+    return ExplainableModel.open(session, schema, onnx, false);
+  }
+
+  private static async open(
+    session: ort.InferenceSession,
+    schema: ModelInputSchema,
+    onnx: Uint8Array,
+    owns: boolean,
+  ): Promise<ExplainableModel> {
     const graph = readOnnxGraph(onnx);
     const ensemble = readTreeEnsemble(graph);
     const names = [...schema.inputs].sort((a, b) => a.order - b.order).map((i) => i.name);
@@ -56,11 +74,11 @@ export class ExplainableModel {
       const owners = columnOwners(graph, ensemble.inputTensor, names);
       if (owners && owners.length >= ensemble.columns) tree = { ensemble, owner: Int32Array.from(owners) };
     }
-    return new ExplainableModel(session, schema, onnx, tree);
+    return new ExplainableModel(session, schema, onnx, tree, owns);
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    if (this.ownsSession) await this.session.release();
     await this.treeSession?.release();
   }
 

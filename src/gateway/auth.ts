@@ -41,7 +41,7 @@ export const hashApiKey = (key: string): string =>
 
 type KeySet = ReturnType<typeof jose.createLocalJWKSet> | ReturnType<typeof jose.createRemoteJWKSet>;
 
-const ROLE_NAMES: ReadonlySet<string> = new Set<PrincipalRole>(['predict', 'admin']);
+const ROLE_NAMES: ReadonlySet<string> = new Set<PrincipalRole>(['predict', 'admin', 'explain']);
 
 function rolesFrom(claim: unknown): Set<PrincipalRole> {
   const list = Array.isArray(claim) ? claim : typeof claim === 'string' ? claim.split(' ') : [];

@@ -46,6 +46,8 @@ export interface LoadedModel {
   version: string;
   manifestSha256: string;
   session: ort.InferenceSession;
+  /** The verified model bytes the session was created from (read by src/explain for the graph). */
+  onnx: Uint8Array;
   schema: ModelInputSchema;
   spec: FeatureSpec;
   profile: ReferenceProfile;
@@ -165,7 +167,7 @@ export async function loadVerifiedModel(
       `${label}: no output "${schema.probabilityOutput}" (has ${session.outputNames.join(', ')})`,
     );
   }
-  return { name, version: mv.version, manifestSha256: pinned, session, schema, spec, profile };
+  return { name, version: mv.version, manifestSha256: pinned, session, onnx, schema, spec, profile };
 }
 
 /** Builds the single-row feeds of a model from validated features (null: NaN or the missing category). */

@@ -21,6 +21,7 @@ import {
   type RouteUpdate,
 } from '../core/contracts/gateway';
 import type { InferenceLog } from '../ports/inference-log';
+import { EXPLAIN_PATH, handleExplain } from '../explain/gateway';
 import { Authenticator, AuthError, type Principal } from './auth';
 import type { KpiWindow } from './kpi';
 import type { ChatRoute } from './llm/route';
@@ -541,6 +542,7 @@ export function createGatewayServer(deps: GatewayDeps): {
    */
   const routes: GatewayRoute[] = [
     { path: PREDICT_PATH, handle: (req, res, m) => handlePredict(req, res, m[1] as string) },
+    { path: EXPLAIN_PATH, handle: (req, res, m) => handleExplain(req, res, m[1] as string, deps) },
     { path: '/healthz', handle: (_req, res) => send(res, 200, '{"status":"ok"}', {}) },
     {
       path: '/readyz',

@@ -117,7 +117,7 @@ export const RouteUpdateSchema = z
   .strict();
 export type RouteUpdate = z.infer<typeof RouteUpdateSchema>;
 
-export const PrincipalRoleSchema = z.enum(['predict', 'admin']);
+export const PrincipalRoleSchema = z.enum(['predict', 'admin', 'explain']);
 export type PrincipalRole = z.infer<typeof PrincipalRoleSchema>;
 
 /** An API key as stored: its sha256 (hex) only, never the key. */
