@@ -109,6 +109,37 @@ describe('the route proxies benign conversations', () => {
   });
 });
 
+describe('canaries per conversation', () => {
+  it('with a canary secret, one conversation id keeps its canary and another gets its own', async () => {
+    const keyed = await startChatGateway(
+      guards,
+      {
+        upstream: { baseUrl: upstream.url },
+        systemPrompt: SYSTEM_PROMPT,
+        canarySecretEnv: 'TEST_CANARY_SECRET',
+      },
+      undefined,
+      { TEST_CANARY_SECRET: 'a test secret' },
+    );
+    try {
+      const before = upstream.received.length;
+      for (const conv of ['conv-1', 'conv-1', 'conv-2']) {
+        expect((await post(keyed, user('Where is my order?'), { 'x-conversation-id': conv })).status).toBe(
+          200,
+        );
+      }
+      const [a, b, c] = upstream.received
+        .slice(before)
+        .map((r) => /cnry[a-z2-7]{16}/.exec(r.messages[0]?.content ?? '')?.[0]);
+      expect(a).toBeDefined();
+      expect(a).toBe(b);
+      expect(c).not.toBe(a);
+    } finally {
+      await keyed.close();
+    }
+  });
+});
+
 describe('system-prompt leaks are cut and replaced with the safe message', () => {
   for (const trigger of ['LEAK-VERBATIM', 'LEAK-SPACED', 'LEAK-UPPER', 'LEAK-PARTIAL', 'LEAK-CANARY']) {
     it(`${trigger}, non-streaming`, async () => {

@@ -46,6 +46,7 @@ export async function startChatGateway(
   guards: Guards,
   chat: Omit<ChatRouteConfigInput, 'upstream'> & { upstream: ChatRouteConfigInput['upstream'] },
   rate: { perSecond: number; burst: number } = { perSecond: 1000, burst: 1000 },
+  env: NodeJS.ProcessEnv = {},
 ): Promise<ChatGateway> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'guardrails-gw-'));
   const key = `k-${randomBytes(12).toString('hex')}`;
@@ -69,6 +70,7 @@ export async function startChatGateway(
   const route = await createChatRoute(parseChatRouteConfig(chat), {
     guards,
     audit: new JsonlAuditSink(auditPath),
+    env,
   });
   const gw = createGatewayServer({
     config,
