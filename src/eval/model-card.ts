@@ -226,8 +226,15 @@ function renderAttributions(a: AttributionSummary, champion: ModelEvaluation | u
   );
   const drift = ch ? attributionDrift(ch, a) : undefined;
   out.push(
-    row(['feature', 'share', 'mean abs', ch ? 'champion share' : '', ch ? 'change' : '']),
-    row(['---', '---', '---', '---', '---']),
+    row([
+      'feature',
+      'share',
+      'mean abs',
+      ch ? 'champion share' : '',
+      ch ? 'change' : '',
+      a.permutation ? `permutation (${a.permutation.scoring} drop ± sd)` : '',
+    ]),
+    row(['---', '---', '---', '---', '---', '---']),
   );
   const order = [...a.features].sort((x, y) => (a.global[y]?.share ?? 0) - (a.global[x]?.share ?? 0));
   for (const f of order) {
@@ -240,6 +247,7 @@ function renderAttributions(a: AttributionSummary, champion: ModelEvaluation | u
         fmt(g?.meanAbs),
         c ? fmt(c.share, 3) : '',
         c && g ? `${g.share - c.share >= 0 ? '+' : ''}${(g.share - c.share).toFixed(3)}` : '',
+        a.permutation ? `${fmt(a.permutation.mean[f])} ± ${fmt(a.permutation.std[f])}` : '',
       ]),
     );
   }

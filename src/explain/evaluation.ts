@@ -44,7 +44,8 @@ export async function explainEvaluation(args: {
     const rows = rowsFromColumns(first.schema, args.holdout.columns, idx);
     const groups = args.holdout.groups;
     const segments = groups ? idx.map((i) => groups[i] ?? '') : undefined;
-    const result = await explainVersions({ challenger, champion, rows, segments, background, seed });
+    const labels = idx.map((i) => args.holdout.labels[i] as number);
+    const result = await explainVersions({ challenger, champion, rows, segments, background, seed, labels });
     return { ...result, background, features: challenger.features };
   } finally {
     await challenger.release();

@@ -10,6 +10,7 @@ import { createSeededRandom } from '../core/stats/random';
 import { globalImportance } from './global';
 import { kernelShap } from './kernel-shap';
 import type { ExplainableModel, Row } from './model';
+import { DEFAULT_PERMUTATION_REPEATS, permutationImportance } from './permutation';
 import { treeShapRows } from './tree-shap';
 
 /** Holdout rows explained per version: enough for stable global shares at a few seconds of CPU. */
@@ -49,6 +50,8 @@ export async function explainVersions(args: {
   background: readonly Row[];
   seed?: number;
   nsamples?: number;
+  /** Labels of `rows`: with them, permutation importance (ROC AUC) rides along. */
+  labels?: ArrayLike<number>;
 }): Promise<VersionAttributions> {
   const seed = args.seed ?? DEFAULT_EXPLAIN_SEED;
   const models = args.champion ? [args.challenger, args.champion] : [args.challenger];
@@ -84,6 +87,24 @@ export async function explainVersions(args: {
           seed,
         }),
       );
+    }
+  }
+  if (args.labels) {
+    const labels = args.labels;
+    let positives = 0;
+    for (let i = 0; i < labels.length; i++) positives += labels[i] as number;
+    if (positives > 0 && positives < labels.length) {
+      for (const [k, m] of models.entries()) {
+        const p = await permutationImportance(m, args.rows, labels, { seed, scoring: 'roc_auc' });
+        const rec = (v: Float64Array) => Object.fromEntries(m.features.map((f, j) => [f, v[j] as number]));
+        (summaries[k] as AttributionSummary).permutation = {
+          scoring: 'roc_auc',
+          baseline: p.baseline,
+          repeats: DEFAULT_PERMUTATION_REPEATS,
+          mean: rec(p.mean),
+          std: rec(p.std),
+        };
+      }
     }
   }
   const [challenger, champion] = summaries as [AttributionSummary, AttributionSummary | undefined];

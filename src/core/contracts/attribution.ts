@@ -32,6 +32,16 @@ export const AttributionSummarySchema = z.strictObject({
     z.string(),
     z.strictObject({ n: z.int().min(0), global: z.record(z.string(), FeatureImportanceSchema) }),
   ),
+  /** Permutation importance on the same rows: drop of `scoring` when the feature is shuffled (mean, sd). */
+  permutation: z
+    .strictObject({
+      scoring: z.enum(['roc_auc', 'average_precision']),
+      baseline: z.number(),
+      repeats: z.int().min(1),
+      mean: z.record(z.string(), z.number()),
+      std: z.record(z.string(), z.number()),
+    })
+    .optional(),
 });
 export type AttributionSummary = z.infer<typeof AttributionSummarySchema>;
 
