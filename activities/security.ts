@@ -22,14 +22,23 @@ import { fetchVerifiedModel } from '../src/registry/verified-model';
 import { verifyApprovalSignature, type ApprovalSignedFields } from '../src/security/approval-signing';
 import { scanModelFiles } from '../src/security/format-scan';
 import { verifyStartSignature, type StartSignedFields } from '../src/security/start-signing';
+import {
+  BOUND_CARD_ARTIFACT,
+  buildEvidenceStatement,
+  cardDigest,
+  type EvidencePredicate,
+} from '../src/security/evidence';
+import { MODEL_CARD_DIR } from './registry';
+import { Context } from '@temporalio/activity';
 import { signModelFiles } from '../src/security/model-signing';
 import {
+  EVIDENCE_ARTIFACT,
   MODEL_SIGNATURE_ARTIFACT,
   SecurityTags,
   signatureSubject,
   type ModelTrust,
 } from '../src/security/model-trust';
-import { mapped } from './errors';
+import { mapped, owningWorkflow } from './errors';
 
 /** The hops at which a version is verified again inside the pipeline. */
 export type IntegrityHop = 'registration' | 'evaluation' | 'approval' | 'deploy';
@@ -147,6 +156,57 @@ export function createSecurityActivities(cfg: { registry?: ModelRegistry; trust?
       } catch (err) {
         return refusalOf(err, hop);
       }
+    },
+
+    /**
+     * Signs the evidence statement of an approved version: its model digest (re-verified now) bound
+     * to the model card as it stands (a frozen copy is stored beside it), the gate verdict, the
+     * approvals and the dataset hashes. Returns the bundle's sha256 for the audit log.
+     */
+    async signEvidence(input: {
+      model: string;
+      version: string;
+      gate: EvidencePredicate['gate'];
+      approvals: EvidencePredicate['approvals'];
+      datasets: EvidencePredicate['datasets'];
+    }): Promise<{ evidenceSha256: string; rootDigest: string; cardSha256: string }> {
+      const { registry, trust } = need();
+      const signer = trust.signer;
+      if (!signer)
+        throw ApplicationFailure.nonRetryable(
+          'this worker cannot sign evidence',
+          FailureType.ModelSignatureMissing,
+        );
+      const version = await mapped(() => registry.getVersion(input.model, input.version));
+      const verified = await mapped(() => fetchVerifiedModel(registry, version, { trust }));
+      const runId = version.runId;
+      const sig = verified.signature;
+      if (!runId || !sig)
+        throw ApplicationFailure.nonRetryable(
+          `${input.model} v${input.version} has no verified model signature to bind evidence to`,
+          FailureType.ModelSignatureMissing,
+        );
+      const cardPath = `${MODEL_CARD_DIR}/model_card.json`;
+      const card = await mapped(() => registry.downloadArtifact(runId, cardPath));
+      await mapped(() => registry.uploadArtifact(runId, BOUND_CARD_ARTIFACT, card));
+      const statement = buildEvidenceStatement({
+        subject: sig.subject,
+        rootDigest: sig.rootDigest,
+        predicate: {
+          workflowId: owningWorkflow(Context.current().info).workflowId,
+          modelCard: { path: cardPath, sha256: cardDigest(card) },
+          gate: input.gate,
+          approvals: input.approvals,
+          datasets: input.datasets,
+          modelSignature: { path: MODEL_SIGNATURE_ARTIFACT, signer: sig.signer },
+        },
+      });
+      const bundle = `${JSON.stringify(await signer.signStatement(statement))}\n`;
+      await mapped(() => registry.uploadArtifact(runId, EVIDENCE_ARTIFACT, bundle));
+      await mapped(() =>
+        registry.setVersionTag(input.model, input.version, SecurityTags.evidence, EVIDENCE_ARTIFACT),
+      );
+      return { evidenceSha256: cardDigest(bundle), rootDigest: sig.rootDigest, cardSha256: cardDigest(card) };
     },
 
     async verifyModelVersion(input: {

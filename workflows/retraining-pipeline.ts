@@ -28,7 +28,7 @@ import { finishRun, initiatorOf, parseRetrainingInput, type RetrainingRun } from
 import { snapshotAndValidate } from './retraining/data';
 import { evaluateCandidate, judgeCandidate, modelCardWriter } from './retraining/evaluate';
 import { BreachInbox, KPI_GUARD_PATCH, kpiGuardStage } from './retraining/kpi-guard';
-import { signCandidate, verifyHop } from './retraining/integrity';
+import { bindEvidence, signCandidate, verifyHop } from './retraining/integrity';
 import { proveInitiator } from './retraining/identity';
 import { concludeWithout, promote } from './retraining/promote';
 import { registerCandidate, trainCandidate } from './retraining/train';
@@ -123,6 +123,13 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   }
 
   await verifyHop(run, version, 'deploy');
+  await bindEvidence(run, {
+    version,
+    approval,
+    verdict,
+    training: snapshot.sha256,
+    holdout: summary.holdout.sha256,
+  });
 
   // 8a. Staging (when the input asks for it): the staging route is probed before any customer sees it.
   if (input.staging && input.holdout && patched(STAGING_STAGE_PATCH)) {

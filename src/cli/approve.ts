@@ -6,6 +6,7 @@
  * approve --model fraud --approver alice [--comment "..."] [--version 3] [--key-file path | --key-env VAR]
  *         [--reject --reason "..."] [--via update|signal] [--workflow-id retrain-fraud] [--profile name]
  *         [--print-command]
+ * approve --sign-start --model fraud --initiator dana --dataset file:///data/x.csv --key-file dana.key
  * ```
  *
  * Rules:
@@ -38,6 +39,7 @@ import { parseOrThrow } from '../core/contracts/errors';
 import type { PipelineStatus } from '../core/contracts/retraining';
 import { loadPrivateKey, signApproval } from '../security/approval-signing';
 import type { PrivateKeySource } from '../security/approval-signing';
+import { signStart } from '../security/start-signing';
 
 /** Prefix of a retraining pipeline's workflow id (`retrain-<model>`, see src/core/contracts/retraining.ts). */
 export const RETRAIN_WORKFLOW_ID_PREFIX = 'retrain-';
@@ -239,7 +241,68 @@ function describeError(err: unknown): string {
 }
 
 /** Runs the CLI; returns the exit status. */
+/** Usage of the start-signing mode. */
+export const SIGN_START_USAGE =
+  'usage: approve --sign-start --model <model> --initiator <id> --dataset <uri> (--key-file path | --key-env VAR) [--workflow-id id]';
+
+/**
+ * `--sign-start`: prints the `startSignature` JSON that proves `--initiator` started this pipeline
+ * (workflow id, model and dataset URI bound), to put into the workflow input. Only the signature is
+ * printed, never the key.
+ */
+export function signStartMain(argv: string[]): number {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        'sign-start': { type: 'boolean' },
+        model: { type: 'string' },
+        initiator: { type: 'string' },
+        dataset: { type: 'string' },
+        'workflow-id': { type: 'string' },
+        'key-file': { type: 'string' },
+        'key-env': { type: 'string' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${SIGN_START_USAGE}`);
+    return 2;
+  }
+  const { model, initiator, dataset } = values;
+  const keyFile = values['key-file'];
+  const keyEnv = values['key-env'];
+  if (typeof model !== 'string' || typeof initiator !== 'string' || typeof dataset !== 'string') {
+    console.error(SIGN_START_USAGE);
+    return 2;
+  }
+  const source: PrivateKeySource | undefined =
+    typeof keyFile === 'string'
+      ? { file: keyFile }
+      : typeof keyEnv === 'string'
+        ? { env: keyEnv }
+        : undefined;
+  if (!source) {
+    console.error(`a key is needed to sign a start\n${SIGN_START_USAGE}`);
+    return 2;
+  }
+  try {
+    const workflowId =
+      typeof values['workflow-id'] === 'string'
+        ? values['workflow-id']
+        : `${RETRAIN_WORKFLOW_ID_PREFIX}${model}`;
+    const signature = signStart({ workflowId, model, dataset, initiator }, loadPrivateKey(source));
+    console.log(JSON.stringify({ initiator, startSignature: signature }));
+    return 0;
+  } catch (err) {
+    console.error(`sign-start failed: ${describeError(err)}`);
+    return 2;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--sign-start')) return signStartMain(argv);
   let opts: ApproveCliOptions;
   try {
     opts = parseApproveArgs(argv);

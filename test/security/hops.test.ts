@@ -25,6 +25,7 @@ import { Aliases, MODEL_ARTIFACT_PATH, VersionTags } from '../../src/core/contra
 import {
   approveSignal,
   retrainWorkflowId,
+  submitApprovalUpdate,
   statusQuery,
   type PipelineResult,
   type RetrainingInput,
@@ -44,6 +45,9 @@ import {
   type ModelTrust,
 } from '../../src/security/model-trust';
 import { ensureReferenceEnv } from '../../src/stack/provision';
+import { generateApproverKeyPair } from '../../src/security/approval-signing';
+import { signStart } from '../../src/security/start-signing';
+import { createPrivateKey } from 'node:crypto';
 import {
   awaitApproval,
   createLocalEnv,
@@ -71,7 +75,7 @@ let holdout: string;
 /** Tamper to run (once) right before the hop check of a model. */
 const tampers = new Map<string, { hop: IntegrityHop; tamper: Tamper }>();
 
-function writePolicy(model: string): void {
+function writePolicy(model: string, approval?: ModelPolicyInput['approval']): void {
   const policy: ModelPolicyInput = {
     gate: {
       minHoldoutSize: 200,
@@ -79,7 +83,7 @@ function writePolicy(model: string): void {
       absoluteMinimums: { pr_auc: 0.15, roc_auc: 0.75 },
       guardrails: { maxFairnessGap: 0.3 },
     },
-    approval: { approvers: [{ id: 'bob', roles: ['risk-officer'] }] },
+    approval: approval ?? { approvers: [{ id: 'bob', roles: ['risk-officer'] }] },
   };
   writeFileSync(path.join(policyDir, `${model}.json`), JSON.stringify(policy));
 }
@@ -299,5 +303,64 @@ describe('verify at every hop', () => {
       expect(r.failure.nonRetryable).toBe(true);
       await expectRefusedAndUntouched(r.model, r.hop, r.failure);
     }
+  });
+});
+
+describe('proven initiator and four-eyes on keys', () => {
+  it('refuses unsigned and forged starts; the key that signed the start may not approve under another name', async () => {
+    const dana = generateApproverKeyPair();
+    const bob = generateApproverKeyPair();
+    const stranger = generateApproverKeyPair();
+    const model = uniqueModel('ident');
+    writePolicy(model, {
+      approvers: [
+        { id: 'alice', roles: ['ml-lead'], publicKey: dana.publicKeyPem },
+        { id: 'bob', roles: ['risk-officer'], publicKey: bob.publicKeyPem },
+      ],
+      initiators: [{ id: 'dana', publicKey: dana.publicKeyPem }],
+      requireSignedStart: true,
+    });
+    const workflowId = retrainWorkflowId(model);
+    const start = (extra: Partial<RetrainingInput>) =>
+      env.client.workflow.start('retrainingPipeline', {
+        taskQueue: config.taskQueue,
+        workflowId,
+        args: [{ ...input(model, holdout), ...extra }],
+      });
+    const failureOf = async (h: Awaited<ReturnType<typeof start>>) => {
+      const err = await h.result().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      let cause: unknown = (err as WorkflowFailedError).cause;
+      while (cause instanceof Error && !(cause instanceof ApplicationFailure)) cause = cause.cause;
+      return cause as ApplicationFailure;
+    };
+    expect((await failureOf(await start({}))).type).toBe(FailureType.InitiatorUnproven);
+    const forged = signStart(
+      { workflowId, model, dataset: train, initiator: 'dana' },
+      createPrivateKey(stranger.privateKeyPem),
+    );
+    expect((await failureOf(await start({ startSignature: forged }))).type).toBe(
+      FailureType.InitiatorUnproven,
+    );
+    const good = signStart(
+      { workflowId, model, dataset: train, initiator: 'dana' },
+      createPrivateKey(dana.privateKeyPem),
+    );
+    const handle = await start({ startSignature: good });
+    const status = await awaitApproval(model, () => handle.query(statusQuery));
+    expect(status.approval?.initiatorProof).toBe('signed');
+    const self = await handle
+      .executeUpdate(submitApprovalUpdate, { args: [{ decision: 'approve', approver: 'alice' }] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(String((self as Error).cause ?? self)).toMatch(/self-approval/);
+    await handle.signal(approveSignal, { approver: 'bob' });
+    expect((await handle.result()).outcome).toBe('promoted');
+    const checks = (await auditOf(workflowId)).filter((e) => e.type === 'initiator.checked');
+    expect(checks.map((e) => (e.details as { ok: boolean }).ok)).toEqual([false, false, true]);
   });
 });

@@ -13,6 +13,7 @@ import type { IntegrityHop, IntegrityResult } from '../../activities/security';
 import { AuditEventType } from '../../src/core/contracts/audit';
 import { registry, security } from './activities';
 import type { RetrainingRun } from './context';
+import type { ApprovalState } from '../../src/core/contracts/approval';
 
 export const MODEL_SIGNING_PATCH = 'retraining-model-signing';
 
@@ -52,6 +53,55 @@ async function record(run: RetrainingRun, version: string, result: IntegrityResu
 export async function signCandidate(run: RetrainingRun, version: string): Promise<void> {
   if (!patched(MODEL_SIGNING_PATCH)) return;
   await record(run, version, await security.signModelVersion({ model: run.model, version }));
+}
+
+/** Patch id of the evidence statement signed after approval. */
+export const EVIDENCE_PATCH = 'retraining-evidence';
+
+/** Signs the evidence statement of an approved version (model digest, card, verdict, approvals, data) and audits it. */
+export async function bindEvidence(
+  run: RetrainingRun,
+  args: {
+    version: string;
+    approval: ApprovalState;
+    verdict: { decision: string; reasons: string[] };
+    training: string;
+    holdout?: string;
+  },
+): Promise<void> {
+  if (!patched(EVIDENCE_PATCH)) return;
+  const approvals = args.approval.attempts
+    .filter((a) => a.accepted && a.decision === 'approve')
+    .map((a) => ({
+      approver: a.approver,
+      at: a.at,
+      signed: a.signed,
+      ...(a.keyId ? { keyId: a.keyId } : {}),
+    }));
+  const bound = await security.signEvidence({
+    model: run.model,
+    version: args.version,
+    gate: { decision: args.verdict.decision, reasons: args.verdict.reasons },
+    approvals,
+    datasets: {
+      training: { sha256: args.training },
+      ...(args.holdout ? { holdout: { sha256: args.holdout } } : {}),
+    },
+  });
+  run.journal.decide(
+    'evidence-signed',
+    `v${args.version}: card ${bound.cardSha256.slice(0, 12)} bound to ${bound.rootDigest.slice(0, 12)}`,
+  );
+  await run.journal.audit(
+    'evidence.signed',
+    {
+      rootDigest: bound.rootDigest,
+      cardSha256: bound.cardSha256,
+      evidenceSha256: bound.evidenceSha256,
+      approvers: approvals.map((a) => a.approver),
+    },
+    { modelVersion: args.version },
+  );
 }
 
 /** Verifies the version's manifest and signature at `hop`. */
