@@ -323,6 +323,19 @@ describe('bad input gets a clear status and message', () => {
     });
   }
 
+  it('500 messages (under the limit) and a 60,000-character message are served, guarded', async () => {
+    const many = Array.from({ length: 500 }, (_, i) => ({
+      role: i % 2 ? 'assistant' : 'user',
+      content: `turn ${i}: where is my order?`,
+    }));
+    const t = performance.now();
+    expect((await post(gw, { messages: many })).status).toBe(200);
+    expect((await post(gw, user(`Here is my packing list: ${'blue socks, '.repeat(5000)}`))).status).toBe(
+      200,
+    );
+    expect(performance.now() - t).toBeLessThan(10_000);
+  });
+
   it('field errors name the field', async () => {
     const r = await post(gw, { messages: [{ role: 'wizard', content: 'hi' }] });
     expect(((await r.json()) as { error: { message: string } }).error.message).toContain('messages[0].role');
