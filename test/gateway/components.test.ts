@@ -1,7 +1,8 @@
 /**
  * Gateway components on their own: JWT verification against a JWKS served over real HTTP (key
  * rotation by kid), OOD z-scores from a reference profile, the inference log's hourly partitions read
- * back by window, and the in-memory bucket's refill arithmetic on a controlled clock.
+ * back by window, the in-memory bucket's refill arithmetic on a controlled clock, and the compiled
+ * request check agreeing with the zod schema it stands in for on every body tried.
  */
 import * as jose from 'jose';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -17,6 +18,15 @@ import { OodDetector } from '../../src/gateway/ood';
 import { MemoryRateLimiter } from '../../src/gateway/rate-limit';
 import { stickyFraction } from '../../src/gateway/router';
 import type { InferenceRecord } from '../../src/ports/inference-log';
+import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
+import {
+  MAX_CATEGORY_LENGTH,
+  MAX_REQUEST_KEY_LENGTH,
+  PredictValidator,
+  RequestValidationError,
+  validatePredict,
+} from '../../src/gateway/validation';
+import { fraudFeatures } from './fixtures';
 
 describe('JWT against a JWKS URL', () => {
   let server: http.Server;
@@ -149,5 +159,68 @@ describe('token bucket arithmetic', () => {
     let below = 0;
     for (let i = 0; i < n; i++) if (stickyFraction(`user-${i}`) < 0.25) below++;
     expect(Math.abs(below / n - 0.25)).toBeLessThan(0.02);
+  });
+});
+
+describe('compiled request check', () => {
+  it('accepts exactly what the zod schema accepts, and refuses with its message', () => {
+    const validator = new PredictValidator(FRAUD_FEATURE_SPEC);
+    const numeric = FRAUD_FEATURE_SPEC.features.filter((f) => f.kind === 'numeric').map((f) => f.name);
+    const categorical = FRAUD_FEATURE_SPEC.features.filter((f) => f.kind !== 'numeric').map((f) => f.name);
+    const base = fraudFeatures(20, 5)[0] as Record<string, unknown>;
+    const n0 = numeric[0] as string;
+    const c0 = categorical[0] as string;
+    const { [n0]: _dropped, ...withoutNumeric } = base;
+    const bodies: unknown[] = [
+      { features: base },
+      { features: base, key: 'customer-1' },
+      { features: { ...base, [n0]: null, [c0]: null } },
+      { features: { ...base, [n0]: -0 } },
+      { features: { ...base, [c0]: 'x'.repeat(MAX_CATEGORY_LENGTH) } },
+      { features: base, key: 'k'.repeat(MAX_REQUEST_KEY_LENGTH) },
+      { features: { ...base, [c0]: 'x'.repeat(MAX_CATEGORY_LENGTH + 1) } },
+      { features: base, key: 'k'.repeat(MAX_REQUEST_KEY_LENGTH + 1) },
+      { features: base, key: '' },
+      { features: base, key: 7 },
+      { features: base, key: undefined },
+      { features: base, debug: true },
+      { features: withoutNumeric },
+      { features: { ...base, shoe_size: 44 } },
+      { features: { ...base, [n0]: '13' } },
+      { features: { ...base, [n0]: Number.NaN } },
+      { features: { ...base, [n0]: Number.POSITIVE_INFINITY } },
+      { features: { ...base, [n0]: Number.NEGATIVE_INFINITY } },
+      { features: { ...base, [n0]: true } },
+      { features: { ...base, [c0]: 3 } },
+      { features: { ...base, [c0]: ['a'] } },
+      { features: { ...base, [n0]: undefined } },
+      { features: [1, 2] },
+      { features: null },
+      { features: 'x' },
+      {},
+      { key: 'k' },
+      [],
+      null,
+      'features',
+      42,
+      JSON.parse(`{"features": ${JSON.stringify(base)}, "__proto__": {"x": 1}}`),
+      JSON.parse(`{"features": {"__proto__": 1, ${JSON.stringify(base).slice(1)}}`),
+    ];
+    for (const [i, body] of bodies.entries()) {
+      const zod = validator.schema.safeParse(body);
+      let compiled: unknown;
+      let refused: Error | undefined;
+      try {
+        compiled = validator.parse(body);
+      } catch (err) {
+        refused = err as Error;
+      }
+      expect(refused === undefined, `body ${i}: ${JSON.stringify(body)}`).toBe(zod.success);
+      if (zod.success) expect(compiled, `body ${i}`).toEqual(zod.data);
+      else {
+        expect(refused, `body ${i}`).toBeInstanceOf(RequestValidationError);
+        expect(() => validatePredict(validator.schema, body)).toThrow(refused?.message);
+      }
+    }
   });
 });

@@ -12,9 +12,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startGatewayProcess, type GatewayProcess } from '../../src/gateway/app';
 import { parseGatewayConfig } from '../../src/gateway/config';
 import { JsonlInferenceLog } from '../../src/gateway/inference-log';
-import { loadVerifiedModel, ModelIntegrityError, MODEL_FOLDER } from '../../src/gateway/models';
+import {
+  loadVerifiedModel,
+  MANIFEST_SHA256_TAG,
+  ModelIntegrityError,
+  MODEL_FOLDER,
+} from '../../src/gateway/models';
 import { MlflowClient } from '../../src/mlflow';
 import { MlflowModelRegistry } from '../../src/registry';
+import { buildManifest, manifestArtifactPath } from '../../src/security/digests';
 import { fraudFeatures, registerModelFiles, trainedModelFiles, type ModelFile } from './fixtures';
 import { bearer, get, metricValue, newKey, post, put, raw } from './helpers';
 
@@ -156,6 +162,74 @@ describe('inference gateway: serving, security, observability', () => {
     expect((await post(predictUrl, { features: f0 }, bearer(alice.key))).json.version).toBe(v1);
     await new Promise((res) => setTimeout(res, 1500));
     expect(readFileSync(accessLogFile, 'utf8')).toMatch(/"decision":"integrity_refused"/);
+  });
+
+  it('refuses every other kind of tampering at load, over real HTTP, and serves none of them', async () => {
+    const onnx = files.find((f) => f.path === `${MODEL_FOLDER}/model.onnx`) as ModelFile;
+    const evil = Buffer.from(onnx.content);
+    evil[0] = (evil[0] as number) ^ 0x01;
+    const evilFiles = files.map((f) => (f === onnx ? { path: f.path, content: evil } : f));
+    // A manifest rewritten to match the swapped model: its own digest no longer matches the pinned one.
+    const swapped = await registerModelFiles(mlflow, model, files);
+    await mlflow.uploadArtifact(swapped.runId, onnx.path, evil);
+    await mlflow.uploadArtifact(
+      swapped.runId,
+      manifestArtifactPath(MODEL_FOLDER),
+      buildManifest(MODEL_FOLDER, evilFiles).json,
+    );
+    // A file smuggled in beside the verified ones.
+    const extra = await registerModelFiles(mlflow, model, files);
+    await mlflow.uploadArtifact(extra.runId, `${MODEL_FOLDER}/payload.pkl`, Buffer.from('cos\nsystem\n'));
+    // A file the pinned manifest lists is not there.
+    const partial = await registerModelFiles(
+      mlflow,
+      model,
+      files.filter((f) => f !== onnx),
+    );
+    const full = buildManifest(MODEL_FOLDER, files);
+    await mlflow.uploadArtifact(partial.runId, manifestArtifactPath(MODEL_FOLDER), full.json);
+    const missing = await mlflow.createModelVersion({
+      name: model,
+      source: `runs:/${partial.runId}/${MODEL_FOLDER}`,
+      runId: partial.runId,
+      tags: { [MANIFEST_SHA256_TAG]: full.sha256 },
+    });
+    // A version registered without its pinned manifest digest.
+    const unpinned = await mlflow.createModelVersion({
+      name: model,
+      source: `runs:/${extra.runId}/${MODEL_FOLDER}`,
+      runId: extra.runId,
+    });
+    await new Promise((res) => setTimeout(res, 500));
+    const cases: Array<[string, string, RegExp]> = [
+      ['rewritten manifest', swapped.version, /manifest digest [0-9a-f]{64} does not match the pinned/],
+      ['extra file', extra.version, /payload\.pkl: not in the manifest/],
+      ['missing file', missing.version, /model\.onnx: missing/],
+      ['no pinned digest', unpinned.version, /no mlops\.manifest_sha256 tag/],
+    ];
+    const registry = new MlflowModelRegistry(mlflow);
+    for (const [what, version, message] of cases) {
+      await expect(loadVerifiedModel(registry, model, { version }), what).rejects.toThrow(
+        ModelIntegrityError,
+      );
+      const r = await put(
+        `${gw.url}/admin/v1/models/${model}/route`,
+        { canary: version, canaryWeight: 1 },
+        bearer(root.key),
+      );
+      expect(r.status, what).toBe(422);
+      expect(r.json.error?.code, what).toBe('integrity');
+      expect(r.json.error?.message, what).toMatch(message);
+      const m = await metrics();
+      expect(metricValue(m, 'gateway_model_loads_total', { model, version, result: 'integrity' }), what).toBe(
+        1,
+      );
+    }
+    const state = await get(`${gw.url}/admin/v1/models/${model}/route`, bearer(root.key));
+    expect(state.json.canary).toBeUndefined();
+    const after = await post(predictUrl, { features: f0 }, bearer(alice.key));
+    expect(after.status).toBe(200);
+    expect(after.json.version).toBe(v1);
   });
 
   it('refuses every bad credential with 401 and a message naming the problem', async () => {
