@@ -12,12 +12,24 @@
  * - KWOK (`sigs.k8s.io/kwok/cmd/kwok`) with its default node and pod stages, copied from the module
  *   cache beside the binary.
  * - Kueue (`sigs.k8s.io/kueue/cmd/kueue`) with its CRDs and webhook manifests, copied the same way.
+ * - kubectl, in the same `go build`: it embeds kustomize and shares most of its packages with the
+ *   control plane, so it adds about 100 s to that build (measured on a loaded 2-core machine, where
+ *   a separate cold `go install` of kustomize took 733 s). `kubectl kustomize` renders
+ *   deploy/k8s's overlays for the dry-run tests. KServe's InferenceService CRD is copied from the kserve module (no build).
  *
  * Each tool folder appears only once complete (built beside it, then renamed). Every build prints
  * its wall time, so a cold CI log shows what each costs.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { TOOLS_DIR } from './paths';
@@ -31,6 +43,9 @@ export const ETCD_VERSION = 'v3.7.0';
 export const KWOK_VERSION = 'v0.8.0';
 /** Kueue release (GPU quota and admission); `go install` works for it as is. */
 export const KUEUE_VERSION = 'v0.17.0';
+
+/** KServe release whose InferenceService CRD the KServe traffic router is tested against (files only, no build). */
+export const KSERVE_VERSION = 'v0.17.0';
 
 /** The Go toolchain the pinned modules need (`go` directive of k8s.io/kubernetes v1.37.2). */
 const MIN_GO = [1, 26] as const;
@@ -53,11 +68,18 @@ export interface KubeTools {
   /** Kueue's CRDs (one YAML file each) and its webhook configurations. */
   kueueCrds: string[];
   kueueWebhooks: string;
+  /** KServe's InferenceService CRD (for the KServe traffic router's tests). */
+  kserveCrd: string;
+  /** kubectl of the same release; `kubectl kustomize` renders deploy/k8s's overlays. */
+  kubectl: string;
 }
 
 export const KUBE_DIR = path.join(TOOLS_DIR, `kubernetes-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}`);
 export const KWOK_DIR = path.join(TOOLS_DIR, `kwok-${KWOK_VERSION}`);
 export const KUEUE_DIR = path.join(TOOLS_DIR, `kueue-${KUEUE_VERSION}`);
+export const KSERVE_DIR = path.join(TOOLS_DIR, `kserve-crds-${KSERVE_VERSION}`);
+/** The InferenceService CRD inside the kserve module (its full, schema-bearing variant). */
+const KSERVE_ISVC_CRD = path.join('config', 'crd', 'full', 'serving.kserve.io_inferenceservices.yaml');
 
 /** KWOK stage sets (kustomize/stage/<set>) the simulated cluster runs: node lifecycle and general pods. */
 const KWOK_STAGE_FILES = [
@@ -139,6 +161,7 @@ export function wrapperGoMod(staging: readonly string[]): string {
     '\tk8s.io/kubernetes/cmd/kube-apiserver',
     '\tk8s.io/kubernetes/cmd/kube-controller-manager',
     '\tk8s.io/kubernetes/cmd/kube-scheduler',
+    '\tk8s.io/kubernetes/cmd/kubectl',
     ')',
     '',
   ].join('\n');
@@ -173,14 +196,20 @@ function kubeLdflags(): string {
   return [STRIP_LDFLAGS, ...x].join(' ');
 }
 
-const KUBE_BINARIES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd'] as const;
+const KUBE_BINARIES = [
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'etcd',
+  'kubectl',
+] as const;
 
 function ensureKubeBinaries(log: Logger): void {
   const complete = (): boolean => KUBE_BINARIES.every((b) => existsSync(path.join(KUBE_DIR, 'bin', b)));
   if (complete()) return;
   const go = requireGo(`Kubernetes ${KUBERNETES_VERSION}`);
   log(
-    `building kube-apiserver, kube-controller-manager, kube-scheduler ${KUBERNETES_VERSION} and etcd ${ETCD_VERSION} into ${KUBE_DIR} (first run only, 18-21 minutes on 2 cores)`,
+    `building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ${KUBERNETES_VERSION} and etcd ${ETCD_VERSION} into ${KUBE_DIR} (first run only, 20-23 minutes on 2 cores)`,
   );
   buildIntoPlace(
     KUBE_DIR,
@@ -210,6 +239,7 @@ function ensureKubeBinaries(log: Logger): void {
             'k8s.io/kubernetes/cmd/kube-apiserver',
             'k8s.io/kubernetes/cmd/kube-controller-manager',
             'k8s.io/kubernetes/cmd/kube-scheduler',
+            'k8s.io/kubernetes/cmd/kubectl',
             './cmd/etcd',
           ],
           env,
@@ -280,11 +310,42 @@ function ensureKueue(log: Logger): void {
   );
 }
 
+/**
+ * The InferenceService CRD of KServe (`serving.kserve.io/v1beta1`), copied from the kserve module
+ * fetched through the module proxy (`go mod download`, no build): the KServe router's tests install
+ * it and play the KServe controller themselves. Returns the CRD file.
+ */
+export function ensureKserveCrd(log: Logger = log0): string {
+  const file = path.join(KSERVE_DIR, path.basename(KSERVE_ISVC_CRD));
+  const complete = (): boolean => existsSync(file);
+  if (complete()) return file;
+  const go = requireGo(`KServe ${KSERVE_VERSION} CRDs`);
+  log(`fetching the KServe ${KSERVE_VERSION} InferenceService CRD into ${KSERVE_DIR} (first run only)`);
+  buildIntoPlace(
+    KSERVE_DIR,
+    complete,
+    (tmp) => {
+      writeFileSync(path.join(tmp, 'go.mod'), 'module mlops-control-plane.local/probe\n\ngo 1.26.0\n');
+      let dir: string | undefined;
+      timed(log, `go mod download github.com/kserve/kserve@${KSERVE_VERSION}`, () => {
+        dir = downloadModule(go, `github.com/kserve/kserve@${KSERVE_VERSION}`, tmp).Dir;
+      });
+      if (!dir)
+        throw new Error(`go mod download github.com/kserve/kserve@${KSERVE_VERSION}: no source folder`);
+      copyFileSync(path.join(dir, KSERVE_ISVC_CRD), path.join(tmp, path.basename(KSERVE_ISVC_CRD)));
+      rmSync(path.join(tmp, 'go.mod'));
+    },
+    log,
+  );
+  return file;
+}
+
 /** Builds (once) and returns every tool of the test cluster. */
 export function ensureKubeTools(log: Logger = log0): KubeTools {
   ensureKubeBinaries(log);
   ensureKwok(log);
   ensureKueue(log);
+  const kserveCrd = ensureKserveCrd(log);
   const bin = (dir: string, name: string): string => path.join(dir, 'bin', name);
   const stagesDir = path.join(KWOK_DIR, 'stages');
   const crdDir = path.join(KUEUE_DIR, 'crds');
@@ -302,5 +363,7 @@ export function ensureKubeTools(log: Logger = log0): KubeTools {
       .sort()
       .map((f) => path.join(crdDir, f)),
     kueueWebhooks: path.join(KUEUE_DIR, 'webhooks.yaml'),
+    kserveCrd,
+    kubectl: bin(KUBE_DIR, 'kubectl'),
   };
 }

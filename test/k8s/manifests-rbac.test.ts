@@ -1,16 +1,20 @@
 /**
- * deploy/k8s against the real API server: every manifest passes a server-side dry run (schema,
- * admission, Pod Security "restricted" of the namespaces), and the worker's ServiceAccount gets
- * exactly what its Role grants: Jobs, pods and logs, Kueue Workloads in the training namespace, and
- * a 403 on Secrets, on pods/exec and in every other namespace.
+ * deploy/k8s against the real API server: every manifest, and every kustomization as `kubectl
+ * kustomize` renders it (the worker's local and production overlays, the Kueue queues, the KServe
+ * RBAC, the gateway), passes a server-side dry run (schema, admission, Pod Security "restricted"
+ * of the namespaces), and the
+ * worker's ServiceAccount gets exactly what its Role grants: Jobs, pods and logs, Kueue Workloads in
+ * the training namespace, and a 403 on Secrets, on pods/exec and in every other namespace.
  */
 import * as k8s from '@kubernetes/client-node';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createKubernetesJobRunner, kubernetesRunnerConfigFromEnv } from '../../src/jobs/kubernetes-runner';
 import { loadManifests } from '../../src/stack/kube-cluster';
+import { ensureKubeTools } from '../../src/stack/kube-tools';
 import { PROJECT_ROOT } from '../../src/stack/paths';
 import {
   TRAINING_NAMESPACE,
@@ -156,6 +160,59 @@ describe('deploy/k8s manifests', () => {
         }),
     );
     expect(ok).toBe(200);
+  });
+});
+
+describe('kustomize renderings of deploy/k8s (overlays and the gateway)', () => {
+  /** Kustomizations rendered by the project-built `kubectl kustomize`; each object must pass a dry run. */
+  const RENDERED = ['worker/overlays/local', 'worker/overlays/production', 'kueue', 'kserve', 'gateway'];
+
+  function render(dir: string): k8s.KubernetesObject[] {
+    const r = spawnSync(ensureKubeTools().kubectl, ['kustomize', path.join(K8S_DIR, dir)], {
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${r.stderr}`);
+    return loadManifests(r.stdout);
+  }
+
+  it('the overlays change what they say (replicas, digest-pinned image, zone spread, Temporal address)', () => {
+    const deployment = (objs: k8s.KubernetesObject[]) =>
+      objs.find((o) => o.kind === 'Deployment' && o.metadata?.name === 'mlops-worker') as k8s.V1Deployment;
+    const config = (objs: k8s.KubernetesObject[]) =>
+      objs.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === 'mlops-worker') as k8s.V1ConfigMap;
+    const local = render('worker/overlays/local');
+    const prod = render('worker/overlays/production');
+    expect(deployment(local).spec?.replicas).toBe(1);
+    expect(config(local).data?.TEMPORAL_ADDRESS).toBe('host.local:7233');
+    expect(deployment(prod).spec?.replicas).toBe(3);
+    expect(deployment(prod).spec?.template.spec?.containers[0]?.image).toMatch(
+      /^registry\.example\.com\/mlops\/control-plane-worker@sha256:[0-9a-f]{64}$/,
+    );
+    expect(deployment(prod).spec?.template.spec?.topologySpreadConstraints?.[0]?.topologyKey).toBe(
+      'topology.kubernetes.io/zone',
+    );
+    // Both overlays carry the Kueue queues the worker submits to.
+    for (const objs of [local, prod]) {
+      expect(objs.map((o) => o.kind)).toEqual(expect.arrayContaining(['ClusterQueue', 'LocalQueue', 'Role']));
+    }
+  });
+
+  it('every rendered object passes a server-side dry run', async () => {
+    const client = k8s.KubernetesObjectApi.makeApiClient(kubeConfig());
+    for (const dir of RENDERED) {
+      const objs = render(dir);
+      expect(objs.length, dir).toBeGreaterThan(0);
+      for (const obj of objs) {
+        await expect(
+          client.patch(obj, undefined, 'All', 'mlops-dry-run', true, k8s.PatchStrategy.ServerSideApply),
+          `${dir}: ${obj.kind}/${obj.metadata?.name ?? ''}`,
+        ).resolves.toMatchObject({ kind: obj.kind });
+      }
+    }
+    // The gateway's Deployment is among them (its own manifests, rendered as they would be applied).
+    expect(render('gateway').map((o) => o.kind)).toEqual(
+      expect.arrayContaining(['Deployment', 'Service', 'HorizontalPodAutoscaler', 'NetworkPolicy']),
+    );
   });
 });
 
