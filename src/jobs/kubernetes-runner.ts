@@ -732,6 +732,8 @@ export const KUBERNETES_RUNNER_ENV = {
   nodeSelector: 'MLOPS_K8S_NODE_SELECTOR',
   tolerations: 'MLOPS_K8S_TOLERATIONS',
   imagePullSecrets: 'MLOPS_K8S_IMAGE_PULL_SECRETS',
+  /** JSON object of pod annotations (autoscaler hints such as safe-to-evict, simulator timings in tests). */
+  podAnnotations: 'MLOPS_K8S_POD_ANNOTATIONS',
 } as const;
 
 /**
@@ -771,6 +773,9 @@ export function kubernetesRunnerConfigFromEnv(env: NodeJS.ProcessEnv = process.e
       `${E.tolerations}: ${tolerations.error.issues[0]?.message ?? 'invalid'} (a JSON list of tolerations)`,
     );
   }
+  const podAnnotations = z.record(z.string(), z.string()).optional().safeParse(json(E.podAnnotations));
+  if (!podAnnotations.success)
+    throw new JobSpecError(`${E.podAnnotations}: must be a JSON object of strings`);
   const queueTimeoutSeconds = int(E.queueTimeoutSeconds);
   const imagePullGraceSeconds = int(E.imagePullGraceSeconds);
   const kubeconfig = get(E.kubeconfig);
@@ -788,6 +793,7 @@ export function kubernetesRunnerConfigFromEnv(env: NodeJS.ProcessEnv = process.e
       ...(priorityClassName ? { priorityClassName } : {}),
       ...(nodeSelector.data ? { nodeSelector: nodeSelector.data } : {}),
       ...(tolerations.data ? { tolerations: tolerations.data } : {}),
+      ...(podAnnotations.data ? { podAnnotations: podAnnotations.data } : {}),
       ...(pullSecrets
         ? {
             imagePullSecrets: pullSecrets

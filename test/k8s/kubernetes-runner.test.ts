@@ -5,7 +5,6 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decideJobFailure } from '../../src/core/policy/job-failures';
@@ -29,8 +28,6 @@ import {
   workerKubeConfig,
   workerRunner,
 } from './helpers';
-
-const TSX_CLI = createRequire(path.join(PROJECT_ROOT, 'package.json')).resolve('tsx/cli');
 
 /** Admission, scheduling and KWOK's simulated run of one pod: seconds; generous for a loaded machine. */
 const RUN_MS = 60_000;
@@ -127,7 +124,10 @@ describe('a GPU training Job queued through Kueue', () => {
         console.log('submitted ' + r.created);
         for (;;) { await runner.status(r.status.name); await new Promise((x) => setTimeout(x, 200)); }
       });`;
-    const child = spawn(process.execPath, [TSX_CLI, '-e', script], {
+    // One process in its own group (tsx as a loader: its CLI would fork the script as a child that
+    // survives a kill of the parent).
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], {
+      detached: true,
       cwd: PROJECT_ROOT,
       env: {
         ...process.env,
@@ -157,7 +157,7 @@ describe('a GPU training Job queued through Kueue', () => {
     const batch = kubeConfig().makeApiClient(k8s.BatchV1Api);
     const uid = (await batch.readNamespacedJob({ name: spec.name, namespace: TRAINING_NAMESPACE })).metadata
       ?.uid;
-    child.kill('SIGKILL');
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
     await exited;
     const runner = await workerRunner({ template: { podAnnotations: runFor('1h') } });
     const again = await runner.submit(spec);
