@@ -15,6 +15,7 @@ import type { DriftReference } from '../src/data/drift-reference';
 import {
   DatasetFormatError,
   DatasetReadError,
+  fingerprintsPathOf,
   profileDatasetWithExtras,
   sniffFormat,
 } from '../src/data/profile';
@@ -29,6 +30,8 @@ import {
 } from '../src/data/sources';
 import { failedReport, judgeDataset } from '../src/core/policy/validation';
 import { FailureType as FailureTypes } from '../src/core/contracts/failures';
+
+export { fingerprintsPathOf };
 
 /** Environment variable listing the folders datasets may be read from (path-delimiter separated). */
 export const DATASET_ROOTS_ENV = 'MLOPS_DATASET_ROOTS';
@@ -68,11 +71,6 @@ function snapshotDigest(snapshotDir: string, file: string): string | undefined {
   const resolved = path.resolve(file);
   if (path.dirname(resolved) !== path.resolve(snapshotDir)) return undefined;
   return SNAPSHOT_NAME.exec(path.basename(resolved))?.[1];
-}
-
-/** The row fingerprints written beside a snapshot of the store when it is validated. */
-export function fingerprintsPathOf(snapshotPath: string): string {
-  return snapshotPath.replace(/\.(csv|parquet)$/, '') + '.fingerprints.parquet';
 }
 
 /** A connector error as the activity's named, non-retryable failure. */

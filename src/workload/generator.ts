@@ -625,14 +625,12 @@ const PARQUET_TYPES: Record<(typeof FRAUD_COLUMNS)[number], string> = {
 };
 
 /**
- * Generates a dataset as Parquet (typed columns, empty cells as NULL): the rows stream to a temporary CSV that
- * the analytics engine converts in parallel, then the Parquet file is renamed into place.
+ * Converts a CSV of the generator (header row, its columns) into Parquet with typed columns (empty cells as
+ * NULL), in parallel by the analytics engine; the Parquet file is renamed into place when complete.
  */
-export async function writeFraudParquet(path: string, options: GenerateOptions): Promise<void> {
-  const csv = `${path}.csv-${process.pid}`;
+export async function fraudCsvToParquet(csv: string, path: string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    await writeFraudCsv(csv, options);
     const db = await openEngine();
     try {
       const columns = FRAUD_COLUMNS.map((c) => `${sqlString(c)}: ${sqlString(PARQUET_TYPES[c])}`).join(', ');
@@ -645,7 +643,17 @@ export async function writeFraudParquet(path: string, options: GenerateOptions):
     }
     await rename(tmp, path);
   } finally {
-    await rm(csv, { force: true });
     await rm(tmp, { force: true });
+  }
+}
+
+/** Generates a dataset as Parquet: the rows stream to a temporary CSV that {@link fraudCsvToParquet} converts. */
+export async function writeFraudParquet(path: string, options: GenerateOptions): Promise<void> {
+  const csv = `${path}.csv-${process.pid}`;
+  try {
+    await writeFraudCsv(csv, options);
+    await fraudCsvToParquet(csv, path);
+  } finally {
+    await rm(csv, { force: true });
   }
 }

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { createDataActivities } from '../../activities/data';
+import { createDataActivities, fingerprintsPathOf } from '../../activities/data';
+import { sharedRowsWithTraining } from '../../src/data/profile';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import { openEngine, sqlString } from '../../src/data/engine';
 import { generateFraudDataset, writeCsv } from '../../src/workload/generator';
@@ -75,5 +76,36 @@ describe('snapshotDataset + validateDataset on Parquet', () => {
     const { report } = await acts.validateDataset({ snapshotPath: cut, spec: FRAUD_FEATURE_SPEC });
     expect(report.checks.map((c) => [c.check, c.passed])).toEqual([['format', false]]);
     expect(report.checks[0]?.message).toMatch(/not a readable Parquet file/);
+  });
+});
+
+describe('the holdout-leak check reads the fingerprints validation wrote', () => {
+  it('counts shared rows from the sidecar, and without one fingerprints the training file once', async () => {
+    const rows = generateFraudDataset({ rows: 600, seed: 31 });
+    const train = path.join(dir, 'leak-train.csv');
+    await writeCsv(train, rows);
+    const snapshot = await acts.snapshotDataset({ dataset: { uri: pathToFileURL(train).href } });
+    await acts.validateDataset({ snapshotPath: snapshot.snapshotPath, spec: FRAUD_FEATURE_SPEC });
+    const sidecar = fingerprintsPathOf(snapshot.snapshotPath);
+    expect(readFileSync(sidecar).subarray(0, 4).toString('latin1')).toBe('PAR1');
+
+    const leaky = path.join(dir, 'leak-holdout.csv');
+    const fresh = generateFraudDataset({ rows: 300, seed: 32 });
+    await writeCsv(leaky, [...fresh, ...rows.slice(0, 7)]);
+    const clean = path.join(dir, 'clean-holdout.csv');
+    await writeCsv(clean, fresh);
+    expect(await sharedRowsWithTraining(snapshot.snapshotPath, leaky, FRAUD_FEATURE_SPEC)).toBe(7);
+    expect(await sharedRowsWithTraining(snapshot.snapshotPath, clean, FRAUD_FEATURE_SPEC)).toBe(0);
+
+    // The same rows with another id and numbers written differently are the same examples.
+    const rewritten = path.join(dir, 'leak-rewritten.csv');
+    const text = readFileSync(leaky, 'utf8')
+      .replace(/tx-1f-/g, 'other-')
+      .replace(/,0\.5,/g, ',0.50,');
+    writeFileSync(rewritten, text);
+    expect(await sharedRowsWithTraining(snapshot.snapshotPath, rewritten, FRAUD_FEATURE_SPEC)).toBe(7);
+
+    // A file never validated (no sidecar) is fingerprinted once, to the same answer.
+    expect(await sharedRowsWithTraining(train, leaky, FRAUD_FEATURE_SPEC)).toBe(7);
   });
 });
