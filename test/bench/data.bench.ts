@@ -1,35 +1,43 @@
 /**
  * `npm run bench:data`: this project's data plane against what a user would write in a notebook, in one run,
- * on the same files: the reference workload's 1M rows (seed 7), as CSV and as Parquet, generated once and
- * cached under the OS temp folder.
+ * on the same files: the reference workload (seed 7) at 1M and 10M rows, each as CSV and as Parquet, generated
+ * by the workload generator (streamed; the Parquet files converted by the engine) and cached under the OS temp
+ * folder, with the generation times printed on first use.
  *
  * - Ours: `snapshotDataset` (copy + sha256 into a fresh snapshot store) then `validateDataset` (DuckDB profile
- *   + `judgeDataset`), the two activities the pipeline runs, in a child process of their own.
+ *   with the drift reference and the row fingerprints, + `judgeDataset`), the two activities the pipeline
+ *   runs, in a child process of their own.
  * - Pandas (the provisioned venv's): `read_csv` / `read_parquet`, `describe(include='all')`, null rates,
  *   `duplicated().sum()` and the label rate, timed after `import pandas`, in a child process of its own.
- * - ROUNDS interleaved rounds, best wall time of each (with its CPU seconds: on a shared machine the wall
- *   time depends on the neighbours); peak RSS is each child's own maximum.
+ * - Interleaved rounds (BENCH_ROUNDS at 1M, BENCH_ROUNDS_10M at 10M), best wall time of each (with its CPU
+ *   seconds: on a shared machine the wall time depends on the neighbours); peak RSS is each child's own maximum.
  *
- * The last line printed is one JSON object with the rows, every time in seconds, the ratios and peak memory.
+ * The last line printed is one JSON object with every time in seconds, the ratios, peak memory and the targets
+ * (3x pandas on 1M CSV and on 10M Parquet, 10M rows within 2 GB).
  */
 import { spawnSync, fork } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createDataActivities } from '../../activities/data';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
-import { openEngine, sqlString } from '../../src/data/engine';
 import { ensurePythonEnv } from '../../src/stack/provision';
-import { generateFraudDataset, writeCsv } from '../../src/workload/generator';
+import { fraudCsvToParquet, writeFraudCsv } from '../../src/workload/generator';
 
-/** Rows of the benchmark dataset: the size the issue measures. */
-const ROWS = Number(process.env.BENCH_DATA_ROWS ?? 1_000_000);
+/** Dataset sizes: the two the issue measures (BENCH_DATA_ROWS, comma-separated, overrides). */
+const SIZES = (process.env.BENCH_DATA_ROWS ?? '1000000,10000000').split(',').map(Number);
 /** Seed of the generated dataset (the CLI's default). */
 const SEED = 7;
-/** Interleaved rounds; each side keeps its best. */
+/** Interleaved rounds at 1M rows; each side keeps its best. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Rounds at 10M rows (each takes minutes on a shared 2-core machine). */
+const ROUNDS_10M = Number(process.env.BENCH_ROUNDS_10M ?? 1);
 /** Longest a single measurement may take before the bench gives up on it. */
-const CHILD_TIMEOUT_MS = 300_000;
+const CHILD_TIMEOUT_MS = 900_000;
+/** The memory target at 10M rows, in MB. */
+const TARGET_PEAK_RSS_MB = 2048;
+/** The speed target: this many times faster than pandas. */
+const TARGET_SPEEDUP = 3;
 /** Where the generated files are cached between runs. */
 const CACHE = path.join(os.tmpdir(), 'mlops-bench-data');
 
@@ -126,85 +134,104 @@ function measurePandas(python: string, file: string, format: 'csv' | 'parquet'):
   return lastJson(r.stdout, 'pandas');
 }
 
-/** The cached CSV and Parquet files of the benchmark dataset, generated on first use. */
-async function datasets(): Promise<{ csv: string; parquet: string }> {
+/** The cached CSV and Parquet files of one size, generated on first use (generation timed). */
+async function datasets(
+  rows: number,
+): Promise<{ csv: string; parquet: string; generated: Record<string, number> }> {
   mkdirSync(CACHE, { recursive: true });
-  const csv = path.join(CACHE, `fraud-${ROWS}-seed${SEED}.csv`);
+  const csv = path.join(CACHE, `fraud-${rows}-seed${SEED}.csv`);
   const parquet = csv.replace(/\.csv$/, '.parquet');
+  const generated: Record<string, number> = {};
   if (!existsSync(csv)) {
-    console.log(`generating ${ROWS} rows into ${csv} (first run only)`);
-    await writeCsv(csv, generateFraudDataset({ rows: ROWS, seed: SEED }));
+    console.log(`generating ${rows} rows into ${csv} (first run only)`);
+    const t = performance.now();
+    await writeFraudCsv(csv, { rows, seed: SEED });
+    generated.csv = (performance.now() - t) / 1000;
+    console.log(`  ${generated.csv.toFixed(1)} s`);
   }
   if (!existsSync(parquet)) {
-    console.log(`writing ${parquet} (typed columns, as DuckDB infers them from the CSV)`);
-    const tmp = `${parquet}.tmp-${process.pid}`;
-    const db = await openEngine();
-    try {
-      await db.run(
-        `COPY (SELECT * FROM read_csv(${sqlString(csv)}, header = true)) TO ${sqlString(tmp)} (FORMAT parquet)`,
-      );
-    } finally {
-      db.close();
-    }
-    renameSync(tmp, parquet);
+    console.log(`converting it into ${parquet} (typed columns)`);
+    const t = performance.now();
+    await fraudCsvToParquet(csv, parquet);
+    generated.parquet = (performance.now() - t) / 1000;
+    console.log(`  ${generated.parquet.toFixed(1)} s`);
   }
-  return { csv, parquet };
+  return { csv, parquet, generated };
 }
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 const best = (ms: Measurement[]): Measurement =>
   ms.reduce((a, b) => (b.seconds < a.seconds ? b : a), ms[0] as Measurement);
 
+const label = (rows: number): string =>
+  rows % 1_000_000 === 0 ? `${rows / 1_000_000}m` : rows % 1000 === 0 ? `${rows / 1000}k` : String(rows);
+
 async function main(): Promise<void> {
   const python = ensurePythonEnv((line) => console.log(line));
-  const files = await datasets();
-  const runs: Record<string, Measurement[]> = {
-    ours_csv: [],
-    pandas_csv: [],
-    ours_parquet: [],
-    pandas_parquet: [],
-  };
-  const record = (key: string, m: Measurement): void => {
-    runs[key]?.push(m);
-    console.log(
-      `${key}: ${m.seconds.toFixed(2)} s (cpu ${Number(m.cpu_s).toFixed(2)} s), ${m.rows} rows, ` +
-        `peak ${m.peak_rss_mb.toFixed(0)} MB`,
-    );
-  };
-  for (let round = 0; round < ROUNDS; round += 1) {
-    record('ours_csv', await measureOurs(files.csv));
-    record('pandas_csv', measurePandas(python, files.csv, 'csv'));
-    record('ours_parquet', await measureOurs(files.parquet));
-    record('pandas_parquet', measurePandas(python, files.parquet, 'parquet'));
+  const out: Record<string, number | boolean | string> = {};
+  const oursPeaks: number[] = [];
+  const pandasPeaks: number[] = [];
+  for (const rows of SIZES) {
+    const files = await datasets(rows);
+    const l = label(rows);
+    for (const [k, v] of Object.entries(files.generated)) out[`generate_${l}_${k}_s`] = round3(v);
+    const runs: Record<string, Measurement[]> = {
+      ours_csv: [],
+      pandas_csv: [],
+      ours_parquet: [],
+      pandas_parquet: [],
+    };
+    const record = (key: string, m: Measurement): void => {
+      runs[key]?.push(m);
+      (key.startsWith('ours') ? oursPeaks : pandasPeaks).push(m.peak_rss_mb);
+      out[`${key.replace('_', `_${l}_`)}_peak_rss_mb`] = Math.max(
+        Number(out[`${key.replace('_', `_${l}_`)}_peak_rss_mb`] ?? 0),
+        Math.round(m.peak_rss_mb),
+      );
+      console.log(
+        `${l} ${key}: ${m.seconds.toFixed(2)} s (cpu ${Number(m.cpu_s).toFixed(2)} s), ${m.rows} rows, ` +
+          `peak ${m.peak_rss_mb.toFixed(0)} MB`,
+      );
+    };
+    const rounds = rows >= 10_000_000 ? ROUNDS_10M : ROUNDS;
+    for (let round = 0; round < rounds; round += 1) {
+      record('ours_csv', await measureOurs(files.csv));
+      record('pandas_csv', measurePandas(python, files.csv, 'csv'));
+      record('ours_parquet', await measureOurs(files.parquet));
+      record('pandas_parquet', measurePandas(python, files.parquet, 'parquet'));
+    }
+    const b = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, best(v)])) as Record<
+      string,
+      Measurement
+    >;
+    for (const fmt of ['csv', 'parquet'] as const) {
+      const ours = b[`ours_${fmt}`] as Measurement;
+      const pandas = b[`pandas_${fmt}`] as Measurement;
+      out[`ours_${l}_${fmt}_s`] = round3(ours.seconds);
+      out[`ours_${l}_${fmt}_snapshot_s`] = round3(Number(ours.snapshot_s));
+      out[`ours_${l}_${fmt}_validate_s`] = round3(Number(ours.validate_s));
+      out[`ours_${l}_${fmt}_cpu_s`] = round3(Number(ours.cpu_s));
+      out[`pandas_${l}_${fmt}_s`] = round3(pandas.seconds);
+      out[`pandas_${l}_${fmt}_cpu_s`] = round3(Number(pandas.cpu_s));
+      out[`speedup_${l}_${fmt}`] = round3(pandas.seconds / ours.seconds);
+    }
+    out[`rounds_${l}`] = rounds;
   }
-  const b = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, best(v)])) as Record<
-    string,
-    Measurement
-  >;
-  const s = (k: string): number => (b[k] as Measurement).seconds;
-  const peak = (prefix: string): number =>
-    Math.max(
-      ...Object.entries(runs).flatMap(([k, v]) => (k.startsWith(prefix) ? v.map((m) => m.peak_rss_mb) : [])),
-    );
-  const rowsLabel = ROWS === 1_000_000 ? '1m' : String(ROWS);
+  out.peak_rss_mb = Math.round(Math.max(...oursPeaks));
+  out.pandas_peak_rss_mb = Math.round(Math.max(...pandasPeaks));
+  const targets: Record<string, boolean> = {};
+  if (out.speedup_1m_csv !== undefined) targets.csv_1m_3x = Number(out.speedup_1m_csv) >= TARGET_SPEEDUP;
+  if (out.speedup_10m_parquet !== undefined) {
+    targets.parquet_10m_3x = Number(out.speedup_10m_parquet) >= TARGET_SPEEDUP;
+    targets.memory_10m_2gb =
+      Math.max(Number(out.ours_10m_csv_peak_rss_mb ?? 0), Number(out.ours_10m_parquet_peak_rss_mb ?? 0)) <=
+      TARGET_PEAK_RSS_MB;
+  }
   console.log(
     JSON.stringify({
-      rows: ROWS,
-      rounds: ROUNDS,
-      [`ours_${rowsLabel}_csv_s`]: round3(s('ours_csv')),
-      [`ours_${rowsLabel}_csv_validate_s`]: round3(Number(b.ours_csv?.validate_s)),
-      [`pandas_${rowsLabel}_csv_s`]: round3(s('pandas_csv')),
-      ours_csv_cpu_s: round3(Number(b.ours_csv?.cpu_s)),
-      pandas_csv_cpu_s: round3(Number(b.pandas_csv?.cpu_s)),
-      speedup_csv: round3(s('pandas_csv') / s('ours_csv')),
-      [`ours_${rowsLabel}_parquet_s`]: round3(s('ours_parquet')),
-      [`ours_${rowsLabel}_parquet_validate_s`]: round3(Number(b.ours_parquet?.validate_s)),
-      [`pandas_${rowsLabel}_parquet_s`]: round3(s('pandas_parquet')),
-      ours_parquet_cpu_s: round3(Number(b.ours_parquet?.cpu_s)),
-      pandas_parquet_cpu_s: round3(Number(b.pandas_parquet?.cpu_s)),
-      speedup_parquet: round3(s('pandas_parquet') / s('ours_parquet')),
-      peak_rss_mb: Math.round(peak('ours')),
-      pandas_peak_rss_mb: Math.round(peak('pandas')),
+      sizes: SIZES,
+      ...out,
+      targets_met: targets,
       cores: os.cpus().length,
       load_avg_1m: round3(os.loadavg()[0] ?? 0),
     }),
