@@ -27,6 +27,8 @@ export const DEFAULT_KERNEL_SEED = 20_261_202;
 const SINGULAR_PIVOT = 1e-12;
 /** Most players for the table form of the tree value function (tables of 2^players entries). */
 const TABLE_MAX_PLAYERS = 14;
+/** Hybrid rows per onnxruntime call of the generic value function. */
+const ONNX_CHUNK_ROWS = 65_536;
 
 export type ValueFunction = 'auto' | 'onnxruntime' | 'tree';
 
@@ -254,34 +256,61 @@ async function onnxValues(
   background: readonly Row[],
   plans: RowPlan[],
 ): Promise<Float64Array[]> {
-  const hybrids: Row[] = [];
   const out = plans.map((p) => new Float64Array(p.masks.length));
+  const B = background.length;
+  const F = model.features.length;
+  const numeric = model.numericInputs();
+  // Column buffers of one chunk of hybrid rows, filled in place (no row objects): whole coalitions per chunk.
+  const perChunk = Math.max(1, Math.floor(ONNX_CHUNK_ROWS / B));
+  const capacity = perChunk * B;
+  const columns: Array<Float32Array | string[]> = numeric.map((isNum) =>
+    isNum ? new Float32Array(capacity) : new Array<string>(capacity),
+  );
+  const bgNumeric = numeric.map((isNum, j) =>
+    isNum
+      ? Float32Array.from(background, (b) => (typeof b[j] === 'number' ? (b[j] as number) : Number.NaN))
+      : undefined,
+  );
+  const bgText = numeric.map((isNum, j) => (isNum ? undefined : background.map((b) => String(b[j] ?? ''))));
   let pending: Array<{ plan: number; mask: number }> = [];
   const flush = async () => {
-    if (hybrids.length === 0) return;
-    const preds = await model.predict(hybrids);
+    if (pending.length === 0) return;
+    const n = pending.length * B;
+    const preds = await model.predictColumns(
+      columns.map((c) => (c instanceof Float32Array ? c.subarray(0, n) : c.length === n ? c : c.slice(0, n))),
+      n,
+    );
     pending.forEach(({ plan, mask }, k) => {
-      let s = 0;
-      for (let b = 0; b < background.length; b++) s += preds[k * background.length + b] as number;
-      (out[plan] as Float64Array)[mask] = s / background.length;
+      let sum = 0;
+      for (let b = 0; b < B; b++) sum += preds[k * B + b] as number;
+      (out[plan] as Float64Array)[mask] = sum / B;
     });
-    hybrids.length = 0;
     pending = [];
   };
+  const fromX = new Uint8Array(F);
   for (let r = 0; r < rows.length; r++) {
     const x = rows[r] as Row;
     const plan = plans[r] as RowPlan;
     for (let s = 0; s < plan.masks.length; s++) {
       const m = plan.masks[s] as Uint8Array;
-      for (const b of background) {
-        const h = b.slice();
-        plan.varying.forEach((j, k) => {
-          if (m[k] === 1) h[j] = x[j] as Row[number];
-        });
-        hybrids.push(h);
+      fromX.fill(0);
+      plan.varying.forEach((j, k) => {
+        if (m[k] === 1) fromX[j] = 1;
+      });
+      const at = pending.length * B;
+      for (let j = 0; j < F; j++) {
+        const col = columns[j] as Float32Array | string[];
+        if (col instanceof Float32Array) {
+          if (fromX[j] === 1) col.fill(typeof x[j] === 'number' ? (x[j] as number) : Number.NaN, at, at + B);
+          else col.set(bgNumeric[j] as Float32Array, at);
+        } else {
+          const src = bgText[j] as string[];
+          const v = String(x[j] ?? '');
+          for (let b = 0; b < B; b++) col[at + b] = fromX[j] === 1 ? v : (src[b] as string);
+        }
       }
       pending.push({ plan: r, mask: s });
-      if (hybrids.length >= 65_536) await flush();
+      if (pending.length >= perChunk) await flush();
     }
   }
   await flush();

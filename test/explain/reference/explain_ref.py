@@ -73,7 +73,9 @@ def main():
             "margin": classifier.decision_function(trows).tolist(),
         }
 
-    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # as our explainers' sessions (src/explain/model.ts)
+    session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
     names = [f.name for f in cfg.features]
     kinds = [f.kind for f in cfg.features]
 
