@@ -12,6 +12,8 @@
  *    letter-spaced, upper/title/alternating case, light paraphrase, reformatted as bullets, canary only),
  *    each streamed through the output guard in random chunk sizes; false alarms over every benign reply
  *    against every prompt. Reports leak recall, false-alarm rate and precision.
+ * 2b. Output moderation: the evaluation model also leaves 30% of the toxic texts (a stable hash split)
+ *    out of its moderation training; recall on them per category and false blocks on benign replies.
  * 3. Latency per message on one core (the guard runs on the event loop, onnxruntime with one thread):
  *    input guard and output guard, p50/p99 over messages of each message's fastest of five interleaved
  *    rounds (the shared machine's preemptions land on single rounds), with the median of rounds, the
@@ -33,6 +35,7 @@ import { OutputModerator } from '../../src/guardrails/moderation';
 import { OutputGuard } from '../../src/guardrails/output-guard';
 import {
   ensureGuardArtifacts,
+  isHeldOutToxic,
   isValidationGroup,
   readCorpus,
   readLexicon,
@@ -213,6 +216,36 @@ async function main(): Promise<void> {
     `  hard negatives among them: ${hardNeg.length}, flagged at 0.5: ${hardNeg.filter((x) => x.v?.detected).length}`,
   );
 
+  // Output moderation on the evaluation model: toxic texts it was not trained on, benign validation replies.
+  const heldOutClf = await LinearTextClassifier.load(held.outputModelDir);
+  const heldModerator = new OutputModerator({
+    lexicon: readLexicon(held.lexiconPath),
+    classifier: heldOutClf,
+  });
+  const toxic = corpus.filter((r) => r.kind === 'toxic' && isHeldOutToxic(r.text));
+  const perCategory: Record<string, { n: number; caught: number; right: number }> = {};
+  for (const r of toxic) {
+    const v = await heldModerator.moderate(r.text);
+    const c = (perCategory[r.category ?? 'none'] ??= { n: 0, caught: 0, right: 0 });
+    c.n++;
+    if (v.detected) c.caught++;
+    if (v.detected && v.category === r.category) c.right++;
+  }
+  let modFalse = 0;
+  const benignReplies = benignOutputs().filter((b) => isValidationGroup(b.group));
+  for (const b of benignReplies) if ((await heldModerator.moderate(b.text)).detected) modFalse++;
+  const modCaught = Object.values(perCategory).reduce((n, c) => n + c.caught, 0);
+  const moderationRecall = modCaught / toxic.length;
+  console.log(
+    `\noutput moderation (held-out ${toxic.length} toxic texts): recall ${moderationRecall.toFixed(4)}, false blocks ${modFalse}/${benignReplies.length} benign validation replies`,
+  );
+  for (const [cat, c] of Object.entries(perCategory).sort()) {
+    console.log(
+      `  ${cat.padEnd(11)} n=${String(c.n).padStart(4)} detected ${(c.caught / c.n).toFixed(4)}, as this category ${(c.right / c.n).toFixed(4)}`,
+    );
+  }
+  await heldOutClf.close();
+
   // Leaks, on the deployed models (moderation runs too: only leak stops count as leak detections).
   const outClf = await LinearTextClassifier.load(full.outputModelDir);
   const moderator = new OutputModerator({ lexicon: readLexicon(full.lexiconPath), classifier: outClf });
@@ -350,6 +383,8 @@ async function main(): Promise<void> {
       deployed_fpr: r4(deployedFpr),
       heldout_attacks: heldOut.length,
       benign_messages: benign.length,
+      moderation_recall: r4(moderationRecall),
+      moderation_fpr: r4(modFalse / benignReplies.length),
       leak_recall: r4(leakRecall),
       leak_fpr: Number(leakFpr.toFixed(6)),
       leak_precision: r4(leakPrecision),

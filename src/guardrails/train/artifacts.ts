@@ -98,6 +98,11 @@ export function unitHash(s: string): number {
 
 export const isValidationGroup = (group: string): boolean => unitHash(group) < BENIGN_VALIDATION_SHARE;
 
+/** Share of the toxic texts an evaluation model (one with held-out families) leaves out of training. */
+export const TOXIC_HOLDOUT_SHARE = 0.3;
+/** Whether a toxic text is left out of an evaluation model's moderation training (a stable hash split). */
+export const isHeldOutToxic = (text: string): boolean => unitHash(`toxic:${text}`) < TOXIC_HOLDOUT_SHARE;
+
 function wheelsDir(): string {
   return path.join(
     CACHE_DIR,
@@ -316,7 +321,7 @@ export function ensureGuardArtifacts(
       fit(python, tmp, inputTmp, 'input', digest, inputDocs);
 
       const toxic: Doc[] = corpus
-        .filter((r) => r.kind === 'toxic')
+        .filter((r) => r.kind === 'toxic' && !(holdout.length > 0 && isHeldOutToxic(r.text)))
         .map((r) => ({
           text: r.text,
           y: OUTPUT_HEADS.map((h) => (h === r.category ? 1 : 0)),
