@@ -8,13 +8,13 @@
  */
 
 /** Bumped on any change of the features; part of the trained models' cache key. */
-export const FEATURISER_VERSION = 1;
+export const FEATURISER_VERSION = 2;
 /** Hash space: 2^18 buckets keeps collisions rare for a few hundred thousand distinct n-grams. */
 export const FEATURE_DIM = 1 << 18;
 /** Characters featurised from the start of a text; jailbreak preambles say what they are early. */
-export const HEAD_CHARS = 3072;
+export const HEAD_CHARS = 2048;
 /** Characters featurised from the end of a text (the request that follows a preamble). */
-export const TAIL_CHARS = 1024;
+export const TAIL_CHARS = 512;
 export const MAX_FEATURE_CHARS = HEAD_CHARS + TAIL_CHARS;
 /** Character n-gram lengths. */
 const CHAR_N = [3, 4, 5] as const;
@@ -34,7 +34,12 @@ export interface SparseFeatures {
 
 /** The text the features are computed from: lower case, single spaces, head and tail kept. */
 export function featureText(text: string): string {
-  let s = text.toLowerCase().replace(/\s+/g, ' ').trim();
+  // Whitespace runs shrink the text: cut the raw text with room to spare first, then tidy and cut exactly.
+  const raw =
+    text.length > 4 * MAX_FEATURE_CHARS
+      ? `${text.slice(0, 2 * HEAD_CHARS)} ${text.slice(text.length - 2 * TAIL_CHARS)}`
+      : text;
+  let s = raw.toLowerCase().replace(/\s+/g, ' ').trim();
   if (s.length > MAX_FEATURE_CHARS) s = `${s.slice(0, HEAD_CHARS)} ${s.slice(s.length - TAIL_CHARS)}`;
   return s;
 }
