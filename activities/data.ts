@@ -26,6 +26,7 @@ import {
   DatasetSourceError,
   UnsupportedDatasetSchemeError,
   openDatasetSource,
+  s3ConnectorFromEnv,
   type DatasetSourceConfig,
 } from '../src/data/sources';
 import { failedReport, judgeDataset } from '../src/core/policy/validation';
@@ -43,7 +44,10 @@ export interface DataActivityConfig {
    * Folders `file://` datasets may be read from; default `$MLOPS_DATASET_ROOTS`, else {@link defaultDatasetRoots}.
    */
   datasetRoots?: readonly string[];
-  /** The `s3://` connector (endpoint, credentials from the secret store); s3:// is refused without it. */
+  /**
+   * The `s3://` connector (endpoint, credentials from the secret store); default from the environment
+   * (`MLOPS_S3_ENDPOINT`, `MLOPS_S3_*_REF`, see `s3ConnectorFromEnv`); s3:// is refused without one.
+   */
   s3?: DatasetSourceConfig['s3'];
 }
 
@@ -98,13 +102,14 @@ function sourceFailure(uri: string, err: unknown): ApplicationFailure {
 }
 
 export function createDataActivities(cfg: DataActivityConfig) {
+  const s3 = cfg.s3 ?? s3ConnectorFromEnv(process.env, path.dirname(path.resolve(cfg.snapshotDir)));
   return {
     /** Hashes the dataset while copying it into the snapshot store; idempotent by content. */
     async snapshotDataset(input: { dataset: DatasetRef }): Promise<DatasetSnapshot> {
       const uri = input.dataset.uri;
       let source;
       try {
-        source = await openDatasetSource(uri, { roots: datasetRoots(cfg), ...(cfg.s3 && { s3: cfg.s3 }) });
+        source = await openDatasetSource(uri, { roots: datasetRoots(cfg), ...(s3 && { s3 }) });
       } catch (err) {
         throw sourceFailure(uri, err);
       }

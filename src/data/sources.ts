@@ -18,7 +18,10 @@ import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { formatZodError } from '../core/contracts/errors';
 import type { SecretRef, SecretStore } from '../ports/secret-store';
+import { createEnvSecretStore, createFileSecretStore } from '../secrets/local';
 
 /** Bytes read from a local file per chunk: large chunks keep the copy and the hash off the event loop. */
 export const FILE_READ_CHUNK_BYTES = 1024 * 1024;
@@ -141,6 +144,9 @@ async function s3Client(cfg: S3SourceConfig, secrets: SecretStore, uri: string):
     credentials: { accessKeyId, secretAccessKey },
     // A refused credential or a missing object is permanent; the activity's retry policy handles the rest.
     maxAttempts: 1,
+    // S3-compatible servers take plain payloads; the SDK's default streaming checksums they may not.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
   });
 }
 
@@ -199,4 +205,51 @@ export async function openDatasetSource(uri: string, cfg: DatasetSourceConfig): 
   throw new UnsupportedDatasetSchemeError(
     `${uri}: scheme "${scheme}" has no dataset connector (file://, s3://)`,
   );
+}
+
+/** A `<secret>/<key>` reference as written in the environment. */
+const SecretRefText = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be <secret>/<key>');
+
+/** Default secret references of the S3 connector's credentials. */
+export const DEFAULT_S3_ACCESS_KEY_REF = 's3/access-key-id';
+export const DEFAULT_S3_SECRET_KEY_REF = 's3/secret-access-key';
+
+const S3EnvSchema = z.object({
+  /** The S3-compatible server; with neither it nor MLOPS_S3_ENABLED=1 the worker has no s3:// connector. */
+  MLOPS_S3_ENDPOINT: z.url().optional(),
+  MLOPS_S3_ENABLED: z.enum(['0', '1']).optional(),
+  MLOPS_S3_REGION: z.string().min(1).optional(),
+  MLOPS_S3_ACCESS_KEY_REF: SecretRefText.default(DEFAULT_S3_ACCESS_KEY_REF),
+  MLOPS_S3_SECRET_KEY_REF: SecretRefText.default(DEFAULT_S3_SECRET_KEY_REF),
+  /** Which secret store holds the credentials: files under the state folder, or the environment. */
+  MLOPS_SECRET_STORE: z.enum(['file', 'env']).default('file'),
+  /** Folder of the file secret store (default `<state>/secrets`). */
+  MLOPS_SECRETS_DIR: z.string().min(1).optional(),
+});
+
+const refOf = (text: string): SecretRef => {
+  const [secret = '', key = ''] = text.split('/');
+  return { secret, key };
+};
+
+/** The worker's s3:// connector from its environment; undefined when none is configured. */
+export function s3ConnectorFromEnv(env: NodeJS.ProcessEnv, stateDir: string): DatasetSourceConfig['s3'] {
+  const r = S3EnvSchema.safeParse(env);
+  if (!r.success) throw new Error(`invalid S3 connector configuration: ${formatZodError(r.error)}`);
+  const e = r.data;
+  if (e.MLOPS_S3_ENDPOINT === undefined && e.MLOPS_S3_ENABLED !== '1') return undefined;
+  return {
+    config: {
+      ...(e.MLOPS_S3_ENDPOINT !== undefined && { endpoint: e.MLOPS_S3_ENDPOINT }),
+      ...(e.MLOPS_S3_REGION !== undefined && { region: e.MLOPS_S3_REGION }),
+      accessKeyId: refOf(e.MLOPS_S3_ACCESS_KEY_REF),
+      secretAccessKey: refOf(e.MLOPS_S3_SECRET_KEY_REF),
+    },
+    secrets:
+      e.MLOPS_SECRET_STORE === 'env'
+        ? createEnvSecretStore(env)
+        : createFileSecretStore(e.MLOPS_SECRETS_DIR ?? path.join(stateDir, 'secrets')),
+  };
 }
