@@ -349,6 +349,9 @@ async function treeValues(
     const margins = new Float64Array(S.length);
     const leafEnd = new Int32Array(ensemble.trees.length);
     const tableSize = 1 << plan.varying.length;
+    // Tables of this row's player sets, reused for every background row (no allocation per row and tree).
+    const tables = new Map<number, Float64Array>();
+    const pool: Float64Array[] = [];
     for (const b of tb) {
       leaves.length = 0;
       let constant = ensemble.base;
@@ -360,7 +363,8 @@ async function treeValues(
       if (plan.varying.length <= TABLE_MAX_PLAYERS) {
         // Per tree, its leaves as a table over the players its conditions name; trees naming the same players
         // share one summed table, looked up at (S & players) for every coalition S.
-        const tables = new Map<number, Float64Array>();
+        tables.clear();
+        let used = 0;
         let start = 0;
         for (let t = 0; t < ensemble.trees.length; t++) {
           const end = leafEnd[t] as number;
@@ -373,7 +377,16 @@ async function treeValues(
             for (let k = start; k < end; k++) constant += (leaves[k] as HybridLeaf).value;
           } else {
             let tab = tables.get(players);
-            if (!tab) tables.set(players, (tab = new Float64Array(tableSize)));
+            if (!tab) {
+              // A pooled table, cleared on the entries this player set can reach (its submasks).
+              tab = pool[used] ??= new Float64Array(tableSize);
+              used++;
+              for (let q = players; ; q = (q - 1) & players) {
+                tab[q] = 0;
+                if (q === 0) break;
+              }
+              tables.set(players, tab);
+            }
             for (let k = start; k < end; k++) {
               const { fromX: fx, fromB: fb, value } = leaves[k] as HybridLeaf;
               // every q within `players` with fx ⊆ q and q ∩ fb = ∅
