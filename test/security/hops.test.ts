@@ -28,6 +28,7 @@ import {
   submitApprovalUpdate,
   statusQuery,
   type PipelineResult,
+  type PipelineStatus,
   type RetrainingInput,
 } from '../../src/core/contracts/retraining';
 import type { ModelRegistry } from '../../src/ports/model-registry';
@@ -35,7 +36,12 @@ import { createModelRegistry } from '../../src/registry';
 import { downloadTree, fetchVerifiedModel } from '../../src/registry/verified-model';
 import { createFileSecretStore } from '../../src/secrets/local';
 import { buildManifest, manifestArtifactPath } from '../../src/security/digests';
-import { createKeySigner, generateSigningKeyPair, signModelFiles } from '../../src/security/model-signing';
+import {
+  createKeySigner,
+  createKeyVerifier,
+  generateSigningKeyPair,
+  signModelFiles,
+} from '../../src/security/model-signing';
 import {
   MODEL_SIGNATURE_ARTIFACT,
   SecurityTags,
@@ -47,9 +53,10 @@ import {
 import { ensureReferenceEnv } from '../../src/stack/provision';
 import { generateApproverKeyPair } from '../../src/security/approval-signing';
 import { signStart } from '../../src/security/start-signing';
+import { exportEvidenceChain, verifyEvidenceChain } from '../../src/security/evidence';
 import { createPrivateKey } from 'node:crypto';
 import {
-  awaitApproval,
+  AWAIT_APPROVAL_TIMEOUT_MS,
   createLocalEnv,
   type RunningWorker,
   runWorker,
@@ -72,6 +79,9 @@ let publicKeyPem: string;
 let policyDir: string;
 let train: string;
 let holdout: string;
+/** Every workflow this file starts, and every secret value it handles: none may leak into histories or logs. */
+const startedWorkflows = new Set<string>();
+const secretValues: string[] = [];
 /** Tamper to run (once) right before the hop check of a model. */
 const tampers = new Map<string, { hop: IntegrityHop; tamper: Tamper }>();
 
@@ -138,6 +148,7 @@ beforeAll(async () => {
   registry = createModelRegistry({ kind: 'mlflow', trackingUri: config.trackingUri });
   const store = createFileSecretStore(path.join(stateDir, 'secrets'));
   publicKeyPem = await ensureSigningKey(store);
+  secretValues.push((await store.get({ secret: 'model-signing', key: 'private.pem' }))!);
   trust = createModelTrust({ store });
   const data = tempDir('hops-data');
   [train, holdout] = await Promise.all([
@@ -171,6 +182,7 @@ afterAll(async () => {
 });
 
 function input(model: string, holdoutUri?: string): RetrainingInput {
+  startedWorkflows.add(retrainWorkflowId(model));
   return {
     model,
     dataset: { uri: train },
@@ -179,6 +191,22 @@ function input(model: string, holdoutUri?: string): RetrainingInput {
     initiator: 'dana',
     featureSpec: FRAUD_FEATURE_SPEC,
   };
+}
+
+/** Waits for awaiting-approval; a query that times out on a loaded machine is asked again, not fatal. */
+async function waitForApproval(handle: { query: (q: typeof statusQuery) => Promise<PipelineStatus> }) {
+  const deadline = Date.now() + 2 * AWAIT_APPROVAL_TIMEOUT_MS;
+  for (;;) {
+    const s = await handle.query(statusQuery).catch((err: unknown) => {
+      if (Date.now() > deadline) throw err;
+      return undefined;
+    });
+    if (s?.stage === 'awaiting-approval') return s;
+    if (s && ['completed', 'failed', 'rejected', 'expired'].includes(s.stage))
+      throw new Error(`ended at ${s.stage} before approval: ${JSON.stringify(s.decisions)}`);
+    if (Date.now() > deadline) throw new Error('no approval request in time');
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 async function auditOf(workflowId: string): Promise<AuditEntry[]> {
@@ -199,7 +227,7 @@ async function runTampered(model: string, hop: IntegrityHop, tamper: Tamper): Pr
     args: [input(model, holdout)],
   });
   if (hop === 'deploy') {
-    await awaitApproval(model, () => handle.query(statusQuery));
+    await waitForApproval(handle);
     await handle.signal(approveSignal, { approver: 'bob' });
   }
   const err = await handle.result().then(
@@ -311,6 +339,7 @@ describe('proven initiator and four-eyes on keys', () => {
     const dana = generateApproverKeyPair();
     const bob = generateApproverKeyPair();
     const stranger = generateApproverKeyPair();
+    secretValues.push(dana.privateKeyPem, bob.privateKeyPem, stranger.privateKeyPem);
     const model = uniqueModel('ident');
     writePolicy(model, {
       approvers: [
@@ -349,7 +378,7 @@ describe('proven initiator and four-eyes on keys', () => {
       createPrivateKey(dana.privateKeyPem),
     );
     const handle = await start({ startSignature: good });
-    const status = await awaitApproval(model, () => handle.query(statusQuery));
+    const status = await waitForApproval(handle);
     expect(status.approval?.initiatorProof).toBe('signed');
     const self = await handle
       .executeUpdate(submitApprovalUpdate, { args: [{ decision: 'approve', approver: 'alice' }] })
@@ -360,7 +389,57 @@ describe('proven initiator and four-eyes on keys', () => {
     expect(String((self as Error).cause ?? self)).toMatch(/self-approval/);
     await handle.signal(approveSignal, { approver: 'bob' });
     expect((await handle.result()).outcome).toBe('promoted');
+    // The whole chain, offline: exported once, verified; a card edited afterwards breaks it.
+    const mv = await registry.findVersionByAlias(model, Aliases.champion);
+    expect(mv?.tags[SecurityTags.evidence]).toBe('signatures/evidence.sig');
+    const chain = tempDir('hops-chain');
+    await exportEvidenceChain(registry, mv!, chain, config.auditLogPath);
+    const verifier = createKeyVerifier([publicKeyPem]);
+    const chainChecks = await verifyEvidenceChain(chain, verifier);
+    expect(chainChecks.filter((c) => !c.ok)).toEqual([]);
+    expect(chainChecks.map((c) => c.check)).toEqual([
+      'evidence signature',
+      'model signature over the files',
+      'model card',
+      'gate, approvals, data',
+      'audit log',
+    ]);
+    const cardFile = path.join(chain, 'model_card.json');
+    writeFileSync(cardFile, readFileSync(cardFile, 'utf8').replace('"promote"', '"reject"'));
+    const broken = await verifyEvidenceChain(chain, verifier);
+    expect(broken.filter((c) => !c.ok).map((c) => c.check)).toEqual(['model card']);
     const checks = (await auditOf(workflowId)).filter((e) => e.type === 'initiator.checked');
     expect(checks.map((e) => (e.details as { ok: boolean }).ok)).toEqual([false, false, true]);
+  });
+});
+
+describe('secrets by reference', () => {
+  it('no secret value appears in any exported history, the audit log or the model cards', async () => {
+    // The PEM body lines (64 base64 characters each) are what a leak would carry, whole or in part.
+    const needles = secretValues.flatMap((pem) =>
+      pem
+        .split('\n')
+        .filter((l) => l.length >= 40 && !l.startsWith('-----'))
+        .map((l) => l.slice(0, 40)),
+    );
+    expect(needles.length).toBeGreaterThanOrEqual(secretValues.length);
+    const haystacks: Array<[string, string]> = [['audit log', readFileSync(config.auditLogPath, 'utf8')]];
+    for (const id of startedWorkflows) {
+      const history = await env.client.workflow.getHandle(id).fetchHistory();
+      haystacks.push([`history ${id}`, JSON.stringify(history)]);
+      const model = id.replace(/^retrain-/, '');
+      const mv = await registry.findVersionByAlias(model, Aliases.challenger).catch(() => undefined);
+      if (mv?.runId) {
+        for (const f of await downloadTree(registry, mv.runId, 'model_card').catch(() => []))
+          haystacks.push([`card ${f.path}`, f.content.toString('utf8')]);
+      }
+    }
+    expect(haystacks.length).toBeGreaterThan(startedWorkflows.size);
+    const leaks = haystacks.flatMap(([where, text]) =>
+      needles
+        .filter((n) => text.includes(n) || text.includes(Buffer.from(n).toString('base64')))
+        .map(() => where),
+    );
+    expect(leaks).toEqual([]);
   });
 });
