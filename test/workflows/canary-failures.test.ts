@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  abortSignal,
   canaryStatusQuery,
   kpiBreachSignal,
   type CanaryInput,
@@ -194,6 +195,22 @@ describe('canaryRollout failures', () => {
       expect((await rg.route()).canary).toBeUndefined();
     },
   );
+
+  it('a manual abort mid-bake rolls back at once with the operator reason', async () => {
+    const v = await rg.register('good');
+    const stop = rg.load();
+    const handle = await start(v, { steps: [25, 100], bakeTime: '10m', minRequests: 20 });
+    await until(async () => ((await handle.query(canaryStatusQuery)).weight === 25 ? true : undefined));
+    const sent = Date.now();
+    await handle.signal(abortSignal, { reason: 'on-call: checkout errors upstream' });
+    const result = (await handle.result()) as CanaryResult;
+    await stop();
+    expect(Date.now() - sent).toBeLessThan(15_000);
+    expect(result.outcome).toBe('rolled-back');
+    expect(result.reason).toBe('aborted: on-call: checkout errors upstream');
+    expect(result.status.analyses).toHaveLength(0);
+    expect(await rg.route()).toMatchObject({ stable, canaryWeight: 0 });
+  });
 
   it('gateway unreachable mid-step: error analyses up to the limit, then a rollback that lands once it answers', async () => {
     const v = await rg.register('good');
