@@ -35,6 +35,11 @@ import { mapped } from './errors';
 
 /** Evaluation artifacts inside the challenger's run. */
 export const EVALUATION_DIR = 'evaluation';
+/**
+ * Minimum group count of the fairness report when the policy names none: every group with a case is judged, as
+ * the point-estimate gate judged them (a policy opts into "too small to judge" with `fairnessMinGroupCount`).
+ */
+export const POLICY_DEFAULT_MIN_GROUP_COUNT = 1;
 /** Attribution artifacts inside the challenger's (the version's) run. */
 export const EXPLAIN_DIR = 'explain';
 
@@ -225,7 +230,7 @@ export function createEvaluationActivities(cfg: {
           championScores,
           groups: holdout.groups,
           threshold,
-          minGroupCount: input.gate.guardrails.fairnessMinGroupCount,
+          minGroupCount: input.gate.guardrails.fairnessMinGroupCount ?? POLICY_DEFAULT_MIN_GROUP_COUNT,
           alpha: input.gate.alpha,
           seed: input.gate.bootstrapSeed,
         });

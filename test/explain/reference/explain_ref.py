@@ -3,7 +3,8 @@
 Input (JSON on stdin):
   {"csv": path, "spec": feature spec JSON text, "out": folder, "hyperparams": {...},
    "background": [row indices], "explain": [row indices], "permutation": [row indices],
-   "kernel": [{"nsamples": n, "seed": s}], "repeats": r, "tree": true, "time_only": false}
+   "kernel": [{"nsamples": n, "seed": s}], "repeats": r, "tree": true, "time_only": false,
+   "split": false (true: train on the trainer's own training split, as a pipeline run does)}
 
 Trains the reference pipeline with the reference trainer's own code (deploy/trainer/train.py: preprocessing +
 GradientBoostingClassifier, exported by skl2onnx), writes out/model.onnx and out/input_schema.json, and answers:
@@ -45,7 +46,15 @@ def main():
     }
     cfg = train.read_config(env)
     X, y, _ = train.load_dataset(cfg)
-    onx, predict_proba, _ = train.train_sklearn(cfg, X, y)
+    Xt, yt = X, y
+    if req.get("split"):
+        # As the trainer's run() does: train on the stratified training split, the rest is validation.
+        from sklearn.model_selection import train_test_split
+
+        Xt, _, yt, _ = train_test_split(
+            X, y, test_size=cfg.hyperparams["validation_fraction"], stratify=y, random_state=cfg.seed
+        )
+    onx, predict_proba, _ = train.train_sklearn(cfg, Xt, yt)
     os.makedirs(req["out"], exist_ok=True)
     model_bytes = onx.SerializeToString()
     with open(os.path.join(req["out"], "model.onnx"), "wb") as fh:
