@@ -33,9 +33,13 @@ import { proveInitiator } from './retraining/identity';
 import { concludeWithout, promote } from './retraining/promote';
 import { registerCandidate, trainCandidate } from './retraining/train';
 import { STAGING_STAGE_PATCH, stagingStage } from './retraining/staging';
+import { MODEL_LOCK_PATCH } from '../src/core/policy/drift-lock';
+import { holdModelLock } from './drift/lock';
 
 export async function retrainingPipeline(rawInput: RetrainingInput): Promise<PipelineResult> {
   const { input, spec } = parseRetrainingInput(rawInput);
+  // The model's lock (workflows/drift/lock.ts): every start path holds its lease or ends here.
+  if (patched(MODEL_LOCK_PATCH)) await holdModelLock(input.model, input.trigger.kind);
   const model = input.model;
   const initiator = initiatorOf(input);
   const status: PipelineStatus = {

@@ -20,6 +20,12 @@ export const DEFAULT_CALIBRATION_ALPHA = 0.01;
 export const DEFAULT_MAX_ECE = 0.03;
 /** Equal-width bins of the expected calibration error. */
 export const CBPE_ECE_BINS = 10;
+/**
+ * Above this many labelled rows the z test is left out of the verdict and ECE alone decides: on a
+ * large holdout the test flags miscalibrations far below what moves an estimate (the drift alarm's
+ * rule: tests for small samples, distances for large).
+ */
+export const CALIBRATION_TEST_MAX_ROWS = 10_000;
 /** Fewest labelled rows for a calibration check to say anything. */
 export const MIN_CALIBRATION_ROWS = 100;
 
@@ -142,7 +148,7 @@ export function checkCalibration(
       reason: `only ${n} labelled rows, fewer than ${MIN_CALIBRATION_ROWS}`,
     };
   const failures: string[] = [];
-  if (pValue < alpha)
+  if (n <= CALIBRATION_TEST_MAX_ROWS && pValue < alpha)
     failures.push(`Spiegelhalter z ${z.toFixed(2)} (p ${pValue.toExponential(2)} < ${alpha})`);
   if (ece > maxEce) failures.push(`ECE ${ece.toFixed(4)} > ${maxEce}`);
   return {
@@ -268,7 +274,14 @@ export function fitIsotonic(scores: ArrayLike<number>, labels: ArrayLike<number>
       w[w.length - 1]! += n;
     }
   }
-  return { x: sumX.map((x, i) => x / w[i]!), y: sumY.map((y, i) => y / w[i]!) };
+  // Each block's rate is shrunk by one pseudo-row at the overall rate, so no block predicts exactly 0
+  // or 1 (a row scored 0 that turns out positive would make Spiegelhalter's z infinite), then kept
+  // monotone.
+  const total = w.reduce((t, n) => t + n, 0);
+  const rate = total > 0 ? sumY.reduce((t, v) => t + v, 0) / total : 0;
+  const y = sumY.map((v, i) => (v + rate) / (w[i]! + 1));
+  for (let i = 1; i < y.length; i++) y[i] = Math.max(y[i]!, y[i - 1]!);
+  return { x: sumX.map((x, i) => x / w[i]!), y };
 }
 
 export function applyIsotonic(map: IsotonicMap, scores: ArrayLike<number>): Float64Array {

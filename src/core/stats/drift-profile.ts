@@ -76,6 +76,20 @@ export const ReferenceProfileSchema = z.object({
   categorical: z.array(CategoricalProfileSchema),
   /** The champion's scores on the reference, profiled like a numeric feature (prediction drift). */
   prediction: NumericProfileSchema.optional(),
+  /** The champion's calibration on its holdout (CBPE): the isotonic map and its out-of-sample check. */
+  calibration: z
+    .object({
+      map: z.object({ x: z.array(z.number()), y: z.array(z.number()) }),
+      check: z.object({
+        rows: z.number(),
+        z: z.number(),
+        pValue: z.number(),
+        ece: z.number(),
+        calibrated: z.boolean(),
+        reason: z.string(),
+      }),
+    })
+    .optional(),
 });
 export type ReferenceProfile = z.infer<typeof ReferenceProfileSchema>;
 

@@ -1,0 +1,23 @@
+/**
+ * The pipeline's side of the per-model lock: one activity call at the very start of a run (behind
+ * `patched(MODEL_LOCK_PATCH)`), so schedule runs with timestamped ids, drift and new-data starts and
+ * CLI starts alike either hold the model's lease or end at once with a `ModelLocked` failure.
+ */
+import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { DriftActivities } from '../../activities';
+import { MODEL_LOCKED_FAILURE } from '../../src/core/policy/drift-lock';
+import { OUTSIDE_CALL } from '../shared/activity-options';
+
+const locks = proxyActivities<DriftActivities>(OUTSIDE_CALL);
+
+export async function holdModelLock(model: string, trigger: string): Promise<void> {
+  const { workflowId, runId } = workflowInfo();
+  const lease = await locks.acquireModelLock({ model, workflowId, runId, trigger });
+  if (!lease.granted)
+    throw ApplicationFailure.create({
+      message: `retraining of ${model} refused by its lock: ${lease.reason}`,
+      type: MODEL_LOCKED_FAILURE,
+      nonRetryable: true,
+      details: [lease],
+    });
+}
