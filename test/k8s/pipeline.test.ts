@@ -140,6 +140,9 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const w of workers) await w.stop();
   await connection?.close();
+  for (const dir of [stateDir, dataset && path.dirname(dataset)]) {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 function input(
