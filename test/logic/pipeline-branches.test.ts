@@ -9,7 +9,7 @@
  */
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryAuditSink } from '../../src/audit';
@@ -67,7 +67,8 @@ beforeAll(async () => {
   const data = tempDir('logic-data');
   [train, holdout] = await Promise.all([
     writeDataset(data, 'train.csv', { rows: 3000, seed: 21 }),
-    writeDataset(data, 'holdout.csv', { rows: 2000, seed: 77 }),
+    // Large enough for the fairness report to judge every region (at least 30 positives each).
+    writeDataset(data, 'holdout.csv', { rows: 8000, seed: 77 }),
   ]);
   worker = await runWorker({
     connection: env.nativeConnection,
@@ -86,7 +87,15 @@ function start(
   model: string,
   opts: { image?: string; dataset?: string; holdout?: boolean; canary?: boolean; kpiGuard?: boolean } = {},
 ): Promise<WorkflowHandle> {
-  copyFileSync(POLICY, path.join(config.policyDir, `${model}.json`));
+  // The shipped fraud policy with the fairness guardrails opened: the committed fixtures are not
+  // fairness subjects (the explain layer tests the fairness gate), and the branches here are the
+  // pipeline's, not the policy's.
+  const policy = JSON.parse(readFileSync(POLICY, 'utf8')) as {
+    gate: { guardrails: Record<string, unknown> };
+  };
+  policy.gate.guardrails.maxFairnessGap = 1;
+  policy.gate.guardrails.maxFairnessRegression = 1;
+  writeFileSync(path.join(config.policyDir, `${model}.json`), JSON.stringify(policy));
   const input: RetrainingInput = {
     model,
     dataset: { uri: opts.dataset ?? train },
@@ -138,7 +147,9 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
 
   it('rejects a dataset that cannot be read', async () => {
     const model = uniqueModel('lg-gone');
-    const result = (await (await start(model, { dataset: '/nonexistent/x.csv' })).result()) as PipelineResult;
+    // Inside the dataset roots (the OS temp folder in tests), but absent.
+    const gone = path.join(tempDir('logic-gone'), 'x.csv');
+    const result = (await (await start(model, { dataset: gone })).result()) as PipelineResult;
     expect(result.outcome).toBe('rejected-data');
     expect(result.status.error).toMatch(/unreadable/);
   });
