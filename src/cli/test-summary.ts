@@ -13,7 +13,14 @@ const ReportSchema = z.object({
   numTodoTests: z.number().default(0),
   numTotalTestSuites: z.number().optional(),
   testResults: z
-    .array(z.object({ status: z.string(), name: z.string(), message: z.string().optional() }))
+    .array(
+      z.object({
+        status: z.string(),
+        name: z.string(),
+        message: z.string().optional(),
+        assertionResults: z.array(z.object({ status: z.string() })).default([]),
+      }),
+    )
     .default([]),
 });
 
@@ -30,9 +37,12 @@ if (!parsed.success) {
   process.exit(1);
 }
 const r = parsed.data;
-// A test file that failed to load (syntax error, failing beforeAll) has no test results of its own.
-const brokenFiles = r.testResults.filter((t) => t.status === 'failed' && t.message).length;
-const failed = r.numFailedTests + (r.numFailedTests === 0 ? brokenFiles : 0);
+// A test file that failed to load (syntax error, failing beforeAll) has no failed test of its own:
+// each such file counts as one failure beside the failed tests of the other files.
+const brokenFiles = r.testResults.filter(
+  (t) => t.status === 'failed' && t.message && !t.assertionResults.some((a) => a.status === 'failed'),
+).length;
+const failed = r.numFailedTests + brokenFiles;
 const skipped = r.numPendingTests + r.numTodoTests;
 console.log(`tests: ${r.numPassedTests} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || r.numPassedTests === 0 ? 1 : 0);
