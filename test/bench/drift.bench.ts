@@ -224,16 +224,21 @@ async function main(): Promise<void> {
       ),
     });
     const times: number[] = [];
+    const cpuTimes: number[] = [];
     for (let i = 0; i < WINDOW_REPEATS; i++) {
       const data = slice(i * WINDOW_ROWS);
       const s = performance.now();
+      const c = process.cpuUsage();
       windowDrift(stored, summariseWindow(stored, data));
+      cpuTimes.push(cpuSeconds(c) * 1000);
       times.push(performance.now() - s);
     }
+    cpuTimes.sort((a, b) => a - b);
+    const windowCpuMs = cpuTimes[Math.floor(cpuTimes.length / 2)]!;
     times.sort((a, b) => a - b);
     const windowMs = times[Math.floor(times.length / 2)]!;
     console.log(
-      `profile: built in ${profileBuild.toFixed(2)} s, ${(JSON.stringify(profile).length / 1024).toFixed(0)} KiB, loaded in ${profileLoadMs.toFixed(1)} ms; one ${WINDOW_ROWS}-row window: median ${windowMs.toFixed(2)} ms (min ${times[0]!.toFixed(2)}, max ${times[times.length - 1]!.toFixed(2)})`,
+      `profile: built in ${profileBuild.toFixed(2)} s, ${(JSON.stringify(profile).length / 1024).toFixed(0)} KiB, loaded in ${profileLoadMs.toFixed(1)} ms; one ${WINDOW_ROWS}-row window: median ${windowMs.toFixed(2)} ms wall, ${windowCpuMs.toFixed(2)} ms CPU (min ${times[0]!.toFixed(2)}, max ${times[times.length - 1]!.toFixed(2)})`,
     );
 
     // scipy's loop, then Evidently.
@@ -294,6 +299,7 @@ async function main(): Promise<void> {
       speedup_vs_scipy: scipyS === null ? null : Number((scipyS / oursWall).toFixed(1)),
       speedup_vs_evidently: evidentlyS === null ? null : Number((evidentlyS / oursWall).toFixed(1)),
       window_ms: Number(windowMs.toFixed(3)),
+      window_cpu_ms: Number(windowCpuMs.toFixed(3)),
       profile_build_s: Number(profileBuild.toFixed(3)),
       ours_peak_rss_mb: Math.round(peak / 2 ** 20),
       scipy_peak_rss_mb: 'timedOut' in scipy ? null : Math.round(scipy.peak_rss_mb),
