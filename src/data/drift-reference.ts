@@ -3,8 +3,8 @@
  * session as the validation profile (`profileDatasetWithExtras` in `./profile`), over the table the one scan
  * of the snapshot loaded: no second read of the file.
  *
- * - Numeric features: the exact deciles (`quantile_disc`, so every edge is a value of the column) as bin
- *   edges, repeated edges merged (a 0/1 column has one edge), and the count of values in each bin. Bins are
+ * - Numeric features: the deciles (`quantile_disc`, so every edge is a value of the column; taken from
+ *   {@link DRIFT_EDGE_SAMPLE_ROWS} evenly spaced rows, exact below that) as bin edges, repeated edges merged (a 0/1 column has one edge), and the count of values in each bin. Bins are
  *   right-closed: bin 0 is (-inf, edges[0]], bin i is (edges[i-1], edges[i]], the last is (edges[last], +inf).
  *   Missing values and type errors are counted apart, in no bin.
  * - Categorical features: the count and frequency of every spec category, unknown values and missing cells
@@ -20,6 +20,12 @@ import { toNumber, type EngineRow, type EngineSession } from './engine';
 export const DEFAULT_DRIFT_BINS = 10;
 /** Most bins a reference may ask for (keeps references small and every bin populated). */
 export const MAX_DRIFT_BINS = 100;
+/**
+ * Rows the bin edges are taken from: every k-th row of the table, k = floor(rows / this) (all rows below it).
+ * A decile from 100k evenly spaced rows is within about 0.2 percentile points of the exact one, and sorting
+ * 7 columns of 10M rows would cost more than the rest of the profile; the counts per bin are exact.
+ */
+export const DRIFT_EDGE_SAMPLE_ROWS = 100_000;
 
 export interface NumericDriftReference {
   column: string;
@@ -102,9 +108,13 @@ export async function measureDriftReference(
   const numeric: NumericDriftReference[] = [];
   if (columns.numeric.length > 0) {
     const probs = `[${probabilities.map((p) => String(p)).join(', ')}]`;
+    const step = Math.max(1, Math.floor(totals.rows / DRIFT_EDGE_SAMPLE_ROWS));
     const [q] = await db.all(
       `SELECT ${columns.numeric
-        .map(({ k }) => `quantile_disc(n${k}, ${probs}) AS q${k}, count(n${k}) AS c${k}`)
+        .map(
+          ({ k }) =>
+            `quantile_disc(n${k}, ${probs}) FILTER (WHERE rowid % ${step} = 0) AS q${k}, count(n${k}) AS c${k}`,
+        )
         .join(', ')} FROM d`,
     );
     const edgesOf = new Map<number, number[]>();

@@ -792,7 +792,7 @@ const FINGERPRINT_SQL = 'SELECT hash(vh, lb) AS fp FROM d';
 async function writeFingerprints(db: EngineSession, target: string): Promise<{ path: string; rows: number }> {
   const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
   try {
-    await db.run(`COPY (${FINGERPRINT_SQL}) TO ${lit(tmp)} (FORMAT parquet)`);
+    await db.run(`COPY (${FINGERPRINT_SQL}) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION uncompressed)`);
     await rename(tmp, target);
   } catch (err) {
     await rm(tmp, { force: true });

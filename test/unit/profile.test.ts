@@ -10,7 +10,13 @@ import {
   type NumericColumnProfile,
 } from '../../src/core/contracts/feature-spec';
 import { openEngine, sqlString } from '../../src/data/engine';
-import { DatasetFormatError, DatasetReadError, profileDataset } from '../../src/data/profile';
+import { binIndex } from '../../src/data/drift-reference';
+import {
+  DatasetFormatError,
+  DatasetReadError,
+  profileDataset,
+  profileDatasetWithExtras,
+} from '../../src/data/profile';
 import { judgeDataset } from '../../src/core/policy/validation';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mlops-profile-test-'));
@@ -510,4 +516,33 @@ describe('a file the engine reads in parallel chunks', () => {
     ]);
     expect(profile.rows).toBe(n);
   }, 60_000);
+});
+
+describe('the drift reference from the same read', () => {
+  it('bins every number once by its edges and gives category frequencies', async () => {
+    const rows = Array.from({ length: 500 }, (_, i) => [
+      `r${i}`,
+      String((i * 7919) % 997),
+      COLORS[i % 3] as string,
+      i % 4 === 0 ? '1' : '0',
+    ]);
+    rows[3] = ['r3', '', 'red', '0'];
+    const p = file(csv(HEADER, rows));
+    const { profile, drift } = await profileDatasetWithExtras(p, SPEC, { driftBins: 5 });
+    const amount = drift.numeric.find((n) => n.column === 'amount');
+    expect(amount).toBeDefined();
+    const { edges, counts, count, missing } = amount as NonNullable<typeof amount>;
+    expect(count).toBe(499);
+    expect(missing).toBe(1);
+    expect(edges.length).toBe(4);
+    expect([...edges].sort((a, b) => a - b)).toEqual(edges);
+    const recount = new Array<number>(edges.length + 1).fill(0);
+    for (const r of rows) if (r[1] !== '') recount[binIndex(edges, Number(r[1]))]! += 1;
+    expect(counts).toEqual(recount);
+    for (const c of counts) expect(Math.abs(c - 100)).toBeLessThanOrEqual(2);
+    const color = drift.categorical.find((c) => c.column === 'color');
+    expect(color?.categories.map((c) => c.count)).toEqual([167, 167, 166]);
+    expect(color?.categories.reduce((s, c) => s + c.frequency, 0)).toBeCloseTo(1, 12);
+    expect(drift.rows).toBe(profile.rows);
+  });
 });
