@@ -14,6 +14,7 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDriftActivities } from '../../activities/drift';
+import { applySchedules, SchedulesFileSchema } from '../../src/cli/schedules';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import { MODEL_LOCKED_FAILURE, lockIdOf } from '../../src/core/policy/drift-lock';
 import { calibrateOnHoldout } from '../../src/core/stats/cbpe';
@@ -274,5 +275,26 @@ describe('the per-model lock', () => {
     }
     expect(holder).toBe(c.workflowId);
     await c.terminate('test done');
+  });
+});
+
+describe('schedules from deploy/schedules.json', () => {
+  it('are created once and updated in place when applied again (overlap SKIP)', async () => {
+    const file = SchedulesFileSchema.parse(
+      JSON.parse(
+        await import('node:fs/promises').then((f) =>
+          f.readFile(path.join(__dirname, '..', '..', 'deploy', 'schedules.json'), 'utf8'),
+        ),
+      ),
+    );
+    const first = await applySchedules(client, file.schedules, TASK_QUEUE);
+    const second = await applySchedules(client, file.schedules, TASK_QUEUE);
+    expect(first.map((r) => r.action)).toEqual(file.schedules.map(() => 'created'));
+    expect(second.map((r) => r.action)).toEqual(file.schedules.map(() => 'updated'));
+    for (const d of file.schedules) {
+      const desc = await client.schedule.getHandle(d.id).describe();
+      expect(desc.policies.overlap).toBe('SKIP');
+      await client.schedule.getHandle(d.id).delete();
+    }
   });
 });
