@@ -112,6 +112,8 @@ const DEMO_STAGING = {};
 
 /** Without a terminal (CI, a pipe) the demo waits this long for a human approval, then ends. */
 const UNATTENDED_APPROVAL_WAIT_MS = 5 * 60_000;
+/** How long the unattended demo waits for its cancelled pipeline to end before closing anyway. */
+const UNATTENDED_CANCEL_WAIT_MS = 60_000;
 
 function lockDemo(lockPath: string): () => void {
   mkdirSync(path.dirname(lockPath), { recursive: true });
@@ -276,12 +278,22 @@ async function main(): Promise<void> {
           console.log(
             `   no terminal: waiting at most ${minutes} min for that approval, then ending the demo`,
           );
+          // The result's long poll is awaited to its end (also after a cancel) before the connection
+          // closes: a poll left running would retry on the closed channel and crash the process.
+          const finished = second.result().then(
+            () => true,
+            () => true,
+          );
           const decided = await Promise.race([
-            second.result().then(() => true),
+            finished,
             new Promise<boolean>((r) => setTimeout(() => r(false), UNATTENDED_APPROVAL_WAIT_MS).unref()),
           ]);
           if (!decided) {
             await second.cancel();
+            await Promise.race([
+              finished,
+              new Promise((r) => setTimeout(r, UNATTENDED_CANCEL_WAIT_MS).unref()),
+            ]);
             console.log(
               `   no approval within ${minutes} min: the pipeline is cancelled, nothing was promoted`,
             );
