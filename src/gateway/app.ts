@@ -5,7 +5,7 @@
  *   rate-limit buckets, the KPI window and its breach push, metrics aggregation, the authoritative route
  *   state) is delegated to the primary through {@link ClusterLink} (see cluster.ts).
  */
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import type { FeatureSpec } from '../core/contracts/feature-spec';
 import type { GatewayConfig, KpiBreach, ModelRef, RouteUpdate } from '../core/contracts/gateway';
 import type { ModelRegistry } from '../ports/model-registry';
 import { createModelRegistry } from '../registry';
+import { createVerifyOnlyTrust, parsePublicKeyBlocks, type ModelTrust } from '../security/model-trust';
 import { Authenticator } from './auth';
 import { JsonlInferenceLog } from './inference-log';
 import { BreachPusher, KpiMonitor, KpiWindow } from './kpi';
@@ -141,6 +142,23 @@ export function createKpiMonitor(config: GatewayConfig, registry: client.Registr
   };
 }
 
+/** The verify-only model trust of the gateway's configuration (no signing key ever reaches it). */
+export function gatewayModelTrust(config: GatewayConfig): ModelTrust | undefined {
+  const sig = config.modelSignatures;
+  if (!sig) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(sig.trustedKeysFile, 'utf8');
+  } catch (err) {
+    throw new Error(`modelSignatures.trustedKeysFile ${sig.trustedKeysFile}: ${(err as Error).message}`);
+  }
+  const keys = parsePublicKeyBlocks(text);
+  if (keys.length === 0) {
+    throw new Error(`modelSignatures.trustedKeysFile ${sig.trustedKeysFile} holds no PEM public key`);
+  }
+  return createVerifyOnlyTrust(keys, sig.mode);
+}
+
 export async function startGatewayProcess(
   config: GatewayConfig,
   opts: { link?: ClusterLink; log?: Logger; registry?: ModelRegistry } = {},
@@ -150,11 +168,13 @@ export async function startGatewayProcess(
   const modelRegistry =
     opts.registry ?? createModelRegistry({ kind: 'mlflow', trackingUri: config.mlflowTrackingUri });
   const metrics = new GatewayMetrics();
+  const trust = gatewayModelTrust(config);
   const loader = async (name: string, ref: ModelRef): Promise<LoadedModel> => {
     const label = 'version' in ref ? ref.version : ref.alias;
     try {
       const loaded = await loadVerifiedModel(modelRegistry, name, ref, {
         fallbackSpec: FALLBACK_SPECS[name],
+        ...(trust ? { trust } : {}),
       });
       metrics.modelLoads.labels(name, loaded.version, 'ok').inc();
       log?.info({

@@ -74,6 +74,12 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   cfg.rateLimit = rateLimit;
   set('accessLog', env.MLOPS_GATEWAY_ACCESS_LOG);
   set('inferenceLogDir', env.MLOPS_GATEWAY_INFERENCE_LOG_DIR);
+  if (env.MLOPS_GATEWAY_TRUSTED_KEYS) {
+    set('modelSignatures', {
+      trustedKeysFile: env.MLOPS_GATEWAY_TRUSTED_KEYS,
+      ...(env.MLOPS_GATEWAY_MODEL_SIGNATURES ? { mode: env.MLOPS_GATEWAY_MODEL_SIGNATURES } : {}),
+    });
+  }
   if (env.MLOPS_GATEWAY_REDACTION !== undefined) set('redaction', env.MLOPS_GATEWAY_REDACTION !== 'off');
   if (env.TEMPORAL_ADDRESS) {
     set('temporal', { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE || 'default' });

@@ -23,6 +23,7 @@ import { MODEL_ARTIFACT_PATH, VersionTags } from '../core/contracts/registry';
 import { parseInputSchema, type ModelInputSchema } from '../eval/score';
 import type { ModelRegistry, RegistryVersion } from '../ports/model-registry';
 import { fetchVerifiedModel, type ModelFile } from '../registry/verified-model';
+import type { ModelTrust } from '../security/model-trust';
 import type { FeatureValues } from './validation';
 
 /** Folder of a version's model files inside its run (the job contract's `MLOPS_ARTIFACT_PATH`). */
@@ -107,13 +108,13 @@ export async function loadVerifiedModel(
   registry: ModelRegistry,
   name: string,
   ref: ModelRef,
-  opts: { fallbackSpec?: FeatureSpec; profile?: ReferenceProfile } = {},
+  opts: { fallbackSpec?: FeatureSpec; profile?: ReferenceProfile; trust?: ModelTrust } = {},
 ): Promise<LoadedModel> {
   const mv = await resolveVersion(registry, name, ref);
   const label = `model ${name} v${mv.version}`;
   let files: ModelFile[];
   try {
-    ({ files } = await fetchVerifiedModel(registry, mv));
+    ({ files } = await fetchVerifiedModel(registry, mv, opts.trust ? { trust: opts.trust } : {}));
   } catch (err) {
     // fetchVerifiedModel's refusals are its non-retryable failures (a digest mismatch, and whatever
     // else it comes to verify); anything else (an unreachable registry, say) is a load error.

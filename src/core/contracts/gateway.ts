@@ -232,6 +232,18 @@ export const GatewayConfigSchema = z
     accessLog: z.string().default('stdout'),
     /** Folder of the inference log partitions; none without it. */
     inferenceLogDir: z.string().optional(),
+    /**
+     * Model signatures checked on load (over the very bytes served): a PEM file of the trusted
+     * public keys, and whether an unsigned version is refused (`require`) or served (`if-signed`).
+     * Without it the gateway checks digests and formats only.
+     */
+    modelSignatures: z
+      .object({
+        trustedKeysFile: z.string().min(1),
+        mode: z.enum(['require', 'if-signed']).default('require'),
+      })
+      .strict()
+      .optional(),
     kpi: KpiLimitsSchema.prefault({}),
     /** Temporal connection for the KPI breach push; no push without it. */
     temporal: z.object({ address: z.string().min(1), namespace: z.string().default('default') }).optional(),
