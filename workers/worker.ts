@@ -13,7 +13,7 @@ import { createJobRunner } from '../src/jobs';
 import { GatewayMetricsKpiSource } from '../src/kpi/gateway-metrics';
 import { createModelRegistry } from '../src/registry';
 import { modelTrustFromEnv } from '../src/security/model-trust';
-import { GatewayTrafficRouter, RouterRefusedError } from '../src/traffic/gateway-router';
+import { createTrafficRouter } from '../src/traffic/select';
 
 export interface CreateWorkerOptions {
   connection: NativeConnection;
@@ -29,19 +29,6 @@ export interface CreateWorkerOptions {
   jobPollIntervalMs?: number;
 }
 
-/** The gateway's admin API as traffic router; its admin key is read from the environment when used. */
-function gatewayRouter(url: string): GatewayTrafficRouter {
-  return new GatewayTrafficRouter(url, () => {
-    const key = process.env.MLOPS_GATEWAY_ADMIN_KEY;
-    if (!key)
-      throw new RouterRefusedError(
-        'MLOPS_GATEWAY_ADMIN_KEY is not set: the worker cannot call the gateway admin API',
-        0,
-      );
-    return key;
-  });
-}
-
 /** The control-plane ports and settings a worker's configuration names. */
 export function controlPlaneDeps(
   config: WorkerConfig,
@@ -55,7 +42,7 @@ export function controlPlaneDeps(
     policyDir: config.policyDir,
     jobTrackingUri: config.jobTrackingUri,
     credentialsSecret: config.jobCredentialsSecret,
-    router: ports.router ?? (config.gatewayUrl ? gatewayRouter(config.gatewayUrl) : undefined),
+    router: ports.router ?? createTrafficRouter(config.gatewayUrl),
     kpi:
       ports.kpi ??
       (config.gatewayUrl ? new GatewayMetricsKpiSource(`${config.gatewayUrl}/metrics`) : undefined),
