@@ -38,8 +38,6 @@ import { holdModelLock } from './drift/lock';
 
 export async function retrainingPipeline(rawInput: RetrainingInput): Promise<PipelineResult> {
   const { input, spec } = parseRetrainingInput(rawInput);
-  // The model's lock (workflows/drift/lock.ts): every start path holds its lease or ends here.
-  if (patched(MODEL_LOCK_PATCH)) await holdModelLock(input.model, input.trigger.kind);
   const model = input.model;
   const initiator = initiatorOf(input);
   const status: PipelineStatus = {
@@ -61,6 +59,10 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   setHandler(statusQuery, () => status);
   desk.install();
   breaches.install();
+
+  // The model's lock (workflows/drift/lock.ts): every start path holds its lease or ends here. It is
+  // taken once the handlers are registered (they add no commands), so `status` answers while it waits.
+  if (patched(MODEL_LOCK_PATCH)) await holdModelLock(input.model, input.trigger.kind);
 
   await journal.audit(AuditEventType.pipelineStarted, {
     trigger: input.trigger,

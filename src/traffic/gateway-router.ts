@@ -12,6 +12,10 @@ import type { StagingAnswer, StagingPredictor, TrafficRouter } from '../ports/tr
 export const ADMIN_CALL_TIMEOUT_MS = 10_000;
 /** How long one staging prediction may take before the router counts as unreachable. */
 export const STAGING_CALL_TIMEOUT_MS = 10_000;
+/** How many times one staging probe asks again after a 429 (the admin principal's rate limit). */
+export const STAGING_RATE_LIMIT_RETRIES = 5;
+/** The longest wait before asking again after a 429, whatever Retry-After says. */
+export const STAGING_MAX_RETRY_WAIT_MS = 5_000;
 /** The gateway's header and value that ask for the staging route (admin principals only). */
 export const STAGING_ROUTE_HEADER = { 'x-mlops-route': 'staging' } as const;
 
@@ -118,23 +122,35 @@ export class GatewayTrafficRouter implements TrafficRouter, StagingPredictor {
     features: Record<string, number | string | null>,
   ): Promise<StagingAnswer> {
     const url = `${this.base}/v1/models/${encodeURIComponent(model)}/predict`;
-    const started = performance.now();
+    let started = performance.now();
     let res: Response;
     let text: string;
-    try {
-      res = await fetch(url, {
-        method: 'POST',
-        body: JSON.stringify({ features }),
-        headers: {
-          authorization: `Bearer ${this.adminKey()}`,
-          'content-type': 'application/json',
-          ...STAGING_ROUTE_HEADER,
-        },
-        signal: AbortSignal.timeout(STAGING_CALL_TIMEOUT_MS),
-      });
-      text = await res.text();
-    } catch (err) {
-      throw new RouterUnavailableError(`POST ${url}: ${(err as Error).message}`);
+    // A 429 is the admin principal's rate limit, not the candidate's answer: the probe waits as the
+    // gateway's Retry-After says (bounded) and asks again, so a fast probe is never judged on it.
+    for (let attempt = 0; ; attempt++) {
+      started = performance.now();
+      try {
+        res = await fetch(url, {
+          method: 'POST',
+          body: JSON.stringify({ features }),
+          headers: {
+            authorization: `Bearer ${this.adminKey()}`,
+            'content-type': 'application/json',
+            ...STAGING_ROUTE_HEADER,
+          },
+          signal: AbortSignal.timeout(STAGING_CALL_TIMEOUT_MS),
+        });
+        text = await res.text();
+      } catch (err) {
+        throw new RouterUnavailableError(`POST ${url}: ${(err as Error).message}`);
+      }
+      if (res.status !== 429 || attempt >= STAGING_RATE_LIMIT_RETRIES) break;
+      const retryAfterS = Number(res.headers.get('retry-after'));
+      const waitMs = Math.min(
+        STAGING_MAX_RETRY_WAIT_MS,
+        Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : 1000,
+      );
+      await new Promise((r) => setTimeout(r, waitMs));
     }
     const latencyMs = performance.now() - started;
     const serverMs = serverTimingMs(res.headers.get('server-timing'));
