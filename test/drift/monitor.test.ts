@@ -94,13 +94,16 @@ beforeAll(async () => {
       // answers, so a run that took the lease stays running and holds it.
       recordAudit: () => new Promise<never>(() => undefined),
     },
+    // The stand-in never answers: at shutdown the worker stops waiting for it after this grace.
+    shutdownForceTime: '5s',
   });
   workerDone = worker.run();
 }, 300_000);
 
 afterAll(async () => {
   worker?.shutdown();
-  await workerDone?.catch(() => undefined);
+  // Bounded: a worker still draining the never-answering stand-in must not hold the run's teardown.
+  await Promise.race([workerDone?.catch(() => undefined), new Promise((r) => setTimeout(r, 30_000))]);
   await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
