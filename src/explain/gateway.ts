@@ -27,6 +27,7 @@ import { jsonDepthExceeds, RequestValidationError } from '../gateway/validation'
 import { kernelShap } from './kernel-shap';
 import { ExplainableModel, type Row } from './model';
 import { rowFromFeatures } from './rows';
+import { HttpError } from '../gateway/http-error';
 
 /** The endpoint's path; group 1 is the model name. */
 export const EXPLAIN_PATH = /^\/v1\/models\/([^/]+)\/explain$/;
@@ -47,17 +48,6 @@ export interface ExplainDeps {
   limiter: RateLimiter;
   accessLog?: Logger;
   inferenceLog?: InferenceLog;
-}
-
-class ExplainError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 /** One reference row from a profile (see the module comment). */
@@ -95,7 +85,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
       size += c.length;
       if (size > limit) {
         reject(
-          new ExplainError(413, 'body_too_large', `request body exceeds ${limit} bytes`, {
+          new HttpError(413, 'body_too_large', `request body exceeds ${limit} bytes`, {
             connection: 'close',
           }),
         );
@@ -104,7 +94,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
     });
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', (err) =>
-      reject(new ExplainError(400, 'body_truncated', `request body could not be read: ${err.message}`)),
+      reject(new HttpError(400, 'body_truncated', `request body could not be read: ${err.message}`)),
     );
   });
 }
@@ -114,9 +104,7 @@ function withBudget<T>(work: Promise<T>, ms: number): Promise<T> {
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () =>
-        reject(
-          new ExplainError(503, 'explain_budget_exceeded', `explanation did not finish within ${ms} ms`),
-        ),
+        reject(new HttpError(503, 'explain_budget_exceeded', `explanation did not finish within ${ms} ms`)),
       Math.max(0, ms),
     );
   });
@@ -143,8 +131,7 @@ export async function handleExplain(
   let route: string = 'none';
   let top: string[] = [];
   try {
-    if (req.method !== 'POST')
-      throw new ExplainError(405, 'method_not_allowed', 'use POST', { allow: 'POST' });
+    if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'use POST', { allow: 'POST' });
     let principal;
     try {
       const credential = Authenticator.credential(req.headers);
@@ -152,12 +139,12 @@ export async function handleExplain(
         deps.auth.authenticateKey(credential) ?? (await deps.auth.verifyToken(credential as string));
     } catch (err) {
       if (err instanceof AuthError)
-        throw new ExplainError(err.status, 'unauthenticated', err.message, { 'www-authenticate': 'Bearer' });
+        throw new HttpError(err.status, 'unauthenticated', err.message, { 'www-authenticate': 'Bearer' });
       throw err;
     }
     principalId = config.redaction ? redactText(principal.id).text : principal.id;
     if (!principal.roles.has('explain') && !principal.roles.has('admin'))
-      throw new ExplainError(
+      throw new HttpError(
         403,
         'forbidden',
         `principal ${principalId} may not request explanations (role explain)`,
@@ -166,45 +153,41 @@ export async function handleExplain(
     try {
       rl = deps.limiter.tryTake?.(principal.id) ?? (await deps.limiter.take(principal.id));
     } catch {
-      throw new ExplainError(503, 'limiter_unavailable', 'rate limiter unavailable; retry later', {
+      throw new HttpError(503, 'limiter_unavailable', 'rate limiter unavailable; retry later', {
         'retry-after': '1',
       });
     }
     if (!rl.allowed) {
       const retry = Math.max(1, Math.ceil(rl.retryAfterS));
-      throw new ExplainError(429, 'rate_limited', `rate limit exceeded; retry in ${retry} s`, {
+      throw new HttpError(429, 'rate_limited', `rate limit exceeded; retry in ${retry} s`, {
         'retry-after': String(retry),
       });
     }
     const ct = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
     if (ct !== 'application/json')
-      throw new ExplainError(415, 'unsupported_media_type', 'content-type must be application/json');
+      throw new HttpError(415, 'unsupported_media_type', 'content-type must be application/json');
     const text = await readBody(req, config.maxBodyBytes);
     if (jsonDepthExceeds(text, config.maxJsonDepth))
-      throw new ExplainError(400, 'too_deep', `JSON nesting deeper than ${config.maxJsonDepth} levels`);
+      throw new HttpError(400, 'too_deep', `JSON nesting deeper than ${config.maxJsonDepth} levels`);
     let parsed: Record<string, unknown>;
     try {
       const v: unknown = JSON.parse(text);
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
       parsed = v as Record<string, unknown>;
     } catch (err) {
-      throw new ExplainError(400, 'malformed_json', `body is not valid JSON: ${(err as Error).message}`);
+      throw new HttpError(400, 'malformed_json', `body is not valid JSON: ${(err as Error).message}`);
     }
     const { top: topRaw, ...predictBody } = parsed;
     const topParsed = TopSchema.safeParse(topRaw);
     if (!topParsed.success)
-      throw new ExplainError(
-        400,
-        'invalid_input',
-        `top: must be an integer from 1 to ${MAX_TOP_ATTRIBUTIONS}`,
-      );
+      throw new HttpError(400, 'invalid_input', `top: must be an integer from 1 to ${MAX_TOP_ATTRIBUTIONS}`);
     const k = topParsed.data ?? DEFAULT_TOP_ATTRIBUTIONS;
     const key = typeof predictBody.key === 'string' ? predictBody.key : undefined;
     let picked;
     try {
       picked = deps.table.pick(model, key, false);
     } catch (err) {
-      if (err instanceof RouteError) throw new ExplainError(err.status, 'no_route', err.message);
+      if (err instanceof RouteError) throw new HttpError(err.status, 'no_route', err.message);
       throw err;
     }
     route = picked.route;
@@ -213,7 +196,7 @@ export async function handleExplain(
     try {
       features = served.validator.parse(predictBody).features;
     } catch (err) {
-      if (err instanceof RequestValidationError) throw new ExplainError(400, 'invalid_input', err.message);
+      if (err instanceof RequestValidationError) throw new HttpError(400, 'invalid_input', err.message);
       throw err;
     }
     const logFeatures = config.redaction ? redactRecord(features).record : features;
@@ -258,7 +241,7 @@ export async function handleExplain(
       slot.release();
     }
   } catch (err) {
-    if (err instanceof ExplainError) {
+    if (err instanceof HttpError) {
       status = err.status;
       headers = err.headers;
       body = JSON.stringify({ error: { code: err.code, message: err.message } });

@@ -31,6 +31,7 @@ import { redactRecord, redactText } from './pii';
 import type { RateLimiter } from './rate-limit';
 import { RouteError, type RouteTable, type ServedVersion } from './router';
 import { jsonDepthExceeds, RequestValidationError } from './validation';
+import { HttpError } from './http-error';
 
 /** Header asking for the staging route (admin principals only). */
 export const STAGING_HEADER = 'x-mlops-route';
@@ -74,17 +75,6 @@ export interface GatewayDeps {
   routes: RouteControl;
   /** The guarded chat route (src/gateway/llm), when configured. */
   chat?: ChatRoute;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 function send(

@@ -4,7 +4,7 @@
  * until healthy and stopped (with everything it forked) on `stop()` or process exit.
  */
 import { Connection } from '@temporalio/client';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, startManaged, waitUntilHealthy, type ManagedProcess } from './process';
 import { ensurePythonEnv, ensureTemporalCli } from './provision';
@@ -12,6 +12,8 @@ import { VENV_DIR } from './paths';
 
 /** Temporal's dev server needs a few seconds; a cold SQLite file a few more. */
 export const TEMPORAL_START_TIMEOUT_MS = 60_000;
+/** How many times the dev server is started on fresh ports when one was taken before it bound. */
+export const TEMPORAL_PORT_ATTEMPTS = 3;
 /** MLflow 3 runs its database migrations on first start: allow for a slow machine. */
 export const MLFLOW_START_TIMEOUT_MS = 120_000;
 /** Uvicorn workers for the local MLflow server: two keep a 2-core machine responsive. */
@@ -33,6 +35,26 @@ export interface RunningServer<T> {
 export async function startTemporalDevServer(opts: {
   stateDir: string;
   /** Persist workflow history in a SQLite file under stateDir (the demo); tests use memory. */
+  persistent?: boolean;
+  ui?: boolean;
+  namespace?: string;
+}): Promise<RunningServer<TemporalEndpoint>> {
+  // A free port can be taken by another process between the probe and the server's bind (a busy CI
+  // machine starting several stacks): such a start is retried on fresh ports, anything else is not.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTemporalDevServerOnce(opts);
+    } catch (err) {
+      const log = path.join(opts.stateDir, 'temporal.log');
+      const lostPort = existsSync(log) && readFileSync(log, 'utf8').includes('address already in use');
+      if (!lostPort || attempt >= TEMPORAL_PORT_ATTEMPTS) throw err;
+      renameSync(log, `${log}.attempt-${attempt}`);
+    }
+  }
+}
+
+async function startTemporalDevServerOnce(opts: {
+  stateDir: string;
   persistent?: boolean;
   ui?: boolean;
   namespace?: string;

@@ -44,6 +44,7 @@ import {
   type ChatRequest,
 } from './protocol';
 import { estimateTokens, TokenLimiter } from './token-limit';
+import { HttpError } from '../http-error';
 
 export const CHAT_COMPLETIONS_PATH = '/v1/chat/completions';
 /** Header naming the conversation: with a canary secret configured, its canary stays the same across turns. */
@@ -98,17 +99,6 @@ export async function loadGuards(config: ChatRouteConfig): Promise<Guards> {
       await outputClf.close();
     },
   };
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 const errorJson = (code: string, message: string) =>
