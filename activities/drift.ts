@@ -36,13 +36,14 @@ export interface DriftDeps {
 const Model = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'model: lowercase letters, digits and dashes');
 
 function lockHandle(model: string) {
-  return Context.current().client.workflow.getHandle(lockIdOf(model));
+  const ctx = Context.current();
+  return ctx.client.workflow.getHandle(lockIdOf(model, ctx.info.taskQueue));
 }
 
 async function askLock(model: string, req: LeaseRequest): Promise<LeaseDecision> {
   const ctx = Context.current();
   await ctx.client.workflow.signalWithStart('modelLock', {
-    workflowId: lockIdOf(model),
+    workflowId: lockIdOf(model, ctx.info.taskQueue),
     taskQueue: ctx.info.taskQueue,
     args: [{ model }],
     signal: acquireLeaseSignal,
@@ -53,7 +54,8 @@ async function askLock(model: string, req: LeaseRequest): Promise<LeaseDecision>
   for (;;) {
     const answer = await handle.query(leaseQuery, req.requestId);
     if (answer) return answer;
-    if (Date.now() > deadline) throw new Error(`lock ${lockIdOf(model)} did not answer ${req.requestId}`);
+    if (Date.now() > deadline)
+      throw new Error(`lock ${lockIdOf(model, ctx.info.taskQueue)} did not answer ${req.requestId}`);
     await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
   }
 }

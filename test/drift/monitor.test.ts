@@ -249,7 +249,7 @@ describe('the per-model lock', () => {
     });
     for (let i = 0; i < 60; i++) {
       const s = await client.workflow
-        .getHandle(lockIdOf(model))
+        .getHandle(lockIdOf(model, TASK_QUEUE))
         .query<{ holder?: { workflowId: string } }>('lockState')
         .catch(() => undefined);
       if (s?.holder?.workflowId === a.workflowId) break;
@@ -271,7 +271,7 @@ describe('the per-model lock', () => {
     let holder: string | undefined;
     for (let i = 0; i < 60 && holder !== c.workflowId; i++) {
       const s = await client.workflow
-        .getHandle(lockIdOf(model))
+        .getHandle(lockIdOf(model, TASK_QUEUE))
         .query<{ holder?: { workflowId: string } }>('lockState');
       holder = s.holder?.workflowId;
       await new Promise((r) => setTimeout(r, 500));

@@ -30,7 +30,13 @@ export const LOCK_CONTINUE_AS_NEW_AFTER = 500;
 /** Triggers that the cool-down applies to. */
 export const AUTOMATED_TRIGGERS = ['drift', 'kpi-drop'] as const;
 
-export const lockIdOf = (model: string): string => `${MODEL_LOCK_PREFIX}${model}`;
+/**
+ * The lock workflow of a model's pipelines on one task queue (`lock-<model>@<queue>`). The lock
+ * runs on the queue of the pipelines it guards, so it lives exactly as long as their workers do;
+ * every start path of one deployment starts its pipelines on the same queue, so they share it.
+ */
+export const lockIdOf = (model: string, taskQueue: string): string =>
+  `${MODEL_LOCK_PREFIX}${model}@${taskQueue}`;
 
 export interface LeaseRequest {
   requestId: string;
