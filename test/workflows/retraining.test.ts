@@ -131,7 +131,12 @@ describe('retrainingPipeline', () => {
     const status = await handle.query(statusQuery);
     expect(status.stage).toBe('completed');
     expect(status.candidate?.version).toBe(version);
-    expect(status.decisions.map((d) => d.decision)).toEqual(['accepted', 'registered', 'evaluation-skipped']);
+    expect(status.decisions.map((d) => d.decision)).toEqual([
+      'accepted',
+      'registered',
+      'model-signed',
+      'evaluation-skipped',
+    ]);
   });
 
   it('fails a malformed input at once with a non-retryable failure naming the field', async () => {
