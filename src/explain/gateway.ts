@@ -28,6 +28,7 @@ import { kernelShap } from './kernel-shap';
 import { ExplainableModel, type Row } from './model';
 import { rowFromFeatures } from './rows';
 import { HttpError } from '../gateway/http-error';
+import { readBodyText } from '../gateway/http-body';
 
 /** The endpoint's path; group 1 is the model name. */
 export const EXPLAIN_PATH = /^\/v1\/models\/([^/]+)\/explain$/;
@@ -75,28 +76,6 @@ function explainerOf(loaded: LoadedModel): Promise<{ model: ExplainableModel; ba
     explainers.set(loaded, e);
   }
   return e;
-}
-
-function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        reject(
-          new HttpError(413, 'body_too_large', `request body exceeds ${limit} bytes`, {
-            connection: 'close',
-          }),
-        );
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', (err) =>
-      reject(new HttpError(400, 'body_truncated', `request body could not be read: ${err.message}`)),
-    );
-  });
 }
 
 function withBudget<T>(work: Promise<T>, ms: number): Promise<T> {
@@ -166,7 +145,7 @@ export async function handleExplain(
     const ct = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
     if (ct !== 'application/json')
       throw new HttpError(415, 'unsupported_media_type', 'content-type must be application/json');
-    const text = await readBody(req, config.maxBodyBytes);
+    const text = await readBodyText(req, config.maxBodyBytes);
     if (jsonDepthExceeds(text, config.maxJsonDepth))
       throw new HttpError(400, 'too_deep', `JSON nesting deeper than ${config.maxJsonDepth} levels`);
     let parsed: Record<string, unknown>;

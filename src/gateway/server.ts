@@ -32,6 +32,7 @@ import type { RateLimiter } from './rate-limit';
 import { RouteError, type RouteTable, type ServedVersion } from './router';
 import { jsonDepthExceeds, RequestValidationError } from './validation';
 import { HttpError } from './http-error';
+import { readBodyText } from './http-body';
 
 /** Header asking for the staging route (admin principals only). */
 export const STAGING_HEADER = 'x-mlops-route';
@@ -92,51 +93,7 @@ function send(
   res.end(body);
 }
 
-/** The unread rest of a refused body is not drained: the connection closes after the answer. */
-const CLOSE = { connection: 'close' };
-
 const errorBody = (code: string, message: string): string => JSON.stringify({ error: { code, message } });
-
-function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(
-      new HttpError(413, 'body_too_large', `request body of ${declared} bytes exceeds ${limit} bytes`, CLOSE),
-    );
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > limit) {
-        done = true;
-        reject(new HttpError(413, 'body_too_large', `request body exceeds ${limit} bytes`, CLOSE));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(
-        chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'),
-      );
-    });
-    req.on('aborted', () => {
-      if (done) return;
-      done = true;
-      reject(new HttpError(400, 'body_truncated', 'request body ended before its declared length', CLOSE));
-    });
-    req.on('error', (err) => {
-      if (done) return;
-      done = true;
-      reject(new HttpError(400, 'body_truncated', `request body could not be read: ${err.message}`, CLOSE));
-    });
-  });
-}
 
 function isJson(req: http.IncomingMessage): boolean {
   const ct = req.headers['content-type'];
@@ -267,7 +224,7 @@ export function createGatewayServer(deps: GatewayDeps): {
       }
       if (!isJson(req))
         throw new HttpError(415, 'unsupported_media_type', 'content-type must be application/json');
-      const text = await readBody(req, config.maxBodyBytes);
+      const text = await readBodyText(req, config.maxBodyBytes);
       if (jsonDepthExceeds(text, config.maxJsonDepth)) {
         throw new HttpError(400, 'too_deep', `JSON nesting deeper than ${config.maxJsonDepth} levels`);
       }
@@ -486,7 +443,7 @@ export function createGatewayServer(deps: GatewayDeps): {
       return send(res, 415, errorBody('unsupported_media_type', 'content-type must be application/json'), {});
     let update: RouteUpdate;
     try {
-      const text = await readBody(req, config.maxBodyBytes);
+      const text = await readBodyText(req, config.maxBodyBytes);
       if (jsonDepthExceeds(text, config.maxJsonDepth))
         throw new HttpError(400, 'too_deep', 'JSON nested too deep');
       const r = RouteUpdateSchema.safeParse(JSON.parse(text));

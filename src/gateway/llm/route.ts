@@ -28,6 +28,7 @@ import { OutputGuard, type OutputEvent } from '../../guardrails/output-guard';
 import { ensureGuardArtifacts, readLexicon } from '../../guardrails/train/artifacts';
 import { Authenticator, AuthError, type Principal } from '../auth';
 import { redactText } from '../pii';
+import { readBodyBytes } from '../http-body';
 import type { RateLimiter } from '../rate-limit';
 import { jsonDepthExceeds } from '../validation';
 import type { ChatRouteConfig } from './config';
@@ -105,53 +106,6 @@ const errorJson = (code: string, message: string) =>
   JSON.stringify({
     error: { code, type: code.startsWith('upstream') ? 'upstream_error' : 'invalid_request_error', message },
   });
-
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(
-      new HttpError(413, 'body_too_large', `request body of ${declared} bytes exceeds ${limit} bytes`, {
-        connection: 'close',
-      }),
-    );
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const fail = (e: HttpError) => {
-      if (done) return;
-      done = true;
-      reject(e);
-    };
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > limit)
-        return fail(
-          new HttpError(413, 'body_too_large', `request body exceeds ${limit} bytes`, {
-            connection: 'close',
-          }),
-        );
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(Buffer.concat(chunks));
-    });
-    req.on('aborted', () =>
-      fail(
-        new HttpError(400, 'body_truncated', 'request body ended before its declared length', {
-          connection: 'close',
-        }),
-      ),
-    );
-    req.on('error', () =>
-      fail(new HttpError(400, 'body_truncated', 'request body could not be read', { connection: 'close' })),
-    );
-  });
-}
 
 /** Parses and bounds the request; every refusal names the field. */
 function parseRequest(body: Buffer, config: ChatRouteConfig): ChatRequest {
@@ -317,7 +271,7 @@ export async function createChatRoute(
       const ct = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
       if (ct !== 'application/json')
         throw new HttpError(415, 'unsupported_media_type', 'content-type must be application/json');
-      const request = parseRequest(await readBody(req, config.limits.maxBodyBytes), config);
+      const request = parseRequest(await readBodyBytes(req, config.limits.maxBodyBytes), config);
       stream = request.stream === true;
       upstreamModel = config.upstream.model ?? request.model ?? 'default';
 
