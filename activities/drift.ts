@@ -4,9 +4,30 @@
  * query; a holder whose run has closed is reported stale), its state for the monitor, and the start
  * of a retraining run. Temporal calls use the worker's own client from the activity context.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
+import { FeatureSpecSchema, type FeatureSpec } from '../src/core/contracts/feature-spec';
+import { FailureType } from '../src/core/contracts/failures';
+import { Aliases, VersionTags } from '../src/core/contracts/registry';
+import { BUILTIN_FEATURE_SPECS } from '../src/core/contracts/retraining';
+import type { NewRowsCount } from '../src/core/policy/new-data';
+import {
+  countSharedRows,
+  DatasetFormatError,
+  DatasetReadError,
+  fingerprintsPathOf,
+  profileDataset,
+  profileDatasetWithExtras,
+} from '../src/data/profile';
+import { resolveLocalDataset } from '../src/data/sources';
+import { findSnapshot, ReferenceProfileError } from '../src/drift/reference-profile';
+import type { ModelRegistry } from '../src/ports/model-registry';
+import { DATASET_ROOTS_ENV, defaultDatasetRoots } from './data';
+import { mapped } from './errors';
 import {
   acquireLeaseSignal,
   leaseQuery,
@@ -31,6 +52,12 @@ export interface DriftDeps {
   labelsDir?: string;
   /** Where reports are written. */
   reportDir: string;
+  /** The registry: the champion's reference profile, the drift summary runs, the champion's snapshot. */
+  registry?: ModelRegistry;
+  /** The dataset snapshot store (the champion's training snapshot and its row fingerprints). */
+  snapshotDir?: string;
+  /** Folders `file://` datasets may be read from (default as for the data activities). */
+  datasetRoots?: readonly string[];
 }
 
 const Model = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'model: lowercase letters, digits and dashes');
@@ -69,10 +96,90 @@ async function isClosed(workflowId: string, runId: string): Promise<boolean> {
   }
 }
 
+function roots(deps: DriftDeps): readonly string[] {
+  if (deps.datasetRoots) return deps.datasetRoots;
+  const env = process.env[DATASET_ROOTS_ENV];
+  if (env?.trim()) return env.split(path.delimiter).filter((r) => r.trim() !== '');
+  return deps.snapshotDir ? defaultDatasetRoots(deps.snapshotDir) : [];
+}
+
+function specFor(model: string, featureSpec: unknown): FeatureSpec {
+  if (featureSpec === undefined) {
+    const builtIn = BUILTIN_FEATURE_SPECS[model];
+    if (builtIn) return builtIn;
+    throw ApplicationFailure.nonRetryable(
+      `featureSpec: required for model ${model} (no built-in spec)`,
+      FailureType.InvalidInput,
+    );
+  }
+  const r = FeatureSpecSchema.safeParse(featureSpec);
+  if (!r.success)
+    throw ApplicationFailure.nonRetryable(
+      `featureSpec.${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`,
+      FailureType.InvalidInput,
+    );
+  return r.data;
+}
+
+const unreadable = (err: unknown): never => {
+  if (err instanceof DatasetFormatError || err instanceof DatasetReadError)
+    throw ApplicationFailure.nonRetryable(err.message, FailureType.DatasetUnreadable);
+  throw err;
+};
+
 export function createDriftActivities(deps: DriftDeps) {
   const log = new FileInferenceLogSource(deps.inferenceLogDir);
   const labels = deps.labelsDir ? new FileLabelSource(deps.labelsDir) : undefined;
   return {
+    /**
+     * Rows of the labelled dataset that are not in the champion's training snapshot: the dataset's row
+     * fingerprints (features and label) against those written beside the snapshot when it was
+     * validated (computed once and kept there when missing). One engine read of the dataset.
+     */
+    async countNewRows(req: {
+      model: string;
+      dataset: { uri: string };
+      featureSpec?: unknown;
+    }): Promise<NewRowsCount> {
+      const model = Model.parse(req.model);
+      const spec = specFor(model, req.featureSpec);
+      if (!req.dataset.uri.startsWith('file:') && req.dataset.uri.includes('://'))
+        throw ApplicationFailure.nonRetryable(
+          `dataset.uri: the new-data check reads file:// datasets, got ${req.dataset.uri}`,
+          FailureType.InvalidInput,
+        );
+      const file = await resolveLocalDataset(req.dataset.uri, roots(deps)).catch((err: Error) => {
+        throw ApplicationFailure.nonRetryable(`dataset.uri: ${err.message}`, FailureType.DatasetUnreadable);
+      });
+      const registry = deps.registry;
+      const champion = registry
+        ? await mapped(() => registry.findVersionByAlias(model, Aliases.champion))
+        : undefined;
+      if (!champion) {
+        const p = await profileDataset(file, spec).catch(unreadable);
+        return { rows: p.rows, shared: 0, newRows: p.rows };
+      }
+      const sha = champion.tags[VersionTags.datasetSha256] ?? '';
+      const snapshot = deps.snapshotDir ? await findSnapshot(deps.snapshotDir, sha) : undefined;
+      if (!snapshot)
+        throw ApplicationFailure.nonRetryable(
+          `${model} v${champion.version}: its training snapshot ${sha || '(untagged)'} is not in the snapshot store`,
+          FailureType.DatasetUnreadable,
+        );
+      const sidecar = fingerprintsPathOf(snapshot);
+      if (!existsSync(sidecar))
+        await profileDatasetWithExtras(snapshot, spec, { sha256: sha, fingerprintsTo: sidecar }).catch(
+          unreadable,
+        );
+      const { rows, shared } = await countSharedRows(sidecar, file, spec).catch(unreadable);
+      return {
+        rows,
+        shared,
+        newRows: rows - shared,
+        champion: { version: champion.version, datasetSha256: sha },
+      };
+    },
+
     async acquireModelLock(req: {
       model: string;
       workflowId: string;
@@ -107,7 +214,7 @@ export function createDriftActivities(deps: DriftDeps) {
 
     async modelLockStatus(req: {
       model: string;
-    }): Promise<{ holder?: LockState['holder']; lastAutomatedGrantMs?: number }> {
+    }): Promise<{ holder?: LockState['holder']; lastAutomatedGrantMs?: number; lastGrantMs?: number }> {
       const model = Model.parse(req.model);
       try {
         const s = await lockHandle(model).query(lockStateQuery);
@@ -116,6 +223,7 @@ export function createDriftActivities(deps: DriftDeps) {
         return {
           ...(holder && { holder }),
           ...(s.lastAutomatedGrantMs !== undefined && { lastAutomatedGrantMs: s.lastAutomatedGrantMs }),
+          ...(s.lastGrantMs !== undefined && { lastGrantMs: s.lastGrantMs }),
         };
       } catch {
         return {};
@@ -146,7 +254,19 @@ export function createDriftActivities(deps: DriftDeps) {
 
     async measureDrift(req: MeasureRequest): Promise<MeasureResult> {
       Model.parse(req.model);
-      return measureDrift(req, { log, ...(labels && { labels }), reportDir: deps.reportDir });
+      return mapped(() =>
+        measureDrift(req, {
+          log,
+          ...(labels && { labels }),
+          reportDir: deps.reportDir,
+          ...(deps.registry && { registry: deps.registry }),
+        }).catch((err: unknown) => {
+          // No champion or no profile: permanent until one is registered (a retry cannot help).
+          if (err instanceof ReferenceProfileError)
+            throw ApplicationFailure.nonRetryable(err.message, FailureType.RegistryNotFound);
+          throw err;
+        }),
+      );
     },
   };
 }

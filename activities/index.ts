@@ -19,6 +19,7 @@ import { createEvaluationActivities } from './evaluation';
 import { createKpiActivities } from './kpi';
 import { createPolicyActivities } from './policy';
 import { createRegistryActivities } from './registry';
+import { createReferenceProfiler } from '../src/drift/reference-profile';
 import { createSecurityActivities } from './security';
 import { createStagingActivities, createTrafficActivities } from './traffic';
 import { createTrainingActivities } from './training';
@@ -113,7 +114,11 @@ export function controlPlaneGroups(deps: ControlPlaneDeps) {
       credentialsSecret: deps.credentialsSecret,
       pollIntervalMs: deps.jobPollIntervalMs,
     }),
-    createRegistryActivities({ registry: deps.registry, trust: deps.trust }),
+    createRegistryActivities({
+      registry: deps.registry,
+      trust: deps.trust,
+      profiler: createReferenceProfiler({ snapshotDir: deps.snapshotDir }),
+    }),
     createEvaluationActivities({ registry: deps.registry, snapshotDir: deps.snapshotDir, trust: deps.trust }),
     createPolicyActivities({ policyDir: deps.policyDir }),
     createAuditActivities({ audit: deps.audit }),
@@ -125,12 +130,14 @@ export function controlPlaneGroups(deps: ControlPlaneDeps) {
       predictor: stagingOf(deps.router),
       registry: deps.registry,
     }),
-    createDriftActivities(
-      deps.drift ?? {
+    createDriftActivities({
+      ...(deps.drift ?? {
         inferenceLogDir: path.join(deps.snapshotDir, '..', 'inference-log'),
         reportDir: path.join(deps.snapshotDir, '..', 'drift-reports'),
-      },
-    ),
+      }),
+      registry: deps.registry,
+      snapshotDir: deps.snapshotDir,
+    }),
   ] as const;
 }
 

@@ -15,6 +15,11 @@ import type { ModelRegistry, RegistryVersion } from '../src/ports/model-registry
 import { downloadTree, fetchVerifiedModel } from '../src/registry/verified-model';
 import { buildManifest, manifestArtifactPath } from '../src/security/digests';
 import type { ModelTrust } from '../src/security/model-trust';
+import {
+  REFERENCE_PROFILE_ARTIFACT,
+  REFERENCE_PROFILE_TAG,
+  type ReferenceProfiler,
+} from '../src/drift/reference-profile';
 import { mapped, owningWorkflow } from './errors';
 
 /** How long registration waits for the registry to mark a new version READY. */
@@ -26,7 +31,12 @@ export const MODEL_CARD_DIR = 'model_card';
 
 export { VersionTags };
 
-export function createRegistryActivities(cfg: { registry: ModelRegistry; trust?: ModelTrust }) {
+export function createRegistryActivities(cfg: {
+  registry: ModelRegistry;
+  trust?: ModelTrust;
+  /** Profiles the training snapshot at registration (drift monitoring's reference); none: no profile. */
+  profiler?: ReferenceProfiler;
+}) {
   const { registry } = cfg;
 
   /** Sets each tag that differs from what the version already carries. */
@@ -106,6 +116,19 @@ export function createRegistryActivities(cfg: { registry: ModelRegistry; trust?:
         version = await mapped(() => registry.getVersion(input.model, pending));
       }
       const registered = version;
+      // The drift reference of the version: its training snapshot profiled, an artifact of its run.
+      if (cfg.profiler) {
+        const built = await cfg.profiler.build({ datasetSha256: input.datasetSha256, files });
+        if (built.ok) {
+          await mapped(() => registry.uploadArtifact(input.runId, REFERENCE_PROFILE_ARTIFACT, built.json));
+          await tagVersion(input.model, registered, {
+            [REFERENCE_PROFILE_TAG]: `runs:/${input.runId}/${REFERENCE_PROFILE_ARTIFACT}`,
+          });
+        } else
+          console.warn(
+            `registration: ${input.model} v${registered.version} has no reference profile: ${built.reason}`,
+          );
+      }
       await mapped(() => registry.setRunTag(input.runId, RunTags.modelVersion, registered.version));
       return {
         name: input.model,

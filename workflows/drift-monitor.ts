@@ -2,10 +2,19 @@
  * The drift family: `driftMonitor` (run by the Temporal Schedule `drift-<model>`, overlap SKIP)
  * measures a window of the inference log against the champion's reference profile, judges it with
  * the pure drift policy and, when the policy says so and the model's lock allows, starts one
- * `retrainingPipeline` with trigger `drift` or `kpi-drop` and a link to the report; and `modelLock`
- * (id `lock-<model>`), the per-model lease every pipeline run asks for first.
+ * `retrainingPipeline` with trigger `drift` or `kpi-drop` and a link to the report; `newDataCheck`
+ * (by schedule `new-data-<model>`, or signal-with-start of `newLabels` on that id) starts one with
+ * trigger `new-data` once enough labelled rows have arrived since the champion's training snapshot;
+ * and `modelLock` (id `lock-<model>`), the per-model lease every pipeline run asks for first.
  */
-import { condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { DriftActivities } from '../activities';
 import { decideRetraining, type DriftPolicyInput, type RetrainDecision } from '../src/core/policy/drift';
 import {
@@ -17,6 +26,13 @@ import {
   type LeaseRequest,
   type LockState,
 } from '../src/core/policy/drift-lock';
+import {
+  decideNewData,
+  newLabelsSignal,
+  type NewDataDecision,
+  type NewDataPolicyInput,
+  type NewRowsCount,
+} from '../src/core/policy/new-data';
 import { OUTSIDE_CALL, LONG_COMPUTATION } from './shared/activity-options';
 
 const drift = proxyActivities<DriftActivities>(LONG_COMPUTATION);
@@ -27,8 +43,11 @@ export const DEFAULT_DRIFT_WINDOW_MS = 3_600_000;
 
 export interface DriftMonitorInput {
   model: string;
-  /** Reference profile JSON (file path or file:// URI) of the champion. */
-  profileUri: string;
+  /**
+   * A reference profile JSON file (path or file:// URI; tests, backfills). Without one the monitor
+   * reads the profile of `model@champion` from MLflow (the artifact written at registration).
+   */
+  profileUri?: string;
   /** Window length ending at the run's start (default 1h). */
   windowMs?: number;
   /** Explicit window, ISO times (tests, backfills). */
@@ -48,6 +67,11 @@ export interface DriftMonitorResult {
   drifted: string[];
   reportJson: string;
   reportHtml: string;
+  /** The version watched, and the MLflow run its drift summary was logged to (profile from MLflow). */
+  version?: string;
+  mlflowRunId?: string;
+  /** `runs:/<run>/drift_report/report.html`: the report link a started retraining carries. */
+  reportUri?: string;
   decision: RetrainDecision;
   retraining?: { workflowId: string; started: boolean; reason: string };
 }
@@ -60,7 +84,7 @@ export async function driftMonitor(input: DriftMonitorInput): Promise<DriftMonit
     input.from ?? new Date(Date.parse(to) - (input.windowMs ?? DEFAULT_DRIFT_WINDOW_MS)).toISOString();
   const measured = await drift.measureDrift({
     model: input.model,
-    profileUri: input.profileUri,
+    ...(input.profileUri !== undefined && { profileUri: input.profileUri }),
     from,
     to,
     policy: input.policy ?? {},
@@ -82,6 +106,9 @@ export async function driftMonitor(input: DriftMonitorInput): Promise<DriftMonit
     drifted: measured.verdict.drifted,
     reportJson: measured.reportJson,
     reportHtml: measured.reportHtml,
+    ...(measured.version !== undefined && { version: measured.version }),
+    ...(measured.mlflowRunId !== undefined && { mlflowRunId: measured.mlflowRunId }),
+    ...(measured.reportUri !== undefined && { reportUri: measured.reportUri }),
     decision,
   };
   if (decision.start && decision.trigger && input.retrain) {
@@ -96,10 +123,78 @@ export async function driftMonitor(input: DriftMonitorInput): Promise<DriftMonit
         model: input.model,
         workflowId: `retrain-${input.model}-${decision.trigger.kind}-${info.runId}`,
         input: input.retrain,
-        trigger: { ...decision.trigger, report: measured.reportHtml },
+        trigger: { ...decision.trigger, report: measured.reportUri ?? measured.reportHtml },
       });
     }
   }
+  return result;
+}
+
+/** Checks one `newDataCheck` run makes at most (one per batch of `newLabels` signals that came in meanwhile). */
+export const NEW_DATA_MAX_CHECKS = 3;
+
+export interface NewDataCheckInput {
+  model: string;
+  /** The labelled training dataset (file://, under the worker's dataset roots); a started retraining trains on it. */
+  dataset: { uri: string };
+  /** Feature spec (built in for `fraud`). */
+  featureSpec?: Record<string, unknown>;
+  policy?: NewDataPolicyInput;
+  /** What a started retraining gets besides model, dataset and trigger (holdout, canary, ...). */
+  retrain?: Record<string, unknown>;
+}
+
+export interface NewDataCheckResult {
+  model: string;
+  checks: Array<{ count: NewRowsCount; decision: NewDataDecision }>;
+  retraining?: { workflowId: string; started: boolean; reason: string };
+}
+
+export async function newDataCheck(input: NewDataCheckInput): Promise<NewDataCheckResult> {
+  const info = workflowInfo();
+  let signals = 0;
+  let batch: string | undefined;
+  setHandler(newLabelsSignal, (s) => {
+    signals++;
+    if (s.batch) batch = s.batch;
+  });
+  const result: NewDataCheckResult = { model: input.model, checks: [] };
+  // One check, and another for labels signalled while it ran (bounded).
+  let seen = -1;
+  for (let i = 0; i < NEW_DATA_MAX_CHECKS && seen !== signals && !result.retraining?.started; i++) {
+    seen = signals;
+    const count = await drift.countNewRows({
+      model: input.model,
+      dataset: input.dataset,
+      ...(input.featureSpec !== undefined && { featureSpec: input.featureSpec }),
+    });
+    const lock = await starter.modelLockStatus({ model: input.model });
+    const decision = decideNewData(
+      count,
+      {
+        held: lock.holder !== undefined,
+        ...(lock.lastGrantMs !== undefined && { lastGrantMs: lock.lastGrantMs }),
+      },
+      Date.now(),
+      input.policy ?? {},
+    );
+    result.checks.push({ count, decision });
+    if (decision.start) {
+      result.retraining = await starter.startRetraining({
+        model: input.model,
+        workflowId: `retrain-${input.model}-new-data-${info.runId}`,
+        input: {
+          ...input.retrain,
+          dataset: input.dataset,
+          ...(input.featureSpec !== undefined && { featureSpec: input.featureSpec }),
+        },
+        trigger: { kind: 'new-data', batch: batch ?? `${count.newRows} new rows` },
+      });
+    } else if (decision.blocked === 'lock' && lock.holder) {
+      result.retraining = { workflowId: lock.holder.workflowId, started: false, reason: decision.reason };
+    }
+  }
+  await condition(allHandlersFinished);
   return result;
 }
 

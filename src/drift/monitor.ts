@@ -20,13 +20,18 @@ import {
 } from '../core/stats/cbpe';
 import { ReferenceProfileSchema, summariseWindow, type ReferenceProfile } from '../core/stats/drift-profile';
 import { toColumns } from './columns';
+import type { ModelRegistry } from '../ports/model-registry';
 import type { InferenceLogSource, LabelSource } from './inference-source';
+import { logDriftRun, summariseDrift } from './mlflow-summary';
+import { loadProfileByAlias } from './reference-profile';
 import { renderDriftHtml, windowDrift, type DriftReport } from './report';
 
 /** Decision threshold for CBPE when none is given (the fraud policy's review threshold). */
 export const DEFAULT_CBPE_THRESHOLD = 0.2;
 /** Labelled rows a window needs before its realized metric is reported. */
 export const MIN_LABELLED_ROWS = 100;
+/** The registry alias whose version a monitor watches when no profile file is named. */
+export const MONITORED_ALIAS = 'champion';
 
 export async function loadProfile(uri: string): Promise<ReferenceProfile> {
   const file = uri.startsWith('file:') ? fileURLToPath(uri) : uri;
@@ -35,7 +40,8 @@ export async function loadProfile(uri: string): Promise<ReferenceProfile> {
 
 export interface MeasureRequest {
   model: string;
-  profileUri: string;
+  /** A profile file (tests, backfills); without one the profile of `model@champion` is read from MLflow. */
+  profileUri?: string;
   from: string;
   to: string;
   policy: DriftPolicyInput;
@@ -49,13 +55,27 @@ export interface MeasureResult {
   cbpe: CbpeEstimate[];
   reportJson: string;
   reportHtml: string;
+  /** The version watched (the champion's, when the profile came from MLflow). */
+  version?: string;
+  /** The MLflow run the summary was logged to, and its HTML report (`runs:/...`). */
+  mlflowRunId?: string;
+  reportUri?: string;
 }
 
 export async function measureDrift(
   req: MeasureRequest,
-  deps: { log: InferenceLogSource; labels?: LabelSource; reportDir: string },
+  deps: { log: InferenceLogSource; labels?: LabelSource; reportDir: string; registry?: ModelRegistry },
 ): Promise<MeasureResult> {
-  const profile = await loadProfile(req.profileUri);
+  let profile: ReferenceProfile;
+  let version: string | undefined;
+  if (req.profileUri) profile = await loadProfile(req.profileUri);
+  else {
+    if (!deps.registry)
+      throw new Error('measureDrift: no profileUri and no registry to read the champion from');
+    const loaded = await loadProfileByAlias(deps.registry, req.model, MONITORED_ALIAS);
+    profile = loaded.profile;
+    version = loaded.version.version;
+  }
   const records: Record<string, unknown>[] = [];
   const predictions: number[] = [];
   const ids: string[] = [];
@@ -75,6 +95,7 @@ export async function measureDrift(
   const threshold = req.threshold ?? DEFAULT_CBPE_THRESHOLD;
 
   const cbpe: CbpeEstimate[] = [];
+  let realizedAll: Record<string, { value: number; lower: number; upper: number }> | undefined;
   let kpi: KpiObservation | undefined;
   const performance: DriftReport['performance'] = [];
   if (predictions.length > 0) {
@@ -98,6 +119,7 @@ export async function measureDrift(
     const realized = realizedC
       ? Object.fromEntries(CBPE_METRICS.map((m) => [m, realizedInterval(realizedC, m)]))
       : undefined;
+    realizedAll = realized;
     for (const metric of CBPE_METRICS) {
       const est = estimatePerformance(scores, threshold, metric, {
         ...(profile.calibration && { holdout: profile.calibration.check }),
@@ -127,6 +149,7 @@ export async function measureDrift(
   }
   const report: DriftReport = {
     model: req.model,
+    ...(version && { version }),
     window: { from: req.from, to: req.to, rows: summary.rows },
     verdict,
     features,
@@ -139,6 +162,21 @@ export async function measureDrift(
   const reportJson = path.join(dir, `${safe}.json`);
   const reportHtml = path.join(dir, `${safe}.html`);
   await writeFile(reportJson, JSON.stringify(report, null, 2));
-  await writeFile(reportHtml, renderDriftHtml(report));
-  return { verdict, ...(kpi && { kpi }), cbpe, reportJson, reportHtml };
+  const html = renderDriftHtml(report);
+  await writeFile(reportHtml, html);
+  const out: MeasureResult = { verdict, ...(kpi && { kpi }), cbpe, reportJson, reportHtml };
+  if (deps.registry && version) {
+    const logged = await logDriftRun(deps.registry, {
+      model: req.model,
+      version,
+      reportName: safe,
+      from: req.from,
+      to: req.to,
+      summary: summariseDrift(verdict, features, cbpe, realizedAll),
+      reportJson: JSON.stringify(report, null, 2),
+      reportHtml: html,
+    });
+    Object.assign(out, { version, mlflowRunId: logged.runId, reportUri: logged.reportUri });
+  }
+  return out;
 }

@@ -75,6 +75,8 @@ export const FailureType = {
   UnsafeModelFormat: 'UnsafeModelFormat',
   /** The KPI source is unreachable or answered garbage (snapshotKpis). Retryable; the canary counts it as an error. */
   KpiUnavailable: 'KpiUnavailable',
+  /** A retraining run refused by its model's lock: another run holds it, or the cool-down (holdModelLock). Permanent for that run. */
+  ModelLocked: 'ModelLocked',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -76,6 +76,7 @@ export const TriggerSchema = z.discriminatedUnion('kind', [
       metric: z.string().min(1),
       value: z.number(),
       threshold: z.number(),
+      report: z.string().optional(),
     })
     .strict(),
   z.object({ kind: z.literal('new-data'), batch: z.string().optional() }).strict(),

@@ -14,13 +14,14 @@
  *   manual, schedule and new-data starts need only the lock to be free.
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { FailureType } from '../contracts/failures';
 
 /** Workflow id prefix of the per-model lock workflow. */
 export const MODEL_LOCK_PREFIX = 'lock-';
 /** The patch id of the pipeline's lease request (histories without it replay unchanged). */
 export const MODEL_LOCK_PATCH = 'retraining-model-lock';
-/** ApplicationFailure type of a pipeline run refused by the lock. */
-export const MODEL_LOCKED_FAILURE = 'ModelLocked';
+/** ApplicationFailure type of a pipeline run refused by the lock (non-retryable, in the failure taxonomy). */
+export const MODEL_LOCKED_FAILURE = FailureType.ModelLocked;
 /** Cool-down between automated retraining starts of one model (one drift, one retraining). */
 export const DEFAULT_LOCK_COOLDOWN_MS = 24 * 3_600_000;
 /** Lease decisions a lock keeps for its query before the oldest are dropped. */
