@@ -109,10 +109,22 @@ export interface MlflowS3Artifacts {
   secretAccessKey: string;
 }
 
+/** The basic-auth app (`--app-name basic-auth`), prepared by `prepareMlflowAuth` in ./mlflow-auth. */
+export interface MlflowServerAuth {
+  /** The auth config ini (MLFLOW_AUTH_CONFIG_PATH). */
+  configPath: string;
+  /** Bootstraps the admin user on first start (MLFLOW_AUTH_ADMIN_PASSWORD); read from the secret store. */
+  adminPassword: string;
+  /** Static Flask secret for the app's CSRF protection across workers (MLFLOW_FLASK_SERVER_SECRET_KEY). */
+  flaskSecretKey: string;
+}
+
 export async function startMlflowServer(opts: {
   stateDir: string;
   /** Artifacts on S3 instead of the local folder (clients still go through the server's artifact proxy). */
   s3Artifacts?: MlflowS3Artifacts;
+  /** Run the basic-auth app; every client then needs its own credentials. */
+  auth?: MlflowServerAuth;
 }): Promise<RunningServer<MlflowEndpoint>> {
   const given = process.env.MLFLOW_TRACKING_URI;
   if (given) {
@@ -139,12 +151,18 @@ export async function startMlflowServer(opts: {
       '--artifacts-destination',
       opts.s3Artifacts?.destination ?? path.join(dir, 'mlartifacts'),
       '--serve-artifacts',
+      ...(opts.auth ? ['--app-name', 'basic-auth'] : []),
     ],
     {
       // The server's background job runner is for GenAI features this project does not use.
       env: {
         ...process.env,
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false',
+        ...(opts.auth && {
+          MLFLOW_AUTH_CONFIG_PATH: opts.auth.configPath,
+          MLFLOW_AUTH_ADMIN_PASSWORD: opts.auth.adminPassword,
+          MLFLOW_FLASK_SERVER_SECRET_KEY: opts.auth.flaskSecretKey,
+        }),
         ...(opts.s3Artifacts && {
           MLFLOW_S3_ENDPOINT_URL: opts.s3Artifacts.endpoint,
           AWS_ACCESS_KEY_ID: opts.s3Artifacts.accessKeyId,
