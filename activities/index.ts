@@ -68,6 +68,8 @@ export interface ControlPlaneDeps {
   snapshotDir: string;
   /** Folder of per-model governance policies (`<model>.json`). */
   policyDir: string;
+  /** Folder of registered approver public keys (`publicKeyFile` in a policy); default `<policyDir>/approver-keys`. */
+  approverKeysDir?: string;
   /** Registry tracking URI as seen from inside training jobs, when it differs from the worker's. */
   jobTrackingUri?: string;
   /** Secret with the registry credentials that training jobs report with. */
@@ -120,7 +122,7 @@ export function controlPlaneGroups(deps: ControlPlaneDeps) {
       profiler: createReferenceProfiler({ snapshotDir: deps.snapshotDir }),
     }),
     createEvaluationActivities({ registry: deps.registry, snapshotDir: deps.snapshotDir, trust: deps.trust }),
-    createPolicyActivities({ policyDir: deps.policyDir }),
+    createPolicyActivities({ policyDir: deps.policyDir, approverKeysDir: deps.approverKeysDir }),
     createAuditActivities({ audit: deps.audit }),
     createSecurityActivities({ registry: deps.registry, trust: deps.trust }),
     createTrafficActivities({ router: deps.router ?? NO_ROUTER }),

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { GatewayConfig, ReferenceProfile } from '../core/contracts/gateway';
-import { Authenticator, AuthError } from '../gateway/auth';
+import type { Authenticator } from '../gateway/auth';
 import type { LoadedModel } from '../gateway/models';
 import { redactRecord, redactText } from '../gateway/pii';
 import type { RateLimiter } from '../gateway/rate-limit';
@@ -28,6 +28,7 @@ import { kernelShap } from './kernel-shap';
 import { ExplainableModel, type Row } from './model';
 import { rowFromFeatures } from './rows';
 import { HttpError } from '../gateway/http-error';
+import { admitRate, authenticateRequest, requireJson, requireRole } from '../gateway/admission';
 import { readBodyText } from '../gateway/http-body';
 
 /** The endpoint's path; group 1 is the model name. */
@@ -111,40 +112,12 @@ export async function handleExplain(
   let top: string[] = [];
   try {
     if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'use POST', { allow: 'POST' });
-    let principal;
-    try {
-      const credential = Authenticator.credential(req.headers);
-      principal =
-        deps.auth.authenticateKey(credential) ?? (await deps.auth.verifyToken(credential as string));
-    } catch (err) {
-      if (err instanceof AuthError)
-        throw new HttpError(err.status, 'unauthenticated', err.message, { 'www-authenticate': 'Bearer' });
-      throw err;
-    }
+    const who = authenticateRequest(deps.auth, req);
+    const principal = who instanceof Promise ? await who : who;
     principalId = config.redaction ? redactText(principal.id).text : principal.id;
-    if (!principal.roles.has('explain') && !principal.roles.has('admin'))
-      throw new HttpError(
-        403,
-        'forbidden',
-        `principal ${principalId} may not request explanations (role explain)`,
-      );
-    let rl;
-    try {
-      rl = deps.limiter.tryTake?.(principal.id) ?? (await deps.limiter.take(principal.id));
-    } catch {
-      throw new HttpError(503, 'limiter_unavailable', 'rate limiter unavailable; retry later', {
-        'retry-after': '1',
-      });
-    }
-    if (!rl.allowed) {
-      const retry = Math.max(1, Math.ceil(rl.retryAfterS));
-      throw new HttpError(429, 'rate_limited', `rate limit exceeded; retry in ${retry} s`, {
-        'retry-after': String(retry),
-      });
-    }
-    const ct = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (ct !== 'application/json')
-      throw new HttpError(415, 'unsupported_media_type', 'content-type must be application/json');
+    requireRole(principal, ['explain'], 'request explanations (role explain)', principalId);
+    await admitRate(deps.limiter, principal.id);
+    requireJson(req);
     const text = await readBodyText(req, config.maxBodyBytes);
     if (jsonDepthExceeds(text, config.maxJsonDepth))
       throw new HttpError(400, 'too_deep', `JSON nesting deeper than ${config.maxJsonDepth} levels`);

@@ -32,6 +32,14 @@ import type { RateLimiter } from './rate-limit';
 import { RouteError, type RouteTable, type ServedVersion } from './router';
 import { jsonDepthExceeds, RequestValidationError } from './validation';
 import { HttpError } from './http-error';
+import {
+  admitRate,
+  authenticateRequest,
+  isJson,
+  requireJson,
+  requireRole,
+  type AdmissionRefusal,
+} from './admission';
 import { readBodyText } from './http-body';
 
 /** Header asking for the staging route (admin principals only). */
@@ -94,14 +102,6 @@ function send(
 }
 
 const errorBody = (code: string, message: string): string => JSON.stringify({ error: { code, message } });
-
-function isJson(req: http.IncomingMessage): boolean {
-  const ct = req.headers['content-type'];
-  if (ct === undefined) return false;
-  const semi = ct.indexOf(';');
-  const mime = (semi === -1 ? ct : ct.slice(0, semi)).trim().toLowerCase();
-  return mime === 'application/json';
-}
 
 /** Stages of a predict request, in order, as named in `Server-Timing`. */
 export const STAGES = ['auth', 'limit', 'validate', 'redact', 'infer', 'log'] as const;
@@ -186,44 +186,15 @@ export function createGatewayServer(deps: GatewayDeps): {
     try {
       if (req.method !== 'POST')
         throw new HttpError(405, 'method_not_allowed', 'use POST', { allow: 'POST' });
-      try {
-        const credential = Authenticator.credential(req.headers);
-        // API keys are decided synchronously; only a JWT waits (for its key set).
-        principal =
-          deps.auth.authenticateKey(credential) ?? (await deps.auth.verifyToken(credential as string));
-      } catch (err) {
-        if (err instanceof AuthError) {
-          metrics.refusals.labels('auth').inc();
-          throw new HttpError(err.status, 'unauthenticated', err.message, { 'www-authenticate': 'Bearer' });
-        }
-        throw err;
-      }
-      if (!principal.roles.has('predict') && !principal.roles.has('admin')) {
-        throw new HttpError(403, 'forbidden', `principal ${principal.id} may not predict`);
-      }
+      const refused = (reason: AdmissionRefusal): void => metrics.refusals.labels(reason).inc();
+      const who = authenticateRequest(deps.auth, req, refused);
+      principal = who instanceof Promise ? await who : who;
+      requireRole(principal, ['predict'], 'predict');
       t.mark(); // auth
-      let rl = deps.limiter.tryTake?.(principal.id);
-      if (rl === undefined) {
-        try {
-          rl = await deps.limiter.take(principal.id);
-        } catch {
-          // Fail closed: without a working limiter nothing is admitted (a Redis outage is a 503, not a flood).
-          metrics.refusals.labels('limiter_unavailable').inc();
-          throw new HttpError(503, 'limiter_unavailable', 'rate limiter unavailable; retry later', {
-            'retry-after': '1',
-          });
-        }
-      }
+      const rl = admitRate(deps.limiter, principal.id, refused);
+      if (rl instanceof Promise) await rl;
       t.mark(); // limit
-      if (!rl.allowed) {
-        metrics.refusals.labels('rate_limit').inc();
-        const retry = Math.max(1, Math.ceil(rl.retryAfterS));
-        throw new HttpError(429, 'rate_limited', `rate limit exceeded; retry in ${retry} s`, {
-          'retry-after': String(retry),
-        });
-      }
-      if (!isJson(req))
-        throw new HttpError(415, 'unsupported_media_type', 'content-type must be application/json');
+      requireJson(req);
       const text = await readBodyText(req, config.maxBodyBytes);
       if (jsonDepthExceeds(text, config.maxJsonDepth)) {
         throw new HttpError(400, 'too_deep', `JSON nesting deeper than ${config.maxJsonDepth} levels`);

@@ -26,9 +26,10 @@ import { canaryFor, canaryLine, LeakDetector } from '../../guardrails/leak';
 import { OutputModerator } from '../../guardrails/moderation';
 import { OutputGuard, type OutputEvent } from '../../guardrails/output-guard';
 import { ensureGuardArtifacts, readLexicon } from '../../guardrails/train/artifacts';
-import { Authenticator, AuthError, type Principal } from '../auth';
+import type { Authenticator, Principal } from '../auth';
 import { redactText } from '../pii';
 import { readBodyBytes } from '../http-body';
+import { admitRate, authenticateRequest, requireJson, requireRole } from '../admission';
 import type { RateLimiter } from '../rate-limit';
 import { jsonDepthExceeds } from '../validation';
 import type { ChatRouteConfig } from './config';
@@ -245,32 +246,10 @@ export async function createChatRoute(
     try {
       if (req.method !== 'POST')
         throw new HttpError(405, 'method_not_allowed', 'use POST', { allow: 'POST' });
-      try {
-        principal = await ctx.auth.authenticate(Authenticator.credential(req.headers));
-      } catch (err) {
-        if (err instanceof AuthError)
-          throw new HttpError(err.status, 'unauthenticated', err.message, { 'www-authenticate': 'Bearer' });
-        throw err;
-      }
-      if (!principal.roles.has('predict') && !principal.roles.has('admin'))
-        throw new HttpError(403, 'forbidden', `principal ${principal.id} may not use the chat route`);
-      let rl;
-      try {
-        rl = await ctx.limiter.take(principal.id);
-      } catch {
-        throw new HttpError(503, 'limiter_unavailable', 'rate limiter unavailable; retry later', {
-          'retry-after': '1',
-        });
-      }
-      if (!rl.allowed) {
-        const retry = Math.max(1, Math.ceil(rl.retryAfterS));
-        throw new HttpError(429, 'rate_limited', `request rate limit exceeded; retry in ${retry} s`, {
-          'retry-after': String(retry),
-        });
-      }
-      const ct = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-      if (ct !== 'application/json')
-        throw new HttpError(415, 'unsupported_media_type', 'content-type must be application/json');
+      principal = await authenticateRequest(ctx.auth, req);
+      requireRole(principal, ['predict'], 'use the chat route');
+      await admitRate(ctx.limiter, principal.id, undefined, 'request rate limit');
+      requireJson(req);
       const request = parseRequest(await readBodyBytes(req, config.limits.maxBodyBytes), config);
       stream = request.stream === true;
       upstreamModel = config.upstream.model ?? request.model ?? 'default';
