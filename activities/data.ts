@@ -31,6 +31,24 @@ import {
 } from '../src/data/sources';
 import { failedReport, judgeDataset } from '../src/core/policy/validation';
 import { FailureType as FailureTypes } from '../src/core/contracts/failures';
+import { formatZodError } from '../src/core/contracts/errors';
+import { policyFileName } from '../src/core/contracts/model-policy';
+import {
+  ValidationPolicySchema,
+  type HistoryScreen,
+  type HistoryScreenPolicy,
+} from '../src/core/contracts/poisoning-history';
+import { Aliases, VersionTags } from '../src/core/contracts/registry';
+import {
+  judgeHistory,
+  skippedHistory,
+  withHistory,
+  type ScreenedValidationReport,
+} from '../src/core/policy/poisoning-history';
+import { measureHistory } from '../src/data/history';
+import type { ModelRegistry } from '../src/ports/model-registry';
+import { readFile } from 'node:fs/promises';
+import { mapped } from './errors';
 
 export { fingerprintsPathOf };
 
@@ -49,6 +67,13 @@ export interface DataActivityConfig {
    * (`MLOPS_S3_ENDPOINT`, `MLOPS_S3_*_REF`, see `s3ConnectorFromEnv`); s3:// is refused without one.
    */
   s3?: DatasetSourceConfig['s3'];
+  /**
+   * The model registry, where the poisoning screen against history finds the champion's training snapshot
+   * (its `mlops.dataset_sha256` tag, looked up in {@link snapshotDir}); without one the screen does not run.
+   */
+  registry?: ModelRegistry;
+  /** Folder of per-model policies; the `validation.history` section configures that screen (defaults without). */
+  policyDir?: string;
 }
 
 /**
@@ -99,6 +124,103 @@ function sourceFailure(uri: string, err: unknown): ApplicationFailure {
     `dataset ${uri} could not be read: ${message}`,
     FailureTypes.DatasetUnreadable,
   );
+}
+
+/** The `validation` section of the model's policy file; the defaults when there is no file. */
+async function historyPolicy(policyDir: string | undefined, model: string): Promise<HistoryScreenPolicy> {
+  if (policyDir === undefined) return ValidationPolicySchema.parse({}).history;
+  const file = path.join(policyDir, policyFileName(model));
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return ValidationPolicySchema.parse({}).history;
+    throw ApplicationFailure.nonRetryable(
+      `${file} is unreadable: ${(err as Error).message}`,
+      FailureTypes.PolicyInvalid,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable(
+      `${file} is not valid JSON: ${(err as Error).message}`,
+      FailureTypes.PolicyInvalid,
+    );
+  }
+  const section = (json as { validation?: unknown } | null)?.validation ?? {};
+  const parsed = ValidationPolicySchema.safeParse(section);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(
+      `${file}: ${formatZodError(parsed.error, 'validation')}`,
+      FailureTypes.PolicyInvalid,
+    );
+  }
+  return parsed.data.history;
+}
+
+/** The champion's training snapshot in the store, by the sha256 its version was tagged with. */
+function championSnapshot(snapshotDir: string, sha256: string): string | undefined {
+  for (const ext of ['csv', 'parquet']) {
+    const file = path.join(snapshotDir, `${sha256}.${ext}`);
+    if (existsSync(file)) return file;
+  }
+  return undefined;
+}
+
+/**
+ * The poisoning screen against history (`src/core/policy/poisoning-history.ts`): the champion is found in the
+ * registry, its training snapshot in the snapshot store; without either, the screen is skipped and says why.
+ */
+async function screenAgainstHistory(
+  cfg: DataActivityConfig,
+  registry: ModelRegistry,
+  input: { snapshotPath: string; sha256: string; spec: FeatureSpec; model: string },
+): Promise<HistoryScreen> {
+  const policy = await historyPolicy(cfg.policyDir, input.model);
+  if (!policy.enabled) return skippedHistory('disabled by the policy (validation.history.enabled is false)');
+  const champion = await mapped(() => registry.findVersionByAlias(input.model, Aliases.champion));
+  if (champion === undefined) {
+    return skippedHistory(
+      `model "${input.model}" has no champion yet (first model): nothing to compare with`,
+    );
+  }
+  const sha256 = champion.tags[VersionTags.datasetSha256];
+  if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) {
+    return skippedHistory(`champion v${champion.version} carries no ${VersionTags.datasetSha256} tag`);
+  }
+  if (sha256 === input.sha256) {
+    return skippedHistory(`champion v${champion.version} was trained on this very snapshot`);
+  }
+  const reference = championSnapshot(cfg.snapshotDir, sha256);
+  if (reference === undefined) {
+    return skippedHistory(
+      `champion v${champion.version}'s training snapshot ${sha256} is not in the snapshot store ${cfg.snapshotDir}`,
+    );
+  }
+  const segments =
+    policy.segments === undefined
+      ? undefined
+      : [...new Set([...policy.segments, ...(policy.segmentShift.segments ?? [])])];
+  try {
+    const m = await measureHistory({
+      current: { path: input.snapshotPath, sha256: input.sha256 },
+      reference: { path: reference, sha256, version: champion.version },
+      spec: input.spec,
+      tolerance: policy.nearDuplicateTolerance,
+      ...(segments !== undefined && { segments }),
+      sampleRows: policy.sampleRows,
+    });
+    return judgeHistory(m, policy);
+  } catch (err) {
+    if (err instanceof DatasetFormatError || err instanceof DatasetReadError) {
+      return skippedHistory(
+        `champion v${champion.version}'s training snapshot could not be read: ${err.message}`,
+      );
+    }
+    throw err;
+  }
 }
 
 export function createDataActivities(cfg: DataActivityConfig) {
@@ -166,14 +288,24 @@ export function createDataActivities(cfg: DataActivityConfig) {
     async validateDataset(input: {
       snapshotPath: string;
       spec: FeatureSpec;
-    }): Promise<{ report: ValidationReport; profile?: DatasetProfile; drift?: DriftReference }> {
+      /** The model trained on it: with a registry, the snapshot is also screened against its champion's. */
+      model?: string;
+    }): Promise<{ report: ScreenedValidationReport; profile?: DatasetProfile; drift?: DriftReference }> {
       try {
         const sha256 = snapshotDigest(cfg.snapshotDir, input.snapshotPath);
         const { profile, drift } = await profileDatasetWithExtras(input.snapshotPath, input.spec, {
           sha256,
           ...(sha256 !== undefined && { fingerprintsTo: fingerprintsPathOf(input.snapshotPath) }),
         });
-        return { report: judgeDataset(profile, input.spec), profile, drift };
+        const report: ValidationReport = judgeDataset(profile, input.spec);
+        if (cfg.registry === undefined || input.model === undefined) return { report, profile, drift };
+        const history = await screenAgainstHistory(cfg, cfg.registry, {
+          snapshotPath: input.snapshotPath,
+          sha256: profile.sha256,
+          spec: input.spec,
+          model: input.model,
+        });
+        return { report: withHistory(report, history), profile, drift };
       } catch (err) {
         if (err instanceof DatasetFormatError) {
           return {

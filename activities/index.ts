@@ -108,7 +108,11 @@ function stagingOf(router: TrafficRouter | undefined): StagingPredictor {
 /** Every activity group of the control-plane task queue. */
 export function controlPlaneGroups(deps: ControlPlaneDeps) {
   return [
-    createDataActivities({ snapshotDir: deps.snapshotDir }),
+    createDataActivities({
+      snapshotDir: deps.snapshotDir,
+      registry: deps.registry,
+      policyDir: deps.policyDir,
+    }),
     createTrainingActivities({
       registry: deps.registry,
       jobs: deps.jobs,

@@ -120,7 +120,7 @@ const readError = (file: string, err: unknown): DatasetReadError =>
 // The start of the file: format sniffing and the CSV header
 // ---------------------------------------------------------------------------------------------------------
 
-interface FileHead {
+export interface FileHead {
   format: DatasetFormat;
   /** CSV only: the header's fields (trimmed) and the 1-based line it is on. */
   header: string[];
@@ -247,7 +247,7 @@ export function sniffFormat(start: Buffer): DatasetFormat {
     : DatasetFormat.csv;
 }
 
-async function readHead(file: string, spec: FeatureSpec): Promise<FileHead> {
+export async function readHead(file: string, spec: FeatureSpec): Promise<FileHead> {
   const start = await readStart(file);
   if (sniffFormat(start) === DatasetFormat.parquet) {
     return { format: DatasetFormat.parquet, header: [], headerLine: 0 };
@@ -262,7 +262,7 @@ async function readHead(file: string, spec: FeatureSpec): Promise<FileHead> {
 // ---------------------------------------------------------------------------------------------------------
 
 /** How each spec role maps onto the loaded table's columns. */
-interface Plan {
+export interface Plan {
   numeric: Array<{ feature: NumericFeature; k: number }>;
   categorical: Array<{ feature: CategoricalFeature; k: number }>;
   hasLabel: boolean;
@@ -327,6 +327,7 @@ function loadSql(
   types: Map<string, string>,
   spec: FeatureSpec,
   plan: Plan,
+  keepIdText = false,
 ): string[] {
   const isText = (name: string): boolean => (types.get(name) ?? 'VARCHAR') === 'VARCHAR';
   // A typed (Parquet) column is turned into text only where text is needed, and then lazily (inside CASE).
@@ -404,6 +405,10 @@ function loadSql(
   if (plan.hasId && spec.idColumn !== undefined) {
     mid.push(`hash(coalesce(${raw(spec.idColumn)}, '')) AS idv`);
     kept.push('idv');
+    if (keepIdText) {
+      mid.push(`${trimmed(raw(spec.idColumn))} AS idt`);
+      kept.push('idt');
+    }
   }
   if (plan.hasBatch && spec.batchColumn !== undefined) {
     const r = raw(spec.batchColumn);
@@ -842,17 +847,21 @@ async function sizeOf(file: string): Promise<number> {
   }
 }
 
-interface Loaded {
+export interface Loaded {
   header: string[];
   plan: Plan;
 }
 
-/** Reads the file once into the session's table `d` (see {@link loadSql}). */
-async function loadTable(
+/**
+ * Reads the file once into the session's table `d` (see {@link loadSql}); `keepIdText` also keeps the trimmed
+ * id cell as `idt` (the poisoning screen against history quotes ids as evidence).
+ */
+export async function loadTable(
   db: EngineSession,
   file: string,
   spec: FeatureSpec,
   head: FileHead,
+  keepIdText = false,
 ): Promise<Loaded> {
   let header = head.header;
   const types = new Map<string, string>();
@@ -893,7 +902,7 @@ async function loadTable(
   plan.hasBatch = spec.batchColumn !== undefined && position.has(spec.batchColumn);
 
   try {
-    for (const statement of loadSql(source, header, types, spec, plan)) await db.run(statement);
+    for (const statement of loadSql(source, header, types, spec, plan, keepIdText)) await db.run(statement);
   } catch (err) {
     throw engineError(file, head.format, err);
   }

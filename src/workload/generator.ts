@@ -61,6 +61,20 @@ export const CALIBRATION_SAMPLE_SIZE = 20_000;
 export const POISON_MODES = ['cluster', 'flip'] as const;
 export type PoisonMode = (typeof POISON_MODES)[number];
 
+/**
+ * Poisoning against history, spread over every batch alike (so no batch stands out within the snapshot):
+ * `replay-flip` replaces rows by copies of the reference dataset's rows (the champion's training data) with
+ * the other label, optionally only rows of one region (flips concentrated in a segment); `near-duplicates`
+ * replaces rows by copies of a few reference rows whose amount is jittered by at most two cents (a surge of
+ * near-duplicates that exact-duplicate checks miss).
+ */
+export const HISTORY_POISON_MODES = ['replay-flip', 'near-duplicates'] as const;
+export type HistoryPoisonMode = (typeof HISTORY_POISON_MODES)[number];
+/** Share of rows replaced by history poisoning when no fraction is given. */
+export const DEFAULT_HISTORY_POISON_FRACTION = 0.05;
+/** Distinct reference rows copied by `near-duplicates` when no count is given. */
+export const DEFAULT_NEAR_DUPLICATE_TEMPLATES = 5;
+
 const Strength = z.number().min(0).max(1);
 
 export const GenerateOptionsSchema = z
@@ -82,6 +96,25 @@ export const GenerateOptionsSchema = z
         batch: z.number().int().min(0),
         fraction: z.number().gt(0).max(1).default(DEFAULT_POISON_FRACTION),
         mode: z.enum(POISON_MODES).default(DEFAULT_POISON_MODE),
+      })
+      .strict()
+      .optional(),
+    historyPoison: z
+      .object({
+        /** The reference dataset (the champion's training data) by its generator options. */
+        reference: z
+          .object({
+            rows: z.number().int().min(1).max(MAX_GENERATED_ROWS),
+            seed: z.number().int().min(0).max(0xffff_ffff),
+            fraudRate: z.number().gt(0).lt(0.5).default(DEFAULT_FRAUD_RATE),
+          })
+          .strict(),
+        mode: z.enum(HISTORY_POISON_MODES),
+        fraction: z.number().gt(0).max(1).default(DEFAULT_HISTORY_POISON_FRACTION),
+        /** replay-flip: only reference rows of this region are replayed. */
+        region: z.enum(FRAUD_REGIONS).optional(),
+        /** near-duplicates: how many distinct reference rows are copied. */
+        templates: z.number().int().min(1).max(1000).default(DEFAULT_NEAR_DUPLICATE_TEMPLATES),
       })
       .strict()
       .optional(),
@@ -503,6 +536,7 @@ function* rowsOf(opts: ParsedOptions): Generator<FraudRow> {
   const r = new Random(base);
   const poison = new Random(poisonRng);
   const prefix = `tx-${opts.seed.toString(16)}-`;
+  const history = opts.historyPoison === undefined ? undefined : historyPoisoner(opts.historyPoison, poison);
 
   for (let i = 0; i < opts.rows; i += 1) {
     const batch = Math.floor((i * opts.batches) / opts.rows);
@@ -534,8 +568,42 @@ function* rowsOf(opts: ParsedOptions): Generator<FraudRow> {
           ? craftedTransaction(poison, row)
           : { ...row, is_fraud: row.is_fraud === 1 ? 0 : 1 };
     }
+    if (history !== undefined && poison.bernoulli(history.fraction)) row = history.replace(row);
     yield row;
   }
+}
+
+/** Replaces rows by poisoned copies of the reference dataset's rows (see {@link HISTORY_POISON_MODES}). */
+function historyPoisoner(
+  h: NonNullable<ParsedOptions['historyPoison']>,
+  r: Random,
+): { fraction: number; replace: (row: FraudRow) => FraudRow } {
+  const reference = (): Generator<FraudRow> =>
+    rowsOf(parseOrThrow(GenerateOptionsSchema, h.reference, 'historyPoison.reference'));
+  let source = reference();
+  /** The next reference row (of the region, when one is given), starting over at the end. */
+  const next = (): FraudRow => {
+    for (let restarts = 0; restarts < 2; restarts += 1) {
+      for (let it = source.next(); !it.done; it = source.next()) {
+        if (h.region === undefined || it.value.region === h.region) return it.value;
+      }
+      source = reference();
+    }
+    throw new Error(`historyPoison.region: the reference dataset has no row of region ${h.region}`);
+  };
+  const templates = h.mode === 'near-duplicates' ? Array.from({ length: h.templates }, next) : [];
+  return {
+    fraction: h.fraction,
+    replace: (row) => {
+      const keep = { transaction_id: row.transaction_id, batch_id: row.batch_id };
+      if (h.mode === 'replay-flip') {
+        const copy = next();
+        return { ...copy, ...keep, is_fraud: copy.is_fraud === 1 ? 0 : 1 };
+      }
+      const t = templates[r.int(0, templates.length - 1)] as FraudRow;
+      return { ...t, ...keep, amount: round(Math.max(0.5, t.amount + 0.01 * r.int(-2, 2)), 2) };
+    },
+  };
 }
 
 const CSV_OPTIONS = { header: true, columns: [...FRAUD_COLUMNS] };

@@ -7,7 +7,9 @@ import { AuditEventType } from '../../src/core/contracts/audit';
 import type { DatasetProfile, ValidationReport } from '../../src/core/contracts/feature-spec';
 import { FailureType } from '../../src/core/contracts/failures';
 import type { DatasetSnapshot, PipelineResult } from '../../src/core/contracts/retraining';
+import { POISONING_HISTORY_PATCH } from '../../src/core/contracts/poisoning-history';
 import { failedReport } from '../../src/core/policy/validation';
+import { patched } from '@temporalio/workflow';
 import { failureOf } from '../shared/failures';
 import { data } from './activities';
 import { finishRun, type RetrainingRun } from './context';
@@ -41,7 +43,12 @@ export async function snapshotAndValidate(run: RetrainingRun): Promise<DataStage
   journal.status.dataset = { sha256: snapshot.sha256, snapshotPath: snapshot.snapshotPath };
 
   journal.enter('validating');
-  const { report, profile } = await data.validateDataset({ snapshotPath: snapshot.snapshotPath, spec });
+  // The model lets validation screen the snapshot against its champion's training snapshot.
+  const { report, profile } = await data.validateDataset({
+    snapshotPath: snapshot.snapshotPath,
+    spec,
+    ...(patched(POISONING_HISTORY_PATCH) && { model: run.model }),
+  });
   journal.status.dataset.rows = profile?.rows;
   const failedChecks = report.checks.filter((c) => !c.passed);
   journal.status.validation = { ok: report.ok, failedChecks: failedChecks.map((c) => c.message) };

@@ -9,10 +9,13 @@
 import { z } from 'zod';
 import { ApprovalPolicySchema } from './approval';
 import { GatePolicySchema } from './gate';
+import { ValidationPolicySchema } from './poisoning-history';
 
 export const ModelPolicySchema = z.strictObject({
   gate: GatePolicySchema.prefault({}),
   approval: ApprovalPolicySchema,
+  /** Dataset validation: the poisoning screen against the champion's training snapshot. */
+  validation: ValidationPolicySchema.prefault({}),
 });
 export type ModelPolicy = z.output<typeof ModelPolicySchema>;
 export type ModelPolicyInput = z.input<typeof ModelPolicySchema>;
