@@ -8,16 +8,22 @@
  * back from the router, the version tagged with the reason) runs even while the workflow is being
  * cancelled. After the last step the canary becomes the router's stable; moving the registry
  * aliases is the caller's (the pipeline's promotion stage).
+ *
+ * With a `businessKpi` policy (patched `canary-business-kpi`), each analysis also asks the KPI
+ * source for the labelled outcomes of canary and stable (delayed labels joined by request id) over
+ * the rollout so far or the step's own window, and the judge adds the business-KPI check.
  */
 import {
   ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   setHandler,
 } from '@temporalio/workflow';
 import { parseDuration } from '../src/core/contracts/approval';
 import { AuditEventType } from '../src/core/contracts/audit';
+import type { LabelledOutcomes } from '../src/core/contracts/business-kpi';
 import {
   AbortPayloadSchema,
   CanaryInputSchema,
@@ -42,6 +48,9 @@ import { judgeCanary, nextRolloutAction } from '../src/core/policy/canary-analys
 import { audit, kpi, registry, traffic } from './canary/activities';
 import { failureOf } from './shared/failures';
 import { RunJournal, workflowNow } from './shared/journal';
+
+/** Marks the change that added the business KPI's labelled-outcome reads to an analysis. */
+export const BUSINESS_KPI_PATCH = 'canary-business-kpi';
 
 export async function canaryRollout(raw: CanaryInput): Promise<CanaryResult> {
   const parsed = CanaryInputSchema.safeParse(raw);
@@ -126,11 +135,42 @@ export async function canaryRollout(raw: CanaryInput): Promise<CanaryResult> {
     }
   };
 
+  /**
+   * The business KPI's labelled outcomes over [from, to): a failed read is reported as no outcomes
+   * (the judge makes the check inconclusive or skips it, as the policy says), not an analysis error.
+   */
+  const labelledOutcomes = async (from: string, to: string): Promise<LabelledOutcomes> => {
+    try {
+      return await kpi.measureLabelledOutcomes({
+        model,
+        canary: version,
+        stable: stableVersion,
+        from,
+        to,
+        threshold: policy.businessKpi!.threshold,
+      });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return { available: false, reason: failureOf(err).message };
+    }
+  };
+
   const analyse = async (step: number): Promise<AnalysisResult | 'interrupted'> => {
     journal.enter('analysing');
     const before = await snapshot();
+    if (typeof before !== 'string') labelsFrom ??= before.at;
     if (await condition(interrupted, parseDuration(policy.bakeTime))) return 'interrupted';
     const after = await snapshot();
+    let outcomes: LabelledOutcomes | undefined;
+    if (
+      policy.businessKpi &&
+      typeof before !== 'string' &&
+      typeof after !== 'string' &&
+      patched(BUSINESS_KPI_PATCH)
+    ) {
+      const from = policy.businessKpi.window === 'rollout' ? (labelsFrom ?? before.at) : before.at;
+      outcomes = await labelledOutcomes(from, after.at);
+    }
     let result: AnalysisResult;
     if (typeof before === 'string' || typeof after === 'string') {
       const error = typeof before === 'string' ? before : (after as string);
@@ -149,6 +189,7 @@ export async function canaryRollout(raw: CanaryInput): Promise<CanaryResult> {
           canary: windowKpis(before, after, version),
           stable,
           stableFromEarlierWindow,
+          ...(outcomes && { outcomes }),
           from: before.at,
           to: after.at,
         };
@@ -191,6 +232,8 @@ export async function canaryRollout(raw: CanaryInput): Promise<CanaryResult> {
   let stableVersion = parsed.data.stableVersion ?? '';
   /** Stable's last window with enough requests: the comparison at 100%, when stable serves nobody. */
   let baseline: VersionKpis | undefined;
+  /** Start of the rollout's first measured window: where a rollout-long label window begins. */
+  let labelsFrom: string | undefined;
   try {
     const route = await traffic.getRoute({ model });
     if (!route) {

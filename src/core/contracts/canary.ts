@@ -9,6 +9,7 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { z } from 'zod';
+import { BusinessKpiPolicySchema, type LabelledOutcomes } from './business-kpi';
 import type { Check, CheckPhase } from './checks';
 import { KpiBreachSchema, type KpiBreach } from './gateway';
 import { DurationSchema, ModelNameSchema, ModelVersionSchema, parseDuration } from './primitives';
@@ -72,6 +73,11 @@ export const CanaryPolicySchema = z
     maxPredictionPsi: z.number().positive().default(DEFAULT_MAX_PREDICTION_PSI),
     alpha: z.number().gt(0).lt(1).default(DEFAULT_CANARY_ALPHA),
     pauseTimeout: DurationSchema.default(DEFAULT_PAUSE_TIMEOUT),
+    /**
+     * A business KPI on delayed labels (cost per decision, precision or recall at the serving
+     * threshold), canary against stable; absent: not judged. `{}` takes the fraud defaults.
+     */
+    businessKpi: BusinessKpiPolicySchema.optional(),
   })
   .strict();
 export type CanaryPolicy = z.output<typeof CanaryPolicySchema>;
@@ -168,6 +174,8 @@ export interface CanaryMeasurement {
    * with the machine's load over time, is then not compared across the two windows.
    */
   stableFromEarlierWindow?: boolean;
+  /** Labelled outcomes of both versions, when the policy names a business KPI. */
+  outcomes?: LabelledOutcomes;
   /** Window start and end (ISO), workflow time. */
   from: string;
   to: string;
@@ -181,6 +189,8 @@ export interface AnalysisResult {
   at: string;
   /** Why the measurement failed, for an `error` analysis. */
   error?: string;
+  /** The labelled outcomes the business KPI was judged on (counts and label coverage per version). */
+  outcomes?: LabelledOutcomes;
 }
 
 export const CanaryStages = [

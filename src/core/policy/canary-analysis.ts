@@ -17,6 +17,11 @@
  * a few requests stalled by a busy machine do not roll back a version as fast as stable; without
  * histograms the point ratio decides. Prediction distribution: PSI between the two histograms. Fewer canary
  * requests than `minRequests` make every check inconclusive: tiny samples never decide.
+ *
+ * With a `businessKpi` policy, the business KPI on delayed labels joins the relative comparisons
+ * (src/core/policy/business-kpi.ts): Bonferroni then shares alpha three ways, and when its labels
+ * come from the whole rollout (`window: 'rollout'`, so every step looks at the same growing sample
+ * again) its share is divided once more by the number of planned analyses.
  */
 import type {
   AnalysisResult,
@@ -26,6 +31,7 @@ import type {
   VersionKpis,
 } from '../contracts/canary';
 import { CheckPhase, judgedPhase, worstPhaseOf, type Check, type CheckSeverity } from '../contracts/checks';
+import { judgeBusinessKpi } from './business-kpi';
 import { chiSquareSurvival } from '../stats/distributions';
 import { populationStabilityIndex } from '../stats/divergence';
 import { histogramQuantile } from '../contracts/kpi';
@@ -33,6 +39,23 @@ import { normalQuantile, rateDifferenceInterval, wilsonInterval } from '../stats
 
 /** Relative comparisons that share alpha (Bonferroni): error rate and OOD rate against stable. */
 const RELATIVE_COMPARISONS = 2;
+
+/** The relative comparisons of a policy: the two rates, plus the business KPI when it names one. */
+export function relativeComparisons(policy: Pick<CanaryPolicy, 'businessKpi'>): number {
+  return RELATIVE_COMPARISONS + (policy.businessKpi ? 1 : 0);
+}
+
+/**
+ * The alpha of the business-KPI check: its Bonferroni share, divided by the planned analyses when
+ * every step judges the same growing rollout-long sample (repeated looks at one sample).
+ */
+export function businessKpiAlpha(
+  policy: Pick<CanaryPolicy, 'alpha' | 'businessKpi' | 'steps' | 'shadow'>,
+): number {
+  const share = policy.alpha / relativeComparisons(policy);
+  const looks = policy.businessKpi?.window === 'rollout' ? policy.steps.length + (policy.shadow ? 1 : 0) : 1;
+  return share / looks;
+}
 /** The latency quantile the ratio compares. */
 const LATENCY_QUANTILE = 0.99;
 
@@ -83,6 +106,7 @@ function rateChecks(
   limits: { absolute: number; increase?: number },
   alpha: number,
   subject = 'canary',
+  comparisons = RELATIVE_COMPARISONS,
 ): Check[] {
   const out: Check[] = [];
   const abs = wilsonInterval(events.canary, n.canary, alpha);
@@ -105,7 +129,7 @@ function rateChecks(
     const rel = rateDifferenceInterval(
       { events: events.stable, n: n.stable },
       { events: events.canary, n: n.canary },
-      alpha / RELATIVE_COMPARISONS,
+      alpha / comparisons,
     );
     const relPhase = !Number.isFinite(rel.estimate)
       ? CheckPhase.inconclusive
@@ -120,7 +144,7 @@ function rateChecks(
         relPhase,
         rel.estimate,
         limits.increase,
-        `canary - stable ${label} ${fmt(rel.estimate)} (CI [${fmt(rel.low)}, ${fmt(rel.high)}], Bonferroni alpha ${fmt(alpha / RELATIVE_COMPARISONS)}), allowed increase ${fmt(limits.increase)}`,
+        `canary - stable ${label} ${fmt(rel.estimate)} (CI [${fmt(rel.low)}, ${fmt(rel.high)}], Bonferroni alpha ${fmt(alpha / comparisons)}), allowed increase ${fmt(limits.increase)}`,
       ),
     );
   }
@@ -148,6 +172,7 @@ export function judgeCanary(
     return { step, phase: CheckPhase.inconclusive, checks };
   }
   const n = { canary: canary.requests, stable: stable.requests };
+  const comparisons = relativeComparisons(policy);
   const checks: Check[] = [
     ...rateChecks(
       'error-rate',
@@ -155,6 +180,8 @@ export function judgeCanary(
       n,
       { absolute: policy.maxErrorRate, increase: policy.maxErrorRateIncrease },
       policy.alpha,
+      'canary',
+      comparisons,
     ),
     ...rateChecks(
       'ood-rate',
@@ -162,6 +189,8 @@ export function judgeCanary(
       n,
       { absolute: policy.maxOodRate },
       policy.alpha,
+      'canary',
+      comparisons,
     ),
   ];
   const p99 = canary.p99Ms;
@@ -281,7 +310,14 @@ export function judgeCanary(
       Number.isFinite(psi) ? CheckPhase.failed : CheckPhase.inconclusive,
     ),
   );
-  return { step, phase: worstPhaseOf(checks), checks };
+  if (policy.businessKpi)
+    checks.push(judgeBusinessKpi(m.outcomes, policy.businessKpi, businessKpiAlpha(policy)));
+  return {
+    step,
+    phase: worstPhaseOf(checks),
+    checks,
+    ...(policy.businessKpi && m.outcomes && { outcomes: m.outcomes }),
+  };
 }
 
 export type RolloutAction =
