@@ -1,17 +1,62 @@
 /**
  * Loads a model's governance policy from the worker's policy folder. A missing or invalid policy
  * is a permanent failure naming the file and the field: nothing is promoted without one.
+ *
+ * Approver keys registered by file (`publicKeyFile`) are read from the worker's approver-keys folder
+ * (default `<policy folder>/approver-keys`) into `publicKey`; an unregistered or malformed key fails the
+ * policy, naming the approver and the file. Only public keys are read; nothing else in that folder is.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { formatZodError } from '../src/core/contracts/errors';
 import { FailureType } from '../src/core/contracts/failures';
+import { ApproverPublicKeySchema } from '../src/core/contracts/approval';
 import { ModelPolicySchema, policyFileName, type ModelPolicy } from '../src/core/contracts/model-policy';
 
 export const PolicyFailure = FailureType.PolicyInvalid;
 
-export function createPolicyActivities(cfg: { policyDir: string }) {
+/** Folder of registered approver public keys, inside the policy folder, when none is configured. */
+export const DEFAULT_APPROVER_KEYS_SUBDIR = 'approver-keys';
+
+/** Reads every approver's `publicKeyFile` from `keysDir` into `publicKey` (an inline key wins). */
+async function registerApproverKeys(
+  policy: ModelPolicy,
+  file: string,
+  keysDir: string,
+): Promise<ModelPolicy> {
+  const approvers = await Promise.all(
+    policy.approval.approvers.map(async (a, i) => {
+      if (a.publicKeyFile === undefined || a.publicKey !== undefined) return a;
+      const where = `${file}: approval.approvers[${i}].publicKeyFile`;
+      const keyPath = path.join(keysDir, a.publicKeyFile);
+      let text: string;
+      try {
+        text = await readFile(keyPath, 'utf8');
+      } catch (err) {
+        throw ApplicationFailure.nonRetryable(
+          `${where}: ${a.id}'s public key is not registered: ${keyPath} is unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create it with \`npm run approver-keys -- --out-dir ${keysDir} --approver ${a.id}\``,
+          PolicyFailure,
+        );
+      }
+      const key = ApproverPublicKeySchema.safeParse(text);
+      if (!key.success)
+        throw ApplicationFailure.nonRetryable(
+          `${where}: ${keyPath} ${formatZodError(key.error)}`,
+          PolicyFailure,
+        );
+      return { ...a, publicKey: key.data };
+    }),
+  );
+  // Parsed again: the cross-field rules (one key per person) now see the registered keys too.
+  const again = ModelPolicySchema.safeParse({ ...policy, approval: { ...policy.approval, approvers } });
+  if (!again.success)
+    throw ApplicationFailure.nonRetryable(`${file}: ${formatZodError(again.error)}`, PolicyFailure);
+  return again.data;
+}
+
+export function createPolicyActivities(cfg: { policyDir: string; approverKeysDir?: string | undefined }) {
+  const keysDir = cfg.approverKeysDir ?? path.join(cfg.policyDir, DEFAULT_APPROVER_KEYS_SUBDIR);
   return {
     async loadModelPolicy(input: { model: string }): Promise<ModelPolicy> {
       const file = path.join(cfg.policyDir, policyFileName(input.model));
@@ -37,7 +82,7 @@ export function createPolicyActivities(cfg: { policyDir: string }) {
       if (!parsed.success) {
         throw ApplicationFailure.nonRetryable(`${file}: ${formatZodError(parsed.error)}`, PolicyFailure);
       }
-      return parsed.data;
+      return registerApproverKeys(parsed.data, file, keysDir);
     },
   };
 }

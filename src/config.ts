@@ -34,6 +34,8 @@ const EnvSchema = z.object({
   MLOPS_JOB_TRACKING_URI: z.url().optional(),
   /** Folder of per-model governance policies (`<model>.json`). */
   MLOPS_POLICY_DIR: z.string().min(1).default(DEFAULT_POLICY_DIR),
+  /** Folder of registered approver public keys (`<id>.ed25519.pub`); default `<policy folder>/approver-keys`. */
+  MLOPS_APPROVER_KEYS_DIR: z.string().min(1).optional(),
   /** Hash-chained audit log (JSONL); defaults to audit.jsonl in the state folder. */
   MLOPS_AUDIT_LOG: z.string().min(1).optional(),
   /** Base URL of the inference gateway: its admin API routes canary traffic, its /metrics feeds KPIs. */
@@ -54,6 +56,8 @@ export interface WorkerConfig {
   gatewayUrl?: string;
   jobTrackingUri?: string;
   policyDir: string;
+  /** Registered approver public keys (a policy's `publicKeyFile`s); unset: `<policyDir>/approver-keys`. */
+  approverKeysDir?: string;
   auditLogPath: string;
   /** Extra image -> command mappings for the local runner (beyond its reference trainer). */
   localImages: Record<string, string[]>;
@@ -90,6 +94,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     gatewayUrl: e.MLOPS_GATEWAY_URL?.replace(/\/+$/, ''),
     jobTrackingUri: e.MLOPS_JOB_TRACKING_URI,
     policyDir: e.MLOPS_POLICY_DIR,
+    ...(e.MLOPS_APPROVER_KEYS_DIR !== undefined ? { approverKeysDir: e.MLOPS_APPROVER_KEYS_DIR } : {}),
     auditLogPath: e.MLOPS_AUDIT_LOG ?? path.join(e.MLOPS_STATE_DIR, 'audit.jsonl'),
     localImages: extra,
   };

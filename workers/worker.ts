@@ -40,6 +40,7 @@ export function controlPlaneDeps(
     audit: ports.audit ?? new JsonlAuditSink(config.auditLogPath),
     snapshotDir: config.snapshotDir,
     policyDir: config.policyDir,
+    ...(config.approverKeysDir !== undefined ? { approverKeysDir: config.approverKeysDir } : {}),
     jobTrackingUri: config.jobTrackingUri,
     credentialsSecret: config.jobCredentialsSecret,
     router: ports.router ?? createTrafficRouter(config.gatewayUrl),

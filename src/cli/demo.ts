@@ -3,13 +3,18 @@
  * worker, then plays a month of a fraud model's life through `retrainingPipeline`, started through
  * the Temporal client exactly as `temporal workflow start` would:
  *
+ * 0. The fraud policy requires signed approvals: the demo creates its approvers' Ed25519 keys in
+ *    its run folder (`approver-keys/`, private keys in owner-only files) and registers the public
+ *    keys with its worker (MLOPS_APPROVER_KEYS_DIR, where the policy's `publicKeyFile`s are read).
+ *    Private keys are read only by this process to sign; they never enter workflow input, history
+ *    or logs (a signature does, bound to workflow id, version, decision and approver).
  * 1. Last month's data trains the first model; it is judged against the policy's absolute
- *    minimums and approved by `alice` (through the `submitApproval` update) to become champion.
+ *    minimums and approved by `alice` (a signed `submitApproval` update) to become champion.
  * 2. This month eight times more labelled data has arrived (trigger `new-data`). The retrained
  *    challenger is compared with the champion on this month's frozen holdout (paired bootstrap interval), the
  *    gate decides, a model card is written, and the pipeline waits for a human: the demo prints
- *    the exact `temporal workflow signal` command, or sends the approval itself with
- *    `--auto-approve`.
+ *    the exact `npm run approve -- ... --key-file` command that signs and sends the approval, or
+ *    has `bob` sign and send it itself with `--auto-approve`.
  *
  * It ends by printing the model, version, aliases, MLflow and Temporal UI links, the model card,
  * and the audit log's verification. State lives in .state/demo (wiped at start; `--keep` leaves
@@ -27,11 +32,14 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createWorker } from '../../workers/worker';
+import { writeApproverKeyPair } from './approver-keys';
+import { buildApprovalRequest, shellQuote } from './approve';
 import { DemoServing } from './demo-serving';
 import { verifyAuditLog, formatAuditVerifyResult } from '../audit';
 import { loadWorkerConfig } from '../config';
 import { Aliases, VersionTags } from '../core/contracts/registry';
 import { MlflowModelRegistry } from '../registry';
+import { loadPrivateKey } from '../security/approval-signing';
 import { fetchVerifiedModel } from '../registry/verified-model';
 import { ApprovalMessageName } from '../core/contracts/approval';
 import {
@@ -59,6 +67,10 @@ export const DEMO_SEED = 7;
 const MODEL = 'fraud';
 /** Who starts the demo pipelines; the fraud policy forbids the initiator from approving. */
 const INITIATOR = 'demo';
+/** The fraud policy's approvers (deploy/policies/fraud.json); the demo creates a key for each. */
+const DEMO_APPROVERS = ['alice', 'bob', 'carol'] as const;
+/** Folder of the demo's approver keys inside its run folder (private keys mode 0600, folder 0700). */
+const APPROVER_KEYS_SUBDIR = 'approver-keys';
 
 function describeEvaluation(status: PipelineStatus): void {
   const e = status.evaluation;
@@ -181,10 +193,29 @@ async function main(): Promise<void> {
       `== generated synthetic transactions in ${dataDir}: October ${DEMO_FIRST_ROWS} rows, November ${DEMO_SECOND_ROWS}, holdout ${DEMO_HOLDOUT_ROWS}`,
     );
 
+    // The approvers' keys: the worker reads only the public ones (the policy's publicKeyFile entries).
+    const workflowId = retrainWorkflowId(MODEL);
+    const keysDir = path.join(stateDir, APPROVER_KEYS_SUBDIR);
+    const keyFiles: Record<string, string> = {};
+    for (const id of DEMO_APPROVERS) keyFiles[id] = writeApproverKeyPair(keysDir, id).privateKeyPath;
+    console.log(
+      `== approver keys for ${DEMO_APPROVERS.join(', ')} in ${keysDir} (private keys owner-only; the policy requires signed approvals)`,
+    );
+    const signedApproval = (approver: string, version: string, comment: string) =>
+      buildApprovalRequest({
+        workflowId,
+        decision: 'approve',
+        approver,
+        modelVersion: version,
+        comment,
+        privateKey: loadPrivateKey({ file: keyFiles[approver] ?? '' }),
+      }).updateArg;
+
     const config = loadWorkerConfig({
       ...process.env,
       MLFLOW_TRACKING_URI: stack.mlflow.trackingUri,
       MLOPS_STATE_DIR: stateDir,
+      MLOPS_APPROVER_KEYS_DIR: keysDir,
     });
     const workerConnection = await NativeConnection.connect({ address: stack.temporal.address });
     const worker = await createWorker({
@@ -195,7 +226,6 @@ async function main(): Promise<void> {
     const connection = await Connection.connect({ address: stack.temporal.address });
     const client = new Client({ connection });
     const mlflow = new MlflowClient({ trackingUri: stack.mlflow.trackingUri });
-    const workflowId = retrainWorkflowId(MODEL);
     const uiLink = (runId: string) =>
       `${stack.temporal.uiUrl}/namespaces/default/workflows/${workflowId}/${runId}/history`;
 
@@ -229,11 +259,11 @@ async function main(): Promise<void> {
       const first = await run(files.lastMonth, 'October', { kind: 'manual', by: INITIATOR });
       const firstStatus = await waitForStage(first, (s) => s.stage === 'awaiting-approval');
       describeEvaluation(firstStatus);
-      if (firstStatus.stage === 'awaiting-approval') {
+      if (firstStatus.stage === 'awaiting-approval' && firstStatus.candidate) {
         const r = await first.executeUpdate(submitApprovalUpdate, {
-          args: [{ decision: 'approve', approver: 'alice', comment: 'first model for this product' }],
+          args: [signedApproval('alice', firstStatus.candidate.version, 'first model for this product')],
         });
-        console.log(`   alice approved via ${ApprovalMessageName.submitUpdate}: ${r.outcome}`);
+        console.log(`   alice approved (signed) via ${ApprovalMessageName.submitUpdate}: ${r.outcome}`);
       }
       const firstResult = (await first.result()) as PipelineResult;
       console.log(`   outcome: ${firstResult.outcome}`);
@@ -257,20 +287,26 @@ async function main(): Promise<void> {
       const status = await waitForStage(second, (s) => s.stage === 'awaiting-approval');
       describeEvaluation(status);
       if (status.modelCard) console.log(`   model card: ${status.modelCard}`);
-      if (status.stage === 'awaiting-approval') {
-        const approveInput = JSON.stringify({ approver: 'bob', comment: 'reviewed the model card' });
+      if (status.stage === 'awaiting-approval' && status.candidate) {
+        const version = status.candidate.version;
         console.log(
-          '\n== waiting for approval (policy: one of alice [ml-lead], bob or carol [risk-officer]; not the initiator)',
+          '\n== waiting for approval (policy: one of alice [ml-lead], bob or carol [risk-officer]; not the initiator; signed)',
         );
-        console.log('   approve with:');
+        // prettier-ignore
+        const approve = [
+          'npm', 'run', 'approve', '--',
+          '--model', MODEL, '--version', version, '--approver', 'bob',
+          '--key-file', keyFiles.bob ?? '', '--comment', 'reviewed the model card',
+        ];
+        console.log("   approve (signs with bob's key, sends the submitApproval update) with:");
+        console.log(`   TEMPORAL_ADDRESS=${stack.temporal.address} ${approve.map(shellQuote).join(' ')}`);
         console.log(
-          `   ${stack.temporal.cli} workflow signal --address ${stack.temporal.address} --workflow-id ${workflowId} --name ${ApprovalMessageName.approveSignal} --input '${approveInput}'`,
+          `   add --print-command for the equivalent signed \`${path.basename(stack.temporal.cli)} workflow signal --name ${ApprovalMessageName.approveSignal}\` (unsigned approvals are refused)`,
         );
-        console.log('   or: npm run approve -- --model fraud --approver bob   (with TEMPORAL_ADDRESS set)');
         if (values['auto-approve']) {
-          console.log('   --auto-approve: bob approves now');
+          console.log('   --auto-approve: bob signs and approves now');
           await second.executeUpdate(submitApprovalUpdate, {
-            args: [{ decision: 'approve', approver: 'bob', comment: 'auto-approved by the demo' }],
+            args: [signedApproval('bob', version, 'auto-approved by the demo')],
           });
         } else if (!process.stdin.isTTY) {
           // Nobody can answer from here (CI, a pipe): wait a bounded time, then end the demo.

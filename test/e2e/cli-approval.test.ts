@@ -11,10 +11,13 @@
  *   fairly be judged no better, so the test uses a unique model whose policy is a verbatim copy of
  *   deploy/policies/fraud.json instead. The assertions are the same either way.
  * - The rejection test runs before the promotion test, so neither candidate faces a champion made here.
+ * - The shipped policy requires signed approvals: the approvers' keys are generated into a folder of this
+ *   test (MLOPS_APPROVER_KEYS_DIR of the worker, where the policy's `publicKeyFile`s are registered), the
+ *   private keys in owner-only files that only the approve command (`--key-file`) and the signing helper read.
  */
 import { NativeConnection } from '@temporalio/worker';
 import { execFile } from 'node:child_process';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -23,6 +26,7 @@ import { DEFAULT_POLICY_DIR } from '../../src/config';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import type { PipelineResult, PipelineStatus } from '../../src/core/contracts/retraining';
 import { PROJECT_ROOT } from '../../src/stack/paths';
+import { registerApprovers, signedApprove, type TestApprovers } from '../helpers/approvers';
 import { json, startPipeline as cliStartPipeline, temporal, type CliResult } from '../helpers/cli';
 import {
   awaitApproval,
@@ -56,6 +60,8 @@ let model: string;
 let featureSpec: typeof FRAUD_FEATURE_SPEC | undefined;
 /** The `champion` version of `model` before this file ran (undefined on a fresh stack). */
 let championBefore: string | undefined;
+/** The shipped approvers' keys, registered with the worker. */
+let approvers: TestApprovers;
 
 beforeAll(async () => {
   championBefore = (await mlflowClient().findModelVersionByAlias('fraud', 'champion'))?.version;
@@ -72,7 +78,8 @@ beforeAll(async () => {
     );
   }
   connection = await NativeConnection.connect({ address: inject('temporalAddress') });
-  config = testWorkerConfig(tempDir('e2e-approval'), {}, { policyDir });
+  approvers = registerApprovers(policyDir, ELIGIBLE_APPROVERS, tempDir('e2e-approver-keys'));
+  config = testWorkerConfig(tempDir('e2e-approval'), {}, { policyDir, approverKeysDir: approvers.keysDir });
   expect(config.policyDir).toBe(policyDir);
   worker = await runWorker({ connection, config });
   const data = tempDir('e2e-approval-data');
@@ -201,7 +208,8 @@ describe('approval through the temporal CLI and the approve command', () => {
     expect(stillWaiting.stage).toBe('awaiting-approval');
     expect(stillWaiting.approval?.outcome).toBe('pending');
 
-    const reject = await approveCli([
+    // The shipped policy requires signatures: carol's unsigned rejection is refused, her signed one lands.
+    const unsignedReject = [
       '--workflow-id',
       workflowId,
       '--approver',
@@ -209,7 +217,11 @@ describe('approval through the temporal CLI and the approve command', () => {
       '--reject',
       '--reason',
       'too risky',
-    ]);
+    ];
+    const unsigned = await approveCli(unsignedReject);
+    expect(unsigned.code, unsigned.stdout + unsigned.stderr).toBe(1);
+    expect(unsigned.stderr).toContain('signature-required');
+    const reject = await approveCli([...unsignedReject, '--key-file', approvers.keyFiles.carol!]);
     expect(reject.code, reject.stdout + reject.stderr).toBe(0);
     expect(reject.stdout).toMatch(/^accepted: .*outcome rejected/m);
 
@@ -225,11 +237,13 @@ describe('approval through the temporal CLI and the approve command', () => {
     // The workflow returns `approvals: []`; `temporal workflow result -o json` (CLI 1.5.1) prints an empty
     // array inside a payload as null, so both spellings of "nobody approved" are accepted here.
     expect(result.status.approval?.approvals ?? []).toEqual([]);
+    expect(result.status.approval?.attempts.at(-1)?.signed).toBe(true);
     expect(result.status.approval?.attempts.map((a) => [a.approver, a.decision, a.accepted, a.code])).toEqual(
       [
         ['mallory', 'approve', false, 'unknown-approver'],
         ['mallory', 'approve', false, 'unknown-approver'],
         ['alice', 'approve', false, 'self-approval'],
+        ['carol', 'reject', false, 'signature-required'],
         ['carol', 'reject', true, undefined],
       ],
     );
@@ -242,7 +256,7 @@ describe('approval through the temporal CLI and the approve command', () => {
     expect(mv.tags['mlops.outcome_reason']).toContain('too risky');
   });
 
-  it('temporal CLI: the update refuses malformed and unknown approvals, the approve signal promotes', async () => {
+  it('temporal CLI: the update refuses malformed, unknown and unsigned approvals (audited), a signed approve signal promotes', async () => {
     const workflowId = `retrain-${uniqueModel('cli-approve')}`;
     await startPipeline(workflowId, 'dana');
     const waiting = await awaitApproval(workflowId, () => queryStatus(workflowId));
@@ -277,12 +291,57 @@ describe('approval through the temporal CLI and the approve command', () => {
     // The validator's refusal never reached the workflow; the policy refusal is recorded.
     expect(mid.approval?.attempts.map((a) => [a.approver, a.code])).toEqual([['dana', 'unknown-approver']]);
 
+    // bob is an approver with the right role, but the shipped policy requires a signed decision.
+    const unsigned = await submitApproval(workflowId, {
+      decision: 'approve',
+      approver: 'bob',
+      comment: 'ok',
+    });
+    expect(unsigned.code).not.toBe(0);
+    expect(unsigned.stdout + unsigned.stderr).toContain(
+      'approval refused (signature-required): this model requires a signed decision; none was given',
+    );
+    const refused = await queryStatus(workflowId);
+    expect(refused.stage).toBe('awaiting-approval');
+    expect(refused.approval?.approvals ?? []).toEqual([]);
+    expect(refused.approval?.attempts.at(-1)).toMatchObject({
+      approver: 'bob',
+      accepted: false,
+      code: 'signature-required',
+      signed: false,
+    });
+    // ... and the refusal is in the audit log, with its code and reason.
+    const audited = readFileSync(config.auditLogPath, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            type: string;
+            workflowId: string;
+            actor?: string;
+            details: Record<string, unknown>;
+          },
+      )
+      .filter((e) => e.workflowId === workflowId && e.type === 'approval.attempt' && e.actor === 'bob');
+    expect(audited.map((e) => [e.details.accepted, e.details.code, e.details.signed])).toEqual([
+      [false, 'signature-required', false],
+    ]);
+    expect(String(audited[0]?.details.reason)).toContain('requires a signed decision');
+
+    // The same approval signed with bob's key (as `npm run approve -- --key-file` builds it), sent as a signal.
+    const payload = signedApprove(approvers, {
+      workflowId,
+      approver: 'bob',
+      version: version!,
+      comment: 'ok',
+    });
     // prettier-ignore
     const signalled = await temporal([
       'workflow', 'signal',
       '--workflow-id', workflowId,
       '--name', 'approve',
-      '--input', JSON.stringify({ approver: 'bob', comment: 'ok' }),
+      '--input', JSON.stringify(payload),
     ]);
     expect(signalled.code, signalled.stderr).toBe(0);
 
@@ -296,6 +355,7 @@ describe('approval through the temporal CLI and the approve command', () => {
       approver: 'bob',
       accepted: true,
       comment: 'ok',
+      signed: true,
     });
 
     const mlflow = mlflowClient();

@@ -39,6 +39,7 @@ import {
   type RunningWorker,
 } from '../helpers/env';
 import { failureOf } from '../../workflows/shared/failures';
+import { registerApprovers, signedApprove, signedReject, type TestApprovers } from '../helpers/approvers';
 
 const POLICY = path.resolve(__dirname, '..', '..', 'deploy', 'policies', 'fraud.json');
 const HOUR_MS = 3_600_000;
@@ -48,6 +49,7 @@ let worker: RunningWorker | undefined;
 let config: WorkerConfig;
 let train: string;
 let holdout: string;
+let approvers: TestApprovers;
 const registry = new MemoryModelRegistry();
 const audit = new MemoryAuditSink();
 const jobs = new ScriptedJobRunner(registry);
@@ -64,6 +66,8 @@ beforeAll(async () => {
     MLOPS_TASK_QUEUE: `logic-${path.basename(state)}`,
     MLOPS_POLICY_DIR: tempDir('logic-policies'),
   });
+  // The shipped policy's approvers, registered where the worker looks (<policy folder>/approver-keys).
+  approvers = registerApprovers(config.policyDir);
   const data = tempDir('logic-data');
   [train, holdout] = await Promise.all([
     writeDataset(data, 'train.csv', { rows: 3000, seed: 21 }),
@@ -111,6 +115,29 @@ function start(
     workflowId: retrainWorkflowId(model),
     args: [input],
   });
+}
+
+/**
+ * An approval signed with `approver`'s registered key (the shipped policy requires signatures), issued at
+ * the test server's time: time skipping moves the workflows' clock past the wall clock.
+ */
+async function signedBy(handle: WorkflowHandle, approver: string, comment?: string) {
+  const version = (await handle.query(statusQuery)).candidate?.version ?? '';
+  const issuedAt = new Date(await env.currentTimeMs()).toISOString();
+  return signedApprove(approvers, {
+    workflowId: handle.workflowId,
+    approver,
+    version,
+    issuedAt,
+    ...(comment !== undefined ? { comment } : {}),
+  });
+}
+
+/** A rejection signed like {@link signedBy}. */
+async function rejectedBy(handle: WorkflowHandle, approver: string, reason: string) {
+  const version = (await handle.query(statusQuery)).candidate?.version ?? '';
+  const issuedAt = new Date(await env.currentTimeMs()).toISOString();
+  return signedReject(approvers, { workflowId: handle.workflowId, approver, version, reason, issuedAt });
 }
 
 async function untilAwaitingApproval(handle: WorkflowHandle): Promise<void> {
@@ -200,13 +227,30 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     const handle = await start(model);
     await untilAwaitingApproval(handle);
     await handle.signal(approveSignal, { approver: 'dave' });
+    // The shipped policy requires signed decisions: bob's unsigned approval is refused, his signed one counts.
     await handle.signal(approveSignal, { approver: 'bob', comment: 'fine' });
+    await handle.signal(approveSignal, await signedBy(handle, 'bob', 'fine'));
     const result = (await handle.result()) as PipelineResult;
     expect(result.outcome).toBe('promoted');
-    expect(result.status.approval?.attempts.map((a) => [a.approver, a.accepted])).toEqual([
-      ['dave', false],
-      ['bob', true],
+    expect(result.status.approval?.attempts.map((a) => [a.approver, a.accepted, a.code, a.signed])).toEqual([
+      ['dave', false, 'unknown-approver', false],
+      ['bob', false, 'signature-required', false],
+      ['bob', true, undefined, true],
     ]);
+    const attempts: Array<Record<string, unknown>> = [];
+    for await (const e of audit.entries())
+      if (e.workflowId === handle.workflowId && e.type === AuditEventType.approvalAttempt)
+        attempts.push(e.details);
+    // Signals delivered together are audited by concurrent appends: compare regardless of order.
+    const byCode = (d: Record<string, unknown>) => String(d.code ?? '');
+    expect(attempts.map((d) => [d.accepted, d.code ?? null]).sort()).toEqual([
+      [false, 'signature-required'],
+      [false, 'unknown-approver'],
+      [true, null],
+    ]);
+    expect(attempts.find((d) => byCode(d) === 'signature-required')?.reason).toBe(
+      'this model requires a signed decision; none was given',
+    );
     const champion = await registry.findVersionByAlias(model, Aliases.champion);
     expect(champion?.version).toBe('1');
     expect(champion?.tags[VersionTags.approvedBy]).toBe('bob');
@@ -218,7 +262,7 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     const model = uniqueModel('lg-rej');
     const handle = await start(model);
     await untilAwaitingApproval(handle);
-    await handle.signal(rejectSignal, { approver: 'carol', reason: 'not this quarter' });
+    await handle.signal(rejectSignal, await rejectedBy(handle, 'carol', 'not this quarter'));
     const result = (await handle.result()) as PipelineResult;
     expect(result.outcome).toBe('rejected');
     expect(result.status.decisions.at(-1)?.reason).toMatch(/carol: not this quarter/);
@@ -241,7 +285,7 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     await registry.ensureModel(model);
     const handle = await start(model, { canary: true });
     await untilAwaitingApproval(handle);
-    await handle.signal(approveSignal, { approver: 'alice' });
+    await handle.signal(approveSignal, await signedBy(handle, 'alice'));
     const result = (await handle.result()) as PipelineResult;
     expect(result.outcome, JSON.stringify(result.status.decisions.slice(-4))).toBe('promoted');
     expect(result.status.canary).toMatchObject({ workflowId: `canary-${model}-v1`, outcome: 'promoted' });
@@ -255,7 +299,7 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     kpi.errorRates.set('1', 0.3);
     const handle = await start(model, { canary: true });
     await untilAwaitingApproval(handle);
-    await handle.signal(approveSignal, { approver: 'alice' });
+    await handle.signal(approveSignal, await signedBy(handle, 'alice'));
     const result = (await handle.result()) as PipelineResult;
     kpi.errorRates.delete('1');
     expect(result.outcome).toBe('rolled-back');
@@ -284,7 +328,7 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     router.serve(model, '7');
     const handle = await start(model, { canary: true, kpiGuard: true });
     await untilAwaitingApproval(handle);
-    await handle.signal(approveSignal, { approver: 'alice' });
+    await handle.signal(approveSignal, await signedBy(handle, 'alice'));
     const result = (await handle.result()) as PipelineResult;
     expect(result.outcome, JSON.stringify(result.status.decisions.slice(-4))).toBe('promoted');
     expect(result.status.stage).toBe('completed');
@@ -305,7 +349,7 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
       await untilAwaitingApproval(handle);
       // Champion only now, so the evaluation before did not score the artifact-less old version.
       await registry.setAlias(model, Aliases.champion, '1');
-      await handle.signal(approveSignal, { approver: 'alice' });
+      await handle.signal(approveSignal, await signedBy(handle, 'alice'));
       const result = (await handle.result()) as PipelineResult;
       expect(result.outcome, JSON.stringify(result.status.decisions.slice(-4))).toBe('rolled-back');
       expect(result.status.stage).toBe('rolled-back');
@@ -340,7 +384,7 @@ describe('retrainingPipeline branches on fakes (time-skipping)', () => {
     router.serve(model, '7');
     const handle = await start(model, { canary: true, kpiGuard: true });
     await untilAwaitingApproval(handle);
-    await handle.signal(approveSignal, { approver: 'alice' });
+    await handle.signal(approveSignal, await signedBy(handle, 'alice'));
     // Time skips only while the test sleeps on the server's clock: step it until the guard watches.
     for (let i = 0; i < 200 && (await handle.query(statusQuery)).stage !== 'kpi-guard'; i++)
       await env.sleep('20s');

@@ -40,6 +40,7 @@ import {
   type RunningWorker,
 } from '../helpers/env';
 import { fixtureFiles, startRolloutGateway, until, type RolloutGateway } from './helpers/rollout';
+import { registerApprovers, signedApprove, type TestApprovers } from '../helpers/approvers';
 
 const POLICY = path.resolve(__dirname, '..', '..', 'deploy', 'policies', 'fraud.json');
 /** What the skew injection adds to every tenth evaluated score: far above the 1e-6 tolerance. */
@@ -48,6 +49,7 @@ const INJECTED_SKEW = 0.01;
 let env: TestWorkflowEnvironment;
 let rg: RolloutGateway;
 let worker: RunningWorker | undefined;
+let approvers: TestApprovers;
 let taskQueue: string;
 let train: string;
 let holdout: string;
@@ -104,6 +106,8 @@ beforeAll(async () => {
   const policy = JSON.parse(readFileSync(POLICY, 'utf8')) as { gate: { guardrails: Record<string, number> } };
   policy.gate.guardrails.maxFairnessRegression = 1;
   writeFileSync(path.join(policyDir, `${model}.json`), JSON.stringify(policy));
+  // The shipped policy requires signed approvals: its approvers' keys, registered where the worker looks.
+  approvers = registerApprovers(policyDir);
   const config = testWorkerConfig(stateDir, {}, { policyDir });
   taskQueue = config.taskQueue;
   worker = await runWorker({
@@ -157,8 +161,17 @@ async function release(extra: Partial<RetrainingInput>) {
     await handle.terminate('test: never reached approval').catch(() => undefined);
     throw err;
   });
-  await handle.signal(approveSignal, { approver: 'bob', comment: 'release test' });
-  return { handle, version: status.candidate!.version };
+  const version = status.candidate!.version;
+  await handle.signal(
+    approveSignal,
+    signedApprove(approvers, {
+      workflowId: handle.workflowId,
+      approver: 'bob',
+      version,
+      comment: 'release test',
+    }),
+  );
+  return { handle, version };
 }
 
 const CANARY = { steps: [50, 100], bakeTime: '3s', minRequests: 20 };

@@ -243,11 +243,26 @@ export const ApproverPublicKeySchema = z
 
 const RoleSchema = z.string().trim().min(1, 'must not be empty').max(APPROVER_ID_MAX_LENGTH);
 
-/** One person allowed to decide, with their roles and (for signed approvals) their public key. */
+/**
+ * A public key file in the worker's approver-keys folder (MLOPS_APPROVER_KEYS_DIR): a plain file name, no
+ * folders, so a policy cannot point the worker at any other file.
+ */
+export const PublicKeyFileSchema = z
+  .string()
+  .trim()
+  .max(APPROVER_ID_MAX_LENGTH + 16)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*\.pub$/, 'must be a file name ending in .pub (no folders)');
+
+/**
+ * One person allowed to decide, with their roles and (for signed approvals) their public key: inline, or
+ * registered as `publicKeyFile` in the worker's approver-keys folder (the policy loader reads it into
+ * `publicKey`; an unregistered one fails the policy).
+ */
 export const ApproverSchema = z.strictObject({
   id: ApproverIdSchema,
   roles: z.array(RoleSchema).default([]),
   publicKey: ApproverPublicKeySchema.optional(),
+  publicKeyFile: PublicKeyFileSchema.optional(),
 });
 export type Approver = z.output<typeof ApproverSchema>;
 
@@ -296,11 +311,11 @@ export const ApprovalPolicySchema = z
         });
       }
       seen.add(a.id);
-      if (policy.requireSignature && a.publicKey === undefined) {
+      if (policy.requireSignature && a.publicKey === undefined && a.publicKeyFile === undefined) {
         ctx.addIssue({
           code: 'custom',
           path: ['approvers', i, 'publicKey'],
-          message: 'required when requireSignature is true',
+          message: 'required when requireSignature is true (inline, or registered as publicKeyFile)',
         });
       }
     });
