@@ -8,6 +8,7 @@
  * and `modelLock` (id `lock-<model>`), the per-model lease every pipeline run asks for first.
  */
 import {
+  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -26,8 +27,11 @@ import {
   type LeaseRequest,
   type LockState,
 } from '../src/core/policy/drift-lock';
+import { FailureType } from '../src/core/contracts/failures';
 import {
   decideNewData,
+  describeIssue,
+  NewDataCheckInputSchema,
   newLabelsSignal,
   type NewDataDecision,
   type NewDataPolicyInput,
@@ -150,8 +154,15 @@ export interface NewDataCheckResult {
   retraining?: { workflowId: string; started: boolean; reason: string };
 }
 
-export async function newDataCheck(input: NewDataCheckInput): Promise<NewDataCheckResult> {
+export async function newDataCheck(raw: NewDataCheckInput): Promise<NewDataCheckResult> {
   const info = workflowInfo();
+  const parsed = NewDataCheckInputSchema.safeParse(raw);
+  if (!parsed.success)
+    throw ApplicationFailure.nonRetryable(
+      `newDataCheck input: ${describeIssue(parsed.error)}`,
+      FailureType.InvalidInput,
+    );
+  const input = parsed.data;
   let signals = 0;
   let batch: string | undefined;
   setHandler(newLabelsSignal, (s) => {

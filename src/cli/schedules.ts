@@ -19,7 +19,7 @@ const ScheduleSchema = z
     id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'id: lowercase letters, digits and dashes'),
     interval: z.string().optional(),
     cron: z.string().optional(),
-    workflowType: z.enum(['driftMonitor', 'retrainingPipeline']),
+    workflowType: z.enum(['driftMonitor', 'newDataCheck', 'retrainingPipeline']),
     workflowId: z.string().min(1),
     input: z.record(z.string(), z.unknown()),
   })

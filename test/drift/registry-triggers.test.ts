@@ -25,7 +25,11 @@ import { createDriftActivities } from '../../activities/drift';
 import { createRegistryActivities } from '../../activities/registry';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import { Aliases, experimentName, RunTags } from '../../src/core/contracts/registry';
-import { statusQuery, type PipelineStatus } from '../../src/core/contracts/retraining';
+import {
+  statusQuery,
+  type PipelineStatus,
+  type RegisteredVersion,
+} from '../../src/core/contracts/retraining';
 import { newDataCheckIdOf, newLabelsSignal } from '../../src/core/policy/new-data';
 import { driftExperimentName, DriftRunTags } from '../../src/drift/mlflow-summary';
 import {
@@ -98,11 +102,11 @@ async function registerChampion(model: string, seed: number): Promise<string> {
   const env = new MockActivityEnvironment({
     workflowExecution: { workflowId: `retrain-${model}`, runId: `run-${model}` },
   });
-  const registered = await env.run(activities.registerModelVersion, {
+  const registered: RegisteredVersion = await env.run(activities.registerModelVersion, {
     model,
     runId: run.runId,
     datasetSha256: sha,
-    trigger: { kind: 'manual' },
+    trigger: { kind: 'manual' as const },
     featureSpec: 'fraud@1',
   });
   // Its evaluation on a holdout, as evaluateCandidate writes it (scores of the fixture model).
@@ -338,5 +342,18 @@ describe('the new labelled data trigger', () => {
     expect(runs).toHaveLength(1);
     expect(runs[0]!.status).toBe('RUNNING');
     await client.workflow.getHandle(runs[0]!.id).terminate('test done');
+  });
+
+  it('a malformed check input fails at once, naming the field', async () => {
+    const err = await client.workflow
+      .execute('newDataCheck', {
+        taskQueue: TASK_QUEUE,
+        workflowId: 'new-data-check-bad',
+        args: [{ model: 'new-data', dataset: { uri: 'file:///x.csv' }, policy: { minNewRows: 0 } }],
+      })
+      .catch((e: unknown) => e as Error);
+    const cause = (err as { cause?: { type?: string; message?: string } }).cause;
+    expect(cause?.type).toBe('InvalidInput');
+    expect(cause?.message).toContain('policy.minNewRows');
   });
 });

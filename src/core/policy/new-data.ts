@@ -25,6 +25,23 @@ export const NewDataPolicySchema = z
 export type NewDataPolicy = z.output<typeof NewDataPolicySchema>;
 export type NewDataPolicyInput = z.input<typeof NewDataPolicySchema>;
 
+/** The `newDataCheck` workflow's input (validated first: a bad field fails the run at once, named). */
+export const NewDataCheckInputSchema = z
+  .object({
+    model: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
+    dataset: z.object({ uri: z.string().min(1) }).strict(),
+    featureSpec: z.record(z.string(), z.unknown()).optional(),
+    policy: NewDataPolicySchema.optional(),
+    retrain: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+/** The first problem of a parse, as `field: message`. */
+export function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return issue ? `${issue.path.join('.') || '(input)'}: ${issue.message}` : error.message;
+}
+
 /** What `countNewRows` measured. */
 export interface NewRowsCount {
   /** Rows of the dataset now. */
