@@ -96,6 +96,8 @@ export const GenerateOptionsSchema = z
         batch: z.number().int().min(0),
         fraction: z.number().gt(0).max(1).default(DEFAULT_POISON_FRACTION),
         mode: z.enum(POISON_MODES).default(DEFAULT_POISON_MODE),
+        /** Only rows of this region are poisoned (a segment-targeted attack); default any row. */
+        region: z.enum(FRAUD_REGIONS).optional(),
       })
       .strict()
       .optional(),
@@ -562,7 +564,12 @@ function* rowsOf(opts: ParsedOptions): Generator<FraudRow> {
       is_fraud: fraud ? 1 : 0,
     };
     const p = opts.poisonedBatch;
-    if (p !== undefined && batch === p.batch && poison.bernoulli(p.fraction)) {
+    if (
+      p !== undefined &&
+      batch === p.batch &&
+      (p.region === undefined || row.region === p.region) &&
+      poison.bernoulli(p.fraction)
+    ) {
       row =
         p.mode === 'cluster'
           ? craftedTransaction(poison, row)
