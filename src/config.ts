@@ -42,6 +42,10 @@ const EnvSchema = z.object({
   MLOPS_GATEWAY_URL: z.url().optional(),
   /** JSON object mapping image names to local command lines (local runner), merged over its defaults. */
   MLOPS_LOCAL_IMAGES: z.string().optional(),
+  /** The gateway's inference log (its MLOPS_GATEWAY_INFERENCE_LOG_DIR) as this worker reads it. */
+  MLOPS_INFERENCE_LOG_DIR: z.string().min(1).optional(),
+  /** Delayed labels (`<model>/*.jsonl` of {requestId, label}); with the log, the canary's business KPI. */
+  MLOPS_LABELS_DIR: z.string().min(1).optional(),
 });
 
 export interface WorkerConfig {
@@ -61,6 +65,8 @@ export interface WorkerConfig {
   auditLogPath: string;
   /** Extra image -> command mappings for the local runner (beyond its reference trainer). */
   localImages: Record<string, string[]>;
+  /** Delayed-label join of the canary's business KPI: the inference log and the labels folder. */
+  delayedLabels?: { inferenceLogDir: string; labelsDir: string };
 }
 
 function parseJson(text: string, name: string): unknown {
@@ -97,5 +103,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     ...(e.MLOPS_APPROVER_KEYS_DIR !== undefined ? { approverKeysDir: e.MLOPS_APPROVER_KEYS_DIR } : {}),
     auditLogPath: e.MLOPS_AUDIT_LOG ?? path.join(e.MLOPS_STATE_DIR, 'audit.jsonl'),
     localImages: extra,
+    ...(e.MLOPS_INFERENCE_LOG_DIR !== undefined &&
+      e.MLOPS_LABELS_DIR !== undefined && {
+        delayedLabels: { inferenceLogDir: e.MLOPS_INFERENCE_LOG_DIR, labelsDir: e.MLOPS_LABELS_DIR },
+      }),
   };
 }

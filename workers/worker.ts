@@ -10,6 +10,7 @@ import { createActivities, type Activities, type ControlPlaneDeps } from '../act
 import { JsonlAuditSink } from '../src/audit';
 import type { WorkerConfig } from '../src/config';
 import { createJobRunner } from '../src/jobs';
+import { fileDelayedLabels, withDelayedLabels } from '../src/kpi/delayed-labels';
 import { GatewayMetricsKpiSource } from '../src/kpi/gateway-metrics';
 import { createModelRegistry } from '../src/registry';
 import { modelTrustFromEnv } from '../src/security/model-trust';
@@ -29,6 +30,13 @@ export interface CreateWorkerOptions {
   jobPollIntervalMs?: number;
 }
 
+/** The gateway's /metrics, with the delayed-label outcomes beside it when both folders are named. */
+function kpiSourceOf(config: WorkerConfig): ControlPlaneDeps['kpi'] {
+  if (!config.gatewayUrl) return undefined;
+  const metrics = new GatewayMetricsKpiSource(`${config.gatewayUrl}/metrics`);
+  return config.delayedLabels ? withDelayedLabels(metrics, fileDelayedLabels(config.delayedLabels)) : metrics;
+}
+
 /** The control-plane ports and settings a worker's configuration names. */
 export function controlPlaneDeps(
   config: WorkerConfig,
@@ -44,9 +52,7 @@ export function controlPlaneDeps(
     jobTrackingUri: config.jobTrackingUri,
     credentialsSecret: config.jobCredentialsSecret,
     router: ports.router ?? createTrafficRouter(config.gatewayUrl),
-    kpi:
-      ports.kpi ??
-      (config.gatewayUrl ? new GatewayMetricsKpiSource(`${config.gatewayUrl}/metrics`) : undefined),
+    kpi: ports.kpi ?? kpiSourceOf(config),
     trust: ports.trust ?? modelTrustFromEnv(process.env, config.stateDir),
   };
 }
