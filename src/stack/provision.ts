@@ -262,9 +262,54 @@ export function isBenchOnly(name: string): boolean {
 }
 
 /**
+ * The marker line of a reference environment built on Debian's python with Debian packages visible:
+ * `# provision: debian-python <package>[=<version>] ...` (for what PyPI only has as huge builds, like
+ * a CPU torch). The packages are installed with apt-get when missing (root only, as CI runs), and
+ * the venv is made by Debian's python with `--system-site-packages`.
+ */
+export const DEBIAN_PYTHON_MARKER = '# provision: debian-python';
+/** Debian's own python3 (the base of a debian-python reference environment). */
+export const DEBIAN_PYTHON = '/usr/bin/python3';
+/** How long apt-get waits for another apt/dpkg run to release its lock. */
+const APT_LOCK_TIMEOUT_S = 600;
+
+/** The Debian packages named by `<name>.txt`'s debian-python marker, or undefined when it has none. */
+export function debianPackagesOf(name: string): string[] | undefined {
+  const file = path.join(REFERENCE_REQUIREMENTS_DIR, `${name}.txt`);
+  const line = readFileSync(file, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l.startsWith(`${DEBIAN_PYTHON_MARKER} `));
+  return line?.slice(DEBIAN_PYTHON_MARKER.length).trim().split(/\s+/).filter(Boolean);
+}
+
+/** Installs the Debian packages (`name` or `name=version`) not yet installed at that version. */
+export function ensureDebianPackages(packages: readonly string[], log: Logger = defaultLog): void {
+  const missing = packages.filter((p) => {
+    const [pkg = '', version] = p.split('=');
+    const r = spawnSync('dpkg-query', ['-W', '-f=${Status} ${Version}', pkg], { encoding: 'utf8' });
+    const out = r.status === 0 ? r.stdout.trim() : '';
+    return !out.startsWith('install ok installed') || (version !== undefined && !out.endsWith(` ${version}`));
+  });
+  if (missing.length === 0) return;
+  const apt = which('apt-get');
+  if (!apt || process.getuid?.() !== 0) {
+    throw new MissingPrerequisiteError(
+      `Debian packages ${missing.join(' ')} are required: apt-get install --no-install-recommends ${missing.join(' ')} (as root)`,
+    );
+  }
+  log(`installing ${missing.join(' ')} with apt-get (first run only)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const lock = ['-o', `DPkg::Lock::Timeout=${APT_LOCK_TIMEOUT_S}`];
+  run(apt, [...lock, 'update', '-qq'], env, 'apt-get update');
+  run(apt, [...lock, 'install', '-y', '-qq', '--no-install-recommends', ...missing], env, 'apt-get install');
+}
+
+/**
  * One reference environment (deploy/stack/reference/<name>.txt) as its own venv in the cache, keyed
  * by the digest of its pins, built in place under the cache lock and stamped complete last. Returns
- * its python. Tests and benchmarks call this for the tools they compare with.
+ * its python. Tests and benchmarks call this for the tools they compare with. A file with the
+ * debian-python marker gets its Debian packages first and a venv of Debian's python that sees them.
  */
 export function ensureReferenceEnv(name: string, log: Logger = defaultLog): string {
   if (!REFERENCE_NAME.test(name))
@@ -276,7 +321,8 @@ export function ensureReferenceEnv(name: string, log: Logger = defaultLog): stri
   const python = path.join(dir, 'bin', 'python');
   const stamp = path.join(dir, '.complete');
   if (existsSync(python) && existsSync(stamp)) return python;
-  const bootstrap = process.env.MLOPS_BOOTSTRAP_PYTHON ?? which('python3');
+  const debian = debianPackagesOf(name);
+  const bootstrap = debian ? DEBIAN_PYTHON : (process.env.MLOPS_BOOTSTRAP_PYTHON ?? which('python3'));
   if (!bootstrap)
     throw new MissingPrerequisiteError('Python 3.10+ with venv is required for the reference tools');
   withCacheLock(
@@ -284,8 +330,10 @@ export function ensureReferenceEnv(name: string, log: Logger = defaultLog): stri
     () => {
       if (existsSync(python) && existsSync(stamp)) return;
       rmSync(dir, { recursive: true, force: true });
+      if (debian) ensureDebianPackages(debian, log);
       log(`creating reference venv ${name} in ${dir} (first run only)`);
-      run(bootstrap, ['-m', 'venv', dir], process.env, `python3 -m venv for the ${name} reference tools`);
+      const venvArgs = debian ? ['-m', 'venv', '--system-site-packages', dir] : ['-m', 'venv', dir];
+      run(bootstrap, venvArgs, process.env, `python3 -m venv for the ${name} reference tools`);
       run(
         python,
         ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', requirements],
