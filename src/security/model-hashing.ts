@@ -5,7 +5,9 @@
  * Rules:
  * - Node-only. Folders are hashed in parallel, one file per worker thread, each reading
  *   {@link HASH_READ_CHUNK_BYTES} at a time into one reused buffer (large sequential reads, no
- *   stream machinery), so a multi-gigabyte model is bound by sha256 throughput times cores.
+ *   stream machinery), so a multi-gigabyte model is bound by sha256 throughput times cores. The
+ *   workers are kept between calls for {@link HASH_POOL_IDLE_MS} (unref'd: they never hold the
+ *   process open), so only the first verification of a process pays their start.
  * - Symlinks are refused, as `model_signing` refuses them unless told otherwise: a link could point
  *   outside the folder and change what is loaded without changing what was signed.
  * - `ignorePaths` are matched as model_signing matches them: a path equal to an entry, or below it.
@@ -109,7 +111,43 @@ parentPort.on('message', (job) => {
 
 type WorkerReply = { id: number; sha256: string; bytes: number } | { id: number; error: string };
 
-/** Hashes files on a pool of worker threads; the pool lives for one call. */
+/**
+ * Idle hash workers are kept this long for the next call, then stopped: starting a pool costs 50 to
+ * 200 ms (a tenth of verifying 2 GB), and a worker process verifies at every hop.
+ */
+export const HASH_POOL_IDLE_MS = 30_000;
+
+/** Started workers not hashing now; unref'd, so they never keep the process alive. */
+const idleWorkers: Worker[] = [];
+let idleTimer: NodeJS.Timeout | undefined;
+
+function takeWorker(): Worker {
+  const w =
+    idleWorkers.pop() ??
+    new Worker(WORKER_SOURCE, { eval: true, workerData: { chunk: HASH_READ_CHUNK_BYTES } });
+  w.ref();
+  return w;
+}
+
+/** Back to the idle list (up to one per core) if it is still healthy, else stopped. */
+function returnWorker(w: Worker, healthy: boolean): void {
+  w.removeAllListeners('message');
+  w.removeAllListeners('error');
+  if (!healthy || idleWorkers.length >= availableParallelism()) {
+    void w.terminate();
+    return;
+  }
+  w.unref();
+  idleWorkers.push(w);
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    idleTimer = undefined;
+    for (const idle of idleWorkers.splice(0)) void idle.terminate();
+  }, HASH_POOL_IDLE_MS);
+  idleTimer.unref();
+}
+
+/** Hashes files on `threads` pooled worker threads (started on first use, kept while calls come). */
 async function hashOnPool(
   jobs: ReadonlyArray<{ path: string; abs: string }>,
   threads: number,
@@ -117,16 +155,18 @@ async function hashOnPool(
   const results = new Map<string, { sha256: string; bytes: number }>();
   if (jobs.length === 0) return results;
   const size = Math.max(1, Math.min(threads, jobs.length));
-  const workers = Array.from(
-    { length: size },
-    () => new Worker(WORKER_SOURCE, { eval: true, workerData: { chunk: HASH_READ_CHUNK_BYTES } }),
-  );
+  const workers = Array.from({ length: size }, takeWorker);
+  const healthy = workers.map(() => true);
   try {
     let next = 0;
     await Promise.all(
       workers.map(
-        (w) =>
+        (w, k) =>
           new Promise<void>((resolve, reject) => {
+            const fail = (err: Error): void => {
+              healthy[k] = false;
+              reject(err);
+            };
             const feed = () => {
               if (next >= jobs.length) return resolve();
               const id = next++;
@@ -135,18 +175,26 @@ async function hashOnPool(
             };
             w.on('message', (reply: WorkerReply) => {
               const job = jobs[reply.id];
-              if (!job) return reject(new ModelHashingError(`hash worker answered unknown job ${reply.id}`));
-              if ('error' in reply) return reject(new ModelHashingError(`${job.path}: ${reply.error}`));
+              if (!job) return fail(new ModelHashingError(`hash worker answered unknown job ${reply.id}`));
+              if ('error' in reply) {
+                // The worker is fine (it answered); only the file was unreadable.
+                reject(new ModelHashingError(`${job.path}: ${reply.error}`));
+                return;
+              }
               results.set(job.path, { sha256: reply.sha256, bytes: reply.bytes });
               feed();
             });
-            w.on('error', reject);
+            w.on('error', fail);
             feed();
           }),
       ),
     );
+  } catch (err) {
+    // A worker may still be hashing a file of this call: none of them goes back to the pool.
+    healthy.fill(false);
+    throw err;
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    workers.forEach((w, k) => returnWorker(w, healthy[k]!));
   }
   return results;
 }
