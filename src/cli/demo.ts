@@ -367,6 +367,20 @@ async function main(): Promise<void> {
       console.log(
         `   customer traffic during the run: ${traffic.requests} requests, ${traffic.errors} errors`,
       );
+      // December: injected data drift through the gateway; driftMonitor finds it, starts one retraining.
+      await (
+        await import('./demo-drift')
+      ).runDriftChapter({
+        client,
+        taskQueue: config.taskQueue,
+        model: MODEL,
+        gatewayUrl: gw.url,
+        keyFile: gw.keyFile,
+        dataDir,
+        seed,
+        initiator: INITIATOR,
+        mlflowUrl: stack.mlflow.trackingUri,
+      });
       return { runId: second.firstExecutionRunId, result: secondResult };
     });
 
