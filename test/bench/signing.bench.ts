@@ -10,6 +10,9 @@
  * - ROUNDS interleaved rounds after one warm-up read (so both sides read from the page cache); the
  *   best wall time of each is kept, since neighbours on a shared machine only ever slow a round.
  * - Each side verifies the other's bundle once too (interop at size).
+ * - CPU seconds of each side too (ours: the whole process, hash workers included; model_signing:
+ *   the CLI child's user + system time, read with bash's `times`), with the best round's GB per
+ *   CPU-second: on a shared machine neighbours stretch wall time but hardly the work done.
  * - The JSON also carries one thread's in-memory sha256 speed and the load average: on a shared
  *   machine they say how far from its ceiling a figure is.
  *
@@ -81,10 +84,20 @@ function generate(dir: string): number {
   return total + Buffer.byteLength(JSON.stringify(meta)) + 15;
 }
 
-async function timed<T>(fn: () => Promise<T>): Promise<{ s: number; value: T }> {
+async function timed<T>(fn: () => Promise<T>): Promise<{ s: number; cpu: number; value: T }> {
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   const value = await fn();
-  return { s: Number(process.hrtime.bigint() - t0) / 1e9, value };
+  const c = process.cpuUsage(c0);
+  return { s: Number(process.hrtime.bigint() - t0) / 1e9, cpu: (c.user + c.system) / 1e6, value };
+}
+
+/** Children's user + system seconds from bash's `times` (its second line: `0m1.234s 0m0.056s`). */
+function childCpuSeconds(stdout: string): number {
+  const lines = stdout.trim().split('\n');
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[lines.length - 1] ?? '');
+  if (!m) throw new Error(`no CPU times in model_signing output: ${stdout.slice(-200)}`);
+  return Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
 }
 
 async function main(): Promise<void> {
@@ -104,26 +117,41 @@ async function main(): Promise<void> {
     const oursSig = path.join(work, 'ours.sig');
     const theirsSig = path.join(work, 'theirs.sig');
     const ms = (args: string[]) => run(cli, args, { timeout: CHILD_TIMEOUT_MS, maxBuffer: 1 << 24 });
+    // The same call under bash, which prints the child's CPU times after it (`times`).
+    const msTimed = (args: string[]) =>
+      run('bash', ['-c', '"$0" "$@" >&2 && times', cli, ...args], {
+        timeout: CHILD_TIMEOUT_MS,
+        maxBuffer: 1 << 24,
+      });
 
     await digestFolder(model); // warm-up: the page cache holds the folder for both sides alike
     const startup = await timed(() => run(python, ['-c', 'import model_signing']));
     const best = { oursSign: Infinity, oursVerify: Infinity, msSign: Infinity, msVerify: Infinity };
+    const cpu = { oursSign: Infinity, oursVerify: Infinity, msSign: Infinity, msVerify: Infinity };
     for (let r = 0; r < ROUNDS; r++) {
       const s = await timed(() => signModelFolder(model, signer, { name: 'model' }));
       writeFileSync(oursSig, JSON.stringify(s.value.bundle));
       best.oursSign = Math.min(best.oursSign, s.s);
+      cpu.oursSign = Math.min(cpu.oursSign, s.cpu);
       const m = await timed(() =>
-        ms(['sign', 'key', model, '--private_key', keyFile, '--signature', theirsSig]),
+        msTimed(['sign', 'key', model, '--private_key', keyFile, '--signature', theirsSig]),
       );
       best.msSign = Math.min(best.msSign, m.s);
+      const mCpu = childCpuSeconds(m.value.stdout);
+      cpu.msSign = Math.min(cpu.msSign, mCpu);
       const v = await timed(() => verifyModelFolder(model, readFileSync(oursSig, 'utf8'), verifier));
       best.oursVerify = Math.min(best.oursVerify, v.s);
+      cpu.oursVerify = Math.min(cpu.oursVerify, v.cpu);
       const mv = await timed(() =>
-        ms(['verify', 'key', model, '--signature', theirsSig, '--public_key', pubFile]),
+        msTimed(['verify', 'key', model, '--signature', theirsSig, '--public_key', pubFile]),
       );
+      if (!/Verification succeeded/.test(mv.value.stderr))
+        throw new Error(`model_signing did not verify its own bundle: ${mv.value.stderr.slice(-500)}`);
       best.msVerify = Math.min(best.msVerify, mv.s);
+      const mvCpu = childCpuSeconds(mv.value.stdout);
+      cpu.msVerify = Math.min(cpu.msVerify, mvCpu);
       console.log(
-        `round ${r + 1}: ours sign ${s.s.toFixed(2)} s, verify ${v.s.toFixed(2)} s; model_signing sign ${m.s.toFixed(2)} s, verify ${mv.s.toFixed(2)} s`,
+        `round ${r + 1} (load ${os.loadavg()[0]!.toFixed(1)}): ours sign ${s.s.toFixed(2)} s (${s.cpu.toFixed(2)} s CPU), verify ${v.s.toFixed(2)} s (${v.cpu.toFixed(2)} s CPU); model_signing sign ${m.s.toFixed(2)} s (${mCpu.toFixed(2)} s CPU), verify ${mv.s.toFixed(2)} s (${mvCpu.toFixed(2)} s CPU)`,
       );
     }
     // Interop at size: each side accepts the other's bundle.
@@ -151,6 +179,12 @@ async function main(): Promise<void> {
       ours_verify_gbps: gbps(best.oursVerify),
       model_signing_sign_gbps: gbps(best.msSign),
       model_signing_verify_gbps: gbps(best.msVerify),
+      ours_verify_cpu_s: Number(cpu.oursVerify.toFixed(3)),
+      model_signing_verify_cpu_s: Number(cpu.msVerify.toFixed(3)),
+      ours_sign_cpu_s: Number(cpu.oursSign.toFixed(3)),
+      model_signing_sign_cpu_s: Number(cpu.msSign.toFixed(3)),
+      ours_verify_gb_per_cpu_s: gbps(cpu.oursVerify),
+      model_signing_verify_gb_per_cpu_s: gbps(cpu.msVerify),
       sha256_one_thread_gbps: Number(coreGbps.toFixed(3)),
       load_average_1m: Number(os.loadavg()[0]?.toFixed(2)),
       verify_speedup: Number((best.msVerify / best.oursVerify).toFixed(2)),
