@@ -4,7 +4,8 @@
  * gateway's /metrics with the delayed-label outcome source beside it (the inference log joined by
  * request id to a label folder, as the drift monitor reads them). Labels are the one thing the
  * test writes itself, standing in for chargebacks arriving: a labeller reads the log as the
- * gateway flushes it and drops label files for the requests it sees.
+ * gateway flushes it and drops label files for the requests it sees. A second worker reads its
+ * counters from a real Prometheus scraping the gateway, with the same label source beside it.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -20,7 +21,9 @@ import { startGatewayProcess, type GatewayProcess } from '../../src/gateway/app'
 import { parseGatewayConfig } from '../../src/gateway/config';
 import { fileDelayedLabels, withDelayedLabels } from '../../src/kpi/delayed-labels';
 import { GatewayMetricsKpiSource } from '../../src/kpi/gateway-metrics';
+import { PrometheusKpiSource } from '../../src/kpi/prometheus';
 import type { InferenceRecord } from '../../src/ports/inference-log';
+import { startPrometheus, type RunningPrometheus } from '../../src/stack/prometheus';
 import { GatewayTrafficRouter } from '../../src/traffic/gateway-router';
 import { fraudFeatures, registerModelFiles } from '../gateway/fixtures';
 import { bearer, newKey, post } from '../gateway/helpers';
@@ -54,7 +57,10 @@ const BUSINESS: BusinessKpiPolicyInput = { minLabelled: 40 };
 let env: TestWorkflowEnvironment;
 let gw: GatewayProcess;
 let worker: RunningWorker | undefined;
+let promWorker: RunningWorker | undefined;
+let prom: RunningPrometheus | undefined;
 let taskQueue: string;
+let promTaskQueue: string;
 let inferenceLogDir: string;
 let labelsDir: string;
 const model = uniqueModel('bizkpi');
@@ -85,6 +91,9 @@ function load(maxMs = 120_000): () => Promise<void> {
   };
 }
 
+/** Labellers started so far: each names its files apart. */
+let labellers = 0;
+
 /**
  * Writes a label for each request the log shows, as `labelOf` says (undefined: no label yet), in
  * whole files renamed into place so the label source never reads half a line. Until stopped.
@@ -94,7 +103,9 @@ function labeller(labelOf: (r: InferenceRecord) => 0 | 1 | undefined): () => Pro
   const folder = path.join(labelsDir, model);
   mkdirSync(folder, { recursive: true });
   const seen = new Set<string>();
-  const from = new Date(Date.now() - 60_000);
+  // Only requests answered from now on: earlier tests' requests keep the labels they were given.
+  const from = new Date();
+  const labellerNo = ++labellers;
   const started = Date.now();
   let stop = false;
   let batch = 0;
@@ -109,7 +120,7 @@ function labeller(labelOf: (r: InferenceRecord) => 0 | 1 | undefined): () => Pro
         if (label !== undefined) lines.push(JSON.stringify({ requestId: r.requestId, label }));
       }
       if (lines.length > 0) {
-        const file = path.join(folder, `chargebacks-${process.pid}-${batch++}.jsonl`);
+        const file = path.join(folder, `chargebacks-${process.pid}-${labellerNo}-${batch++}.jsonl`);
         writeFileSync(`${file}.tmp`, `${lines.join('\n')}\n`);
         renameSync(`${file}.tmp`, file);
       }
@@ -153,18 +164,34 @@ beforeAll(async () => {
       ),
     },
   });
+  prom = await startPrometheus({ stateDir: tempDir('bizkpi-prometheus'), targets: [new URL(gw.url).host] });
+  const promConfig = testWorkerConfig(tempDir('bizkpi-prom-worker'));
+  promTaskQueue = promConfig.taskQueue;
+  promWorker = await runWorker({
+    connection: env.nativeConnection,
+    config: promConfig,
+    ports: {
+      router: new GatewayTrafficRouter(gw.url, () => adminKey.key),
+      kpi: withDelayedLabels(
+        new PrometheusKpiSource(prom.url),
+        fileDelayedLabels({ inferenceLogDir, labelsDir }),
+      ),
+    },
+  });
 }, 240_000);
 
 afterAll(async () => {
   await worker?.stop();
+  await promWorker?.stop();
+  await prom?.stop();
   await gw?.close();
   await env?.teardown();
 });
 
-async function rollout(version: string, policy: CanaryPolicyInput): Promise<CanaryResult> {
+async function rollout(version: string, policy: CanaryPolicyInput, queue = taskQueue): Promise<CanaryResult> {
   const input: CanaryInput = { model, version, policy };
   return (await env.client.workflow.execute('canaryRollout', {
-    taskQueue,
+    taskQueue: queue,
     workflowId: canaryWorkflowId(model, version),
     args: [input],
   })) as CanaryResult;
@@ -220,6 +247,23 @@ describe('canaryRollout: business KPI on delayed labels', () => {
       { workflowsPath: path.resolve(__dirname, '..', '..', 'workflows') },
       history,
     );
+  });
+
+  it('judges the same business KPI when the counters come from Prometheus', async () => {
+    const v = (await registerModelFiles(mlflow, model, fixtureFiles('good'))).version;
+    const stopLabels = labeller((r) => {
+      if (r.version === v) return flagged(r) ? 0 : 1;
+      return flagged(r) ? 1 : 0;
+    });
+    const stopLoad = load();
+    // Bakes long enough for a few one-second scrapes.
+    const result = await rollout(v, { ...FAST, bakeTime: '5s', businessKpi: BUSINESS }, promTaskQueue);
+    await stopLoad();
+    await stopLabels();
+    expect(result.outcome, JSON.stringify(result.status.analyses)).toBe('rolled-back');
+    const failing = result.status.analyses[0]!.checks.filter((c) => !c.passed).map((c) => c.name);
+    expect(failing).toEqual(['canary.business.cost.vs-stable']);
+    expect(await route()).toMatchObject({ stable, canaryWeight: 0 });
   });
 
   it('does not roll back on a handful of labels, even when every one of them is against the canary', async () => {
