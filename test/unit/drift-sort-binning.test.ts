@@ -4,7 +4,7 @@
  * grid-started bin counts equal a binary search per value on every kind of column.
  */
 import { describe, expect, it } from 'vitest';
-import { binCounts, binOf, quantileEdges } from '../../src/core/stats/drift-tests';
+import { binCounts, binCountsSorted, binOf, quantileEdges } from '../../src/core/stats/drift-tests';
 import { createSeededRandom } from '../../src/core/stats/random';
 import { sortFloat64 } from '../../src/core/stats/sort';
 
@@ -77,6 +77,22 @@ describe('bin counts', () => {
       }
       expect(got.nulls).toBe(nulls);
       expect(Object.is(got.sum, sum) || got.sum === sum).toBe(true);
+    });
+
+  for (const [name, gen] of Object.entries(columns))
+    it(`${name}: sorted counts by binary search equal a merge pass`, () => {
+      const ref = sortFloat64(Float64Array.from({ length: 20_000 }, (_, i) => gen(i)));
+      const edges = quantileEdges(ref);
+      const sorted = sortFloat64(Float64Array.from({ length: 10_000 }, (_, i) => gen(i + 7)));
+      const merge = new Array<number>(edges.length + 1).fill(0);
+      let b = 0;
+      for (const v of sorted) {
+        while (b < edges.length && edges[b]! < v) b++;
+        merge[b]!++;
+      }
+      expect(Array.from(binCountsSorted(edges, sorted))).toEqual(merge);
+      const added = Float64Array.from(merge, () => 1);
+      expect(Array.from(binCountsSorted(edges, sorted, added))).toEqual(merge.map((c) => c + 1));
     });
 
   it('no edges, one edge, and edges spanning the whole double range', () => {

@@ -143,15 +143,27 @@ export function binCounts(
   return { counts, nulls, sum, sumSq };
 }
 
-/** Counts of a sorted sample per bin (edges.length + 1 bins) in one merge pass. */
+/**
+ * Counts of a sorted sample per bin (edges.length + 1 bins), added to `out` when given: a binary
+ * search per edge for the values at or below it, O(edges log n) instead of a pass over the sample.
+ */
 export function binCountsSorted(edges: Float64Array, sorted: Float64Array, out?: Float64Array): Float64Array {
   const counts = out ?? new Float64Array(edges.length + 1);
-  let b = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    const v = sorted[i]!;
-    while (b < edges.length && edges[b]! < v) b++;
-    counts[b]! += 1;
+  let below = 0;
+  for (let b = 0; b < edges.length; b++) {
+    const e = edges[b]!;
+    // First index whose value exceeds the edge (values equal to it belong to bin b).
+    let lo = below;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid]! <= e) lo = mid + 1;
+      else hi = mid;
+    }
+    counts[b]! += lo - below;
+    below = lo;
   }
+  counts[edges.length]! += sorted.length - below;
   return counts;
 }
 
