@@ -10,17 +10,29 @@
  * model card -> approval -> staging (when asked for: staging route, schema, latency, serving parity;
  * a failure ends `rejected-staging`) -> canary (child `canaryRollout`, when asked for) -> promote -> kpiGuard
  * (with the canary, when asked for: a breach restores the previous champion, outcome `rolled-back`).
+ *
+ * A long approval wait continues as new when its history grows too long (the approval desk decides,
+ * behind a patch): the next run gets the same input plus `resume`, the results of every stage already
+ * run and the wait's state, and starts again at the approval wait; nothing before it runs twice.
  */
-import { patched, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, continueAsNew, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { AuditEventType } from '../src/core/contracts/audit';
+import type { EvaluationSummary } from '../src/core/contracts/evaluation';
+import type { DatasetProfile, ValidationReport } from '../src/core/contracts/feature-spec';
+import { FailureType } from '../src/core/contracts/failures';
+import type { ModelPolicy } from '../src/core/contracts/model-policy';
 import {
   statusQuery,
+  type ApprovalResume,
+  type DatasetSnapshot,
   type PipelineResult,
   type PipelineStatus,
+  type RegisteredVersion,
   type RetrainingInput,
 } from '../src/core/contracts/retraining';
-import { summariseVerdict } from '../src/core/policy/gate';
-import { ApprovalDesk } from './shared/approval-desk';
+import { foldRefusalDecisions } from '../src/core/policy/approval';
+import { summariseVerdict, type GateVerdict } from '../src/core/policy/gate';
+import { APPROVAL_RESUMED_EVENT, ApprovalDesk } from './shared/approval-desk';
 import { RunJournal } from './shared/journal';
 import { audit, policies, security } from './retraining/activities';
 import { CANARY_STAGE_PATCH, canaryStage } from './retraining/canary';
@@ -36,11 +48,40 @@ import { STAGING_STAGE_PATCH, stagingStage } from './retraining/staging';
 import { MODEL_LOCK_PATCH } from '../src/core/policy/drift-lock';
 import { holdModelLock } from './drift/lock';
 
+/** Lock trigger of a continued run: it takes over its own previous run's lease, no cool-down. */
+const CONTINUED_TRIGGER = 'continued-as-new';
+
+/** What the stages after the approval wait need of the stages before it. */
+interface Candidate {
+  policy: ModelPolicy;
+  registered: RegisteredVersion;
+  snapshot: DatasetSnapshot;
+  report: ValidationReport;
+  profile?: DatasetProfile | undefined;
+  summary: EvaluationSummary;
+  verdict: GateVerdict;
+}
+
+/** A `resume` is accepted only by a run Temporal started as the continuation of this workflow's run. */
+function checkResume(resume: ApprovalResume): void {
+  const info = workflowInfo();
+  if (
+    info.continuedFromExecutionRunId !== resume.continuedFrom ||
+    resume.status.workflowId !== info.workflowId
+  )
+    throw ApplicationFailure.nonRetryable(
+      "invalid retrainingPipeline input: resume: accepted only from the pipeline's own continue-as-new",
+      FailureType.InvalidInput,
+    );
+}
+
 export async function retrainingPipeline(rawInput: RetrainingInput): Promise<PipelineResult> {
   const { input, spec } = parseRetrainingInput(rawInput);
   const model = input.model;
   const initiator = initiatorOf(input);
-  const status: PipelineStatus = {
+  const resume = input.resume;
+  if (resume) checkResume(resume);
+  const status: PipelineStatus = resume?.status ?? {
     workflowId: '',
     model,
     stage: 'starting',
@@ -59,6 +100,24 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   setHandler(statusQuery, () => status);
   desk.install();
   breaches.install();
+
+  // A continued run resumes at the approval wait: every earlier stage's result is carried.
+  if (resume) {
+    await holdModelLock(model, CONTINUED_TRIGGER);
+    desk.restore({ policy: resume.policy.approval, carried: resume.approval });
+    await journal.audit(
+      APPROVAL_RESUMED_EVENT,
+      {
+        continuedFrom: resume.continuedFrom,
+        continuations: resume.continuations,
+        approvals: resume.approval.state.approvals,
+        refusals: resume.approval.refusals,
+        deadline: new Date(resume.approval.deadlineMs).toISOString(),
+      },
+      { modelVersion: resume.registered.version },
+    );
+    return fromApproval(run, desk, breaches, rawInput, resume);
+  }
 
   // The model's lock (workflows/drift/lock.ts): every start path holds its lease or ends here. It is
   // taken once the handlers are registered (they add no commands), so `status` answers while it waits.
@@ -95,9 +154,24 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   await verifyHop(run, version, 'evaluation');
   const summary = await evaluateCandidate(run, { holdout: input.holdout, snapshot, version, policy });
   const verdict = await judgeCandidate(run, { summary, version, policy });
-  const writeCard = modelCardWriter(run, { registered, snapshot, profile, summary, verdict, policy });
+  const candidate: Candidate = { policy, registered, snapshot, report, profile, summary, verdict };
+  const { writeCard, conclude } = closers(run, desk, candidate);
   const written = await writeCard({});
   status.modelCard = `runs:/${registered.runId}/${written.markdownPath}`;
+  if (verdict.decision !== 'promote') return conclude('not-promoted', summariseVerdict(verdict));
+
+  // 7. Approval: signals or the update, judged by the model's policy, until decided or timed out.
+  await verifyHop(run, version, 'approval');
+  journal.enter('awaiting-approval');
+  await desk.open({ modelVersion: version, initiator, policy: policy.approval });
+  return fromApproval(run, desk, breaches, rawInput, { ...candidate, continuations: 0 });
+}
+
+/** The model card writer and the ending without promotion, for one candidate. */
+function closers(run: RetrainingRun, desk: ApprovalDesk, c: Candidate) {
+  const version = c.registered.version;
+  const result = { validation: c.report, profile: c.profile };
+  const writeCard = modelCardWriter(run, c);
   const conclude = (
     outcome: 'not-promoted' | 'rejected' | 'expired' | 'rolled-back' | 'rejected-staging',
     reason: string,
@@ -114,13 +188,43 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
       writeCard,
       result,
     });
-  if (verdict.decision !== 'promote') return conclude('not-promoted', summariseVerdict(verdict));
+  return { writeCard, conclude, result };
+}
 
-  // 7. Approval: signals or the update, judged by the model's policy, until decided or timed out.
-  await verifyHop(run, version, 'approval');
-  journal.enter('awaiting-approval');
-  await desk.open({ modelVersion: version, initiator, policy: policy.approval });
-  const decision = await desk.awaitDecision();
+/**
+ * From the approval wait to the end: wait for the decision (or continue as new, carrying the wait),
+ * then staging, canary, promotion and kpiGuard as the input asks.
+ */
+async function fromApproval(
+  run: RetrainingRun,
+  desk: ApprovalDesk,
+  breaches: BreachInbox,
+  rawInput: RetrainingInput,
+  c: Candidate & { continuations: number },
+): Promise<PipelineResult> {
+  const { input, journal } = run;
+  const { policy, verdict, snapshot, summary } = c;
+  const version = c.registered.version;
+  const { writeCard, conclude, result } = closers(run, desk, c);
+  const decision = await desk.awaitDecision({ historyLimit: input.approvalHistoryLimit });
+  if (decision === 'continue-as-new') {
+    const status = journal.status;
+    const resume: ApprovalResume = {
+      stage: 'awaiting-approval',
+      continuedFrom: workflowInfo().runId,
+      continuations: c.continuations + 1,
+      status: { ...status, decisions: foldRefusalDecisions(status.decisions) },
+      policy,
+      registered: c.registered,
+      snapshot,
+      report: c.report,
+      ...(c.profile !== undefined ? { profile: c.profile } : {}),
+      summary,
+      verdict,
+      approval: desk.carry(),
+    };
+    return continueAsNew<typeof retrainingPipeline>({ ...rawInput, resume });
+  }
   const approval = desk.state;
   if (decision === 'expired' || !approval)
     return conclude('expired', `no decision within ${policy.approval.timeout}`);

@@ -7,8 +7,21 @@
  *
  * The verdicts are pure functions (src/core/policy/approval.ts); only signature verification runs
  * as an activity (it needs node:crypto).
+ *
+ * A long wait cannot push the run's history to Temporal's limits: once Temporal suggests it, or the
+ * history passes a named number of events or bytes, the wait ends as `continue-as-new` (behind
+ * `patched(APPROVAL_CONTINUE_AS_NEW_PATCH)`) after every in-flight attempt has landed; the workflow
+ * then carries {@link ApprovalDesk.carry} into its next run, which {@link ApprovalDesk.restore}s it:
+ * the same approvals, attempts, refusal count and absolute deadline.
  */
-import { ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  patched,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { SecurityActivities } from '../../activities';
 import {
   ApprovalDecision,
@@ -21,7 +34,14 @@ import {
 import { AuditEventType } from '../../src/core/contracts/audit';
 import { formatZodError } from '../../src/core/contracts/errors';
 import { FailureType } from '../../src/core/contracts/failures';
-import { approveSignal, rejectSignal, submitApprovalUpdate } from '../../src/core/contracts/retraining';
+import {
+  APPROVAL_HISTORY_BYTES_LIMIT,
+  APPROVAL_HISTORY_EVENTS_LIMIT,
+  approveSignal,
+  rejectSignal,
+  submitApprovalUpdate,
+  type ApprovalResume,
+} from '../../src/core/contracts/retraining';
 import {
   applyApprovalAttempt,
   approverPublicKey,
@@ -41,9 +61,30 @@ export type ApprovalView = ApprovalState & {
   eligibleApprovers: string[];
   requiredRoles?: string[];
   timeout: string;
+  deadline?: string;
 };
 
 export type ApprovalDeskOutcome = 'approved' | 'rejected' | 'expired';
+
+/** Patch id: the approval wait may end in continue-as-new when the history grows too long. */
+export const APPROVAL_CONTINUE_AS_NEW_PATCH = 'approval-continue-as-new';
+/** Audit event of a run that resumed an approval wait its previous run continued as new. */
+export const APPROVAL_RESUMED_EVENT = 'approval.resumed';
+/** Decision recorded right before the run continues as new. */
+export const CONTINUED_AS_NEW_DECISION = 'continued-as-new';
+
+/** What the approval wait carries into the next run (no secrets: state, counters, deadline). */
+export type CarriedApproval = ApprovalResume['approval'];
+
+/** Whether this run's history is long enough to continue as new: Temporal says so, or past a limit. */
+export function historyFull(eventsLimit: number = APPROVAL_HISTORY_EVENTS_LIMIT): boolean {
+  const info = workflowInfo();
+  return (
+    info.continueAsNewSuggested ||
+    info.historyLength >= eventsLimit ||
+    info.historySize >= APPROVAL_HISTORY_BYTES_LIMIT
+  );
+}
 
 /** Patch id: refusals beyond the first {@link REFUSAL_AUDIT_BURST} are audited in batches, not one by one. */
 export const BOUNDED_REFUSAL_AUDIT_PATCH = 'approval-bounded-refusal-audit';
@@ -62,6 +103,8 @@ export class ApprovalDesk {
   private approval?: ApprovalState;
   private identity?: Extract<InitiatorVerdict, { ok: true }>;
   private refusals = 0;
+  /** Workflow time (ms) at which the wait expires: fixed when it first starts, carried across runs. */
+  private deadlineMs?: number;
 
   constructor(
     private readonly journal: AnyJournal,
@@ -135,14 +178,52 @@ export class ApprovalDesk {
     );
   }
 
-  /** Waits until the policy's outcome is decided or its timeout passes (then the request expires). */
-  async awaitDecision(): Promise<ApprovalDeskOutcome> {
+  /** Re-opens the desk in a continued run exactly where the previous run's wait stood. */
+  restore(args: { policy: ApprovalPolicy; carried: CarriedApproval }): void {
+    this.policy = args.policy;
+    this.approval = args.carried.state;
+    this.refusals = args.carried.refusals;
+    this.deadlineMs = args.carried.deadlineMs;
+    this.show();
+  }
+
+  /** What the next run needs to resume this wait (call once the wait returned `continue-as-new`). */
+  carry(): CarriedApproval {
+    if (!this.approval || this.deadlineMs === undefined)
+      throw ApplicationFailure.nonRetryable('approval desk has no wait to carry');
+    return { state: this.approval, refusals: this.refusals, deadlineMs: this.deadlineMs };
+  }
+
+  /**
+   * Waits until the policy's outcome is decided or its timeout passes (then the request expires), or
+   * (new runs) until the history is full: then, once no attempt is in flight, `continue-as-new`.
+   */
+  async awaitDecision(
+    opts: { historyLimit?: number | undefined } = {},
+  ): Promise<ApprovalDeskOutcome | 'continue-as-new'> {
     const policy = this.policy;
     if (!policy || !this.approval) throw ApplicationFailure.nonRetryable('approval desk is not open');
-    const decided = await condition(
-      () => this.approval?.outcome !== ApprovalOutcome.pending,
-      parseDuration(policy.timeout),
-    );
+    // Fixed when the wait first starts (so the first timer is the policy's timeout, as it always was).
+    this.deadlineMs ??= Date.now() + parseDuration(policy.timeout);
+    this.show();
+    const remaining = this.deadlineMs - Date.now();
+    const pending = () => this.approval?.outcome === ApprovalOutcome.pending;
+    const mayContinue = patched(APPROVAL_CONTINUE_AS_NEW_PATCH);
+    const full = () => mayContinue && historyFull(opts.historyLimit);
+    const decided = remaining > 0 ? await condition(() => !pending() || full(), remaining) : !pending();
+    if (pending() && full()) {
+      // Attempts still verifying or auditing land first, so the carried state holds them.
+      await condition(allHandlersFinished);
+      if (pending()) {
+        const { historyLength, historySize } = workflowInfo();
+        this.journal.decide(
+          CONTINUED_AS_NEW_DECISION,
+          `history at ${historyLength} events (${historySize} bytes): the approval wait continues in a new run ` +
+            `with ${this.approval.approvals.length} approval(s), ${this.refusals} refusal(s) and its deadline`,
+        );
+        return 'continue-as-new';
+      }
+    }
     if (!decided && this.approval.outcome === ApprovalOutcome.pending) {
       this.approval = expireApproval(this.approval, workflowNow());
       this.show();
@@ -167,6 +248,7 @@ export class ApprovalDesk {
         .map((a) => a.id),
       requiredRoles: required,
       timeout: policy.timeout,
+      ...(this.deadlineMs !== undefined ? { deadline: new Date(this.deadlineMs).toISOString() } : {}),
     });
   }
 

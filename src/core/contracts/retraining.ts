@@ -23,7 +23,9 @@ import type {
 } from './approval';
 import { ApprovalMessageName, ApprovalSignatureSchema } from './approval';
 import { DurationSchema, ModelNameSchema, Sha256HexSchema } from './primitives';
-import type { Comparison, GateDecision, ModelEvaluation } from './gate';
+import type { Comparison, GateDecision, GateVerdict, ModelEvaluation } from './gate';
+import type { EvaluationSummary } from './evaluation';
+import type { ModelPolicy } from './model-policy';
 
 /** Default task queue of every workflow and activity of the control plane. */
 export const DEFAULT_TASK_QUEUE = 'mlops';
@@ -97,6 +99,46 @@ export const TrainingOptionsSchema = z
   .strict();
 export type TrainingOptions = z.infer<typeof TrainingOptionsSchema>;
 
+/** Most history events of one run's approval wait before it continues as new (Temporal warns at 10,240). */
+export const APPROVAL_HISTORY_EVENTS_LIMIT = 8000;
+/** Lowest `approvalHistoryLimit` an input may ask for (tests use a low one; below it a run would do nothing but continue). */
+export const APPROVAL_HISTORY_EVENTS_MIN = 100;
+/** History bytes of one run's approval wait before it continues as new (Temporal warns at 10 MB). */
+export const APPROVAL_HISTORY_BYTES_LIMIT = 8 * 1024 * 1024;
+
+// A carried object: produced by this workflow's own continue-as-new, so only its presence is checked.
+const carried = <T>(what: string) =>
+  z.custom<T>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), `must be the carried ${what}`);
+
+/**
+ * What a run carries into its continuation while it waits for approval (continue-as-new when its
+ * history grows too long): the status so far, the results of the stages already run (so none of
+ * them runs again), the policy the run was judged under, and the approval wait itself: its state
+ * (approvals, attempts), refusal count and absolute deadline. No secret is in it: policies hold
+ * public keys only. Accepted only by a run that Temporal started as a continuation.
+ */
+export const ApprovalResumeSchema = z.strictObject({
+  stage: z.literal('awaiting-approval'),
+  /** The run that continued into this one, and how many continuations came before. */
+  continuedFrom: z.string().min(1),
+  continuations: z.number().int().positive(),
+  status: carried<PipelineStatus>('status'),
+  policy: carried<ModelPolicy>('policy'),
+  registered: carried<RegisteredVersion>('registered version'),
+  snapshot: carried<DatasetSnapshot>('dataset snapshot'),
+  report: carried<ValidationReport>('validation report'),
+  profile: carried<DatasetProfile>('dataset profile').optional(),
+  summary: carried<EvaluationSummary>('evaluation summary'),
+  verdict: carried<GateVerdict>('gate verdict'),
+  approval: z.strictObject({
+    state: carried<ApprovalState>('approval state'),
+    refusals: z.number().int().nonnegative(),
+    /** Workflow time (ms since the epoch) at which the wait expires. */
+    deadlineMs: z.number().int().positive(),
+  }),
+});
+export type ApprovalResume = z.output<typeof ApprovalResumeSchema>;
+
 export const RetrainingInputSchema = z
   .object({
     model: ModelNameSchema,
@@ -138,6 +180,18 @@ export const RetrainingInputSchema = z
     training: TrainingOptionsSchema.default(TrainingOptionsSchema.parse({})),
     /** Version of the code that built this model (git sha or release), recorded as a tag. */
     codeVersion: z.string().min(1).optional(),
+    /**
+     * History events after which the approval wait continues as new (also when Temporal suggests
+     * it, or past {@link APPROVAL_HISTORY_BYTES_LIMIT}); lower than the default only (tests).
+     */
+    approvalHistoryLimit: z
+      .number()
+      .int()
+      .min(APPROVAL_HISTORY_EVENTS_MIN)
+      .max(APPROVAL_HISTORY_EVENTS_LIMIT)
+      .optional(),
+    /** Set by the pipeline's own continue-as-new only: where the continued run resumes. */
+    resume: ApprovalResumeSchema.optional(),
   })
   .strict()
   .refine((i) => i.staging === undefined || i.holdout !== undefined, {
@@ -256,7 +310,13 @@ export interface PipelineStatus {
   };
   gate?: { decision: GateDecision; reasons: string[] };
   /** Present from the approval stage on: attempts (refused ones too), approvals, outcome. */
-  approval?: ApprovalState & { eligibleApprovers: string[]; requiredRoles?: string[]; timeout: string };
+  approval?: ApprovalState & {
+    eligibleApprovers: string[];
+    requiredRoles?: string[];
+    timeout: string;
+    /** When the wait expires (workflow time, ISO); set once it starts, kept across continue-as-new. */
+    deadline?: string;
+  };
   modelCard?: string;
   /** Present from the staging stage on: what the staging probe measured and how it was judged. */
   staging?: { measurement?: StagingMeasurement; verdict?: StagingVerdict };

@@ -393,3 +393,47 @@ export function submitApprovalResult(state: ApprovalState): SubmitApprovalResult
   if (last.accepted) return { accepted: true, reason: last.reason, ...common };
   return { accepted: false, code: last.code ?? RefusalCode.malformed, reason: last.reason, ...common };
 }
+
+/** Refusal decisions a continued approval wait keeps in its status (the newest); older ones are folded into a count. */
+export const CARRIED_REFUSAL_DECISIONS = 50;
+/** Decision names of refused attempts (the approval desk records them so). */
+export const REFUSED_DECISION = 'approval-refused';
+/** Decision that stands for the refusals folded away. */
+export const FOLDED_REFUSALS_DECISION = 'approval-refusals-folded';
+
+/**
+ * The decisions a run carries into its continuation: every decision except refused approval attempts,
+ * of which the newest `keep` stay; the older ones become one `approval-refusals-folded` decision (at the
+ * place of the first one folded) counting them, added to any such count carried before. Bounded, so a
+ * flood of refusals cannot grow the carried status; the attempts themselves stay in the audit log.
+ */
+export function foldRefusalDecisions<D extends { decision: string; reason: string }>(
+  decisions: readonly D[],
+  keep: number = CARRIED_REFUSAL_DECISIONS,
+): D[] {
+  const refused = decisions.filter((d) => d.decision === REFUSED_DECISION).length;
+  const drop = Math.max(0, refused - keep);
+  if (drop === 0) return [...decisions];
+  const out: D[] = [];
+  let folded = 0;
+  let dropped = 0;
+  let slot: { at: number; like: D } | undefined;
+  for (const d of decisions) {
+    const earlier = d.decision === FOLDED_REFUSALS_DECISION;
+    if (earlier || (d.decision === REFUSED_DECISION && dropped < drop)) {
+      if (earlier) folded += Number(/^(\d+)/.exec(d.reason)?.[1] ?? 0);
+      else dropped += 1;
+      slot ??= { at: out.length, like: d };
+      continue;
+    }
+    out.push(d);
+  }
+  if (slot !== undefined) {
+    out.splice(slot.at, 0, {
+      ...slot.like,
+      decision: FOLDED_REFUSALS_DECISION,
+      reason: `${folded + dropped} refused approval attempt(s) folded (see status.approval.attempts and the audit log)`,
+    });
+  }
+  return out;
+}
