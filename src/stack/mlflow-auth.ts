@@ -28,7 +28,7 @@
  * put into a config file or sent through Temporal.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { experimentName } from '../core/contracts/registry';
 import { MlflowClient, type MlflowAuth } from '../mlflow';
@@ -227,8 +227,8 @@ export interface ProvisionedIdentities {
 
 /**
  * Creates the trainer, pipeline and gateway users (passwords generated into the store) and grants
- * each of them {@link IDENTITY_GRANTS} on every model in `models`: its training experiment (created
- * here by the admin) and its registered model (granted by name, before the pipeline registers it).
+ * each of them {@link IDENTITY_GRANTS} on every model in `models`: its training experiment and its
+ * registered model, both created here by the admin (a new model is provisioned before its first run).
  * Idempotent: run it again with more models, or after a restart.
  */
 export async function provisionMlflowIdentities(opts: {
@@ -239,8 +239,12 @@ export async function provisionMlflowIdentities(opts: {
   const admin = await mlflowAdminAuth(opts.store);
   const adminClient = new MlflowClient({ trackingUri: opts.trackingUri, auth: admin });
   const experiments: Record<string, string> = {};
-  for (const model of opts.models)
+  for (const model of opts.models) {
     experiments[model] = await adminClient.getOrCreateExperiment(experimentName(model));
+    // The registered model exists before its first version: MLflow answers 403, not 404, for a
+    // resource it cannot place, so a granted read of a missing model would look like a refusal.
+    await adminClient.ensureRegisteredModel(model);
+  }
   const secrets = {} as Record<MlflowIdentity, string>;
   for (const identity of MLFLOW_IDENTITIES) {
     const secret = identitySecret(identity);
@@ -271,6 +275,51 @@ export async function provisionMlflowIdentities(opts: {
   return { secrets, experiments };
 }
 
+/** How many times the auth server is started on a fresh port when another process took its port first. */
+export const MLFLOW_AUTH_PORT_ATTEMPTS = 3;
+
+/**
+ * True when `trackingUri` is the auth app that knows this stack's admin: a server that took the
+ * port before ours bound answers the launcher's health check too, but not this.
+ */
+async function answersAsOurAdmin(trackingUri: string, auth: MlflowServerAuth): Promise<boolean> {
+  try {
+    const header = `Basic ${Buffer.from(`${MLFLOW_ADMIN_USERNAME}:${auth.adminPassword}`).toString('base64')}`;
+    const res = await fetch(`${trackingUri}/api/2.0/mlflow/users/get?username=${MLFLOW_ADMIN_USERNAME}`, {
+      headers: { Authorization: header },
+      signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS),
+    });
+    await res.text();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts the auth server, again on a fresh port (up to {@link MLFLOW_AUTH_PORT_ATTEMPTS}) when its port was lost. */
+async function startOwnAuthServer(
+  stateDir: string,
+  auth: MlflowServerAuth,
+): Promise<RunningServer<MlflowEndpoint>> {
+  for (let attempt = 1; ; attempt++) {
+    let failure: unknown;
+    try {
+      const server = await startMlflowServer({ stateDir, auth });
+      if (await answersAsOurAdmin(server.endpoint.trackingUri, auth)) return server;
+      await server.stop();
+      failure = new Error(
+        `the basic-auth MLflow on ${server.endpoint.trackingUri} does not answer as this stack's admin`,
+      );
+    } catch (err) {
+      failure = err;
+    }
+    const log = path.join(path.resolve(stateDir), 'mlflow.log');
+    const lostPort = existsSync(log) && readFileSync(log, 'utf8').includes('Address already in use');
+    if (!lostPort || attempt >= MLFLOW_AUTH_PORT_ATTEMPTS) throw failure;
+    renameSync(log, `${log}.attempt-${attempt}`);
+  }
+}
+
 /**
  * Starts the local MLflow with the basic-auth app and provisions the identities for `models`. The
  * server's state and the file secret store live under `stateDir`. Refuses a server given by
@@ -285,7 +334,7 @@ export async function startAuthMlflowServer(opts: {
     throw new Error('MLFLOW_TRACKING_URI is set: the basic-auth MLflow is started by the stack, unset it');
   }
   const auth = await prepareMlflowAuth(opts.stateDir, opts.store);
-  const server = await startMlflowServer({ stateDir: opts.stateDir, auth });
+  const server = await startOwnAuthServer(opts.stateDir, auth);
   try {
     const identities = await provisionMlflowIdentities({
       trackingUri: server.endpoint.trackingUri,
