@@ -4,7 +4,12 @@
  *
  *   tsx src/cli/generate-data.ts --out data/fraud.csv --rows 5000 --seed 7 \
  *     [--fraud-rate 0.03] [--batches 10] [--data-drift 0.5] [--concept-drift 0.5] [--missing-rate 0.01] \
- *     [--poison-batch 3] [--poison-fraction 0.2] [--poison-mode cluster|flip]
+ *     [--poison-batch 3] [--poison-fraction 0.2] [--poison-mode cluster|flip] [--poison-region east] \
+ *     [--history-poison replay-flip|near-duplicates --reference-rows 5000 --reference-seed 6 \
+ *      [--history-poison-fraction 0.05] [--history-poison-region east] [--history-poison-templates 5]]
+ *
+ * `--history-poison` poisons every batch against a reference dataset (the champion's training data, named by
+ * the generator options it was made with): rows replayed with flipped labels, or near-duplicates.
  *
  * Rules: arguments are validated with zod and every error names the flag; exit code 2 for bad arguments,
  * 1 for anything else, 0 on success.
@@ -14,8 +19,10 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { InputValidationError } from '../core/contracts/errors';
+import { FRAUD_REGIONS } from '../core/contracts/fraud';
 import {
   DEFAULT_FRAUD_RATE,
+  HISTORY_POISON_MODES,
   POISON_MODES,
   generateFraudDataset,
   writeCsv,
@@ -30,7 +37,9 @@ export const DEFAULT_CLI_SEED = 7;
 const USAGE =
   'usage: generate-data --out <file.csv> [--rows 5000] [--seed 7] [--fraud-rate 0.03] [--batches 10] ' +
   '[--data-drift 0..1] [--concept-drift 0..1] [--missing-rate 0..0.5] [--poison-batch <id>] ' +
-  '[--poison-fraction 0..1] [--poison-mode cluster|flip]';
+  '[--poison-fraction 0..1] [--poison-mode cluster|flip] [--poison-region <region>] ' +
+  '[--history-poison replay-flip|near-duplicates --reference-rows <n> --reference-seed <s> ' +
+  '[--history-poison-fraction 0..1] [--history-poison-region <region>] [--history-poison-templates <n>]]';
 
 /** A number given as a flag: decimal text only ('' or 'abc' are refused rather than read as 0 or NaN). */
 const NumberFlag = z
@@ -51,6 +60,13 @@ const ArgsSchema = z
     'poison-batch': NumberFlag.optional(),
     'poison-fraction': NumberFlag.optional(),
     'poison-mode': z.enum(POISON_MODES).optional(),
+    'poison-region': z.enum(FRAUD_REGIONS).optional(),
+    'history-poison': z.enum(HISTORY_POISON_MODES).optional(),
+    'reference-rows': NumberFlag.optional(),
+    'reference-seed': NumberFlag.optional(),
+    'history-poison-fraction': NumberFlag.optional(),
+    'history-poison-region': z.enum(FRAUD_REGIONS).optional(),
+    'history-poison-templates': NumberFlag.optional(),
   })
   .strict();
 
@@ -65,6 +81,13 @@ const FLAG_FOR_OPTION: Record<string, string> = {
   'poisonedBatch.batch': '--poison-batch',
   'poisonedBatch.fraction': '--poison-fraction',
   'poisonedBatch.mode': '--poison-mode',
+  'poisonedBatch.region': '--poison-region',
+  'historyPoison.mode': '--history-poison',
+  'historyPoison.reference.rows': '--reference-rows',
+  'historyPoison.reference.seed': '--reference-seed',
+  'historyPoison.fraction': '--history-poison-fraction',
+  'historyPoison.region': '--history-poison-region',
+  'historyPoison.templates': '--history-poison-templates',
 };
 
 /** Bad command-line arguments; the message names the flag. */
@@ -92,6 +115,13 @@ export function parseGenerateArgs(argv: string[]) {
         'poison-batch': { type: 'string' },
         'poison-fraction': { type: 'string' },
         'poison-mode': { type: 'string' },
+        'poison-region': { type: 'string' },
+        'history-poison': { type: 'string' },
+        'reference-rows': { type: 'string' },
+        'reference-seed': { type: 'string' },
+        'history-poison-fraction': { type: 'string' },
+        'history-poison-region': { type: 'string' },
+        'history-poison-templates': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -108,9 +138,26 @@ export function parseGenerateArgs(argv: string[]) {
     );
   }
   const a = parsed.data;
-  const poisonFlags = a['poison-fraction'] !== undefined || a['poison-mode'] !== undefined;
+  const poisonFlags =
+    a['poison-fraction'] !== undefined || a['poison-mode'] !== undefined || a['poison-region'] !== undefined;
   if (poisonFlags && a['poison-batch'] === undefined) {
-    throw new UsageError('--poison-fraction and --poison-mode need --poison-batch');
+    throw new UsageError('--poison-fraction, --poison-mode and --poison-region need --poison-batch');
+  }
+  const historyFlags = [
+    'reference-rows',
+    'reference-seed',
+    'history-poison-fraction',
+    'history-poison-region',
+    'history-poison-templates',
+  ] as const;
+  const history = a['history-poison'];
+  if (history === undefined && historyFlags.some((f) => a[f] !== undefined)) {
+    throw new UsageError(`--${historyFlags.join(', --')} need --history-poison`);
+  }
+  if (history !== undefined && (a['reference-rows'] === undefined || a['reference-seed'] === undefined)) {
+    throw new UsageError(
+      '--history-poison needs --reference-rows and --reference-seed (the reference dataset)',
+    );
   }
   return {
     out: a.out,
@@ -127,6 +174,16 @@ export function parseGenerateArgs(argv: string[]) {
           batch: a['poison-batch'],
           ...(a['poison-fraction'] !== undefined && { fraction: a['poison-fraction'] }),
           ...(a['poison-mode'] !== undefined && { mode: a['poison-mode'] }),
+          ...(a['poison-region'] !== undefined && { region: a['poison-region'] }),
+        },
+      }),
+      ...(history !== undefined && {
+        historyPoison: {
+          mode: history,
+          reference: { rows: a['reference-rows'] ?? 0, seed: a['reference-seed'] ?? 0 },
+          ...(a['history-poison-fraction'] !== undefined && { fraction: a['history-poison-fraction'] }),
+          ...(a['history-poison-region'] !== undefined && { region: a['history-poison-region'] }),
+          ...(a['history-poison-templates'] !== undefined && { templates: a['history-poison-templates'] }),
         },
       }),
     },
