@@ -45,7 +45,7 @@ import { FailureType } from '../src/core/contracts/failures';
 import type { KpiBreach } from '../src/core/contracts/gateway';
 import { windowKpis, type KpiSnapshot } from '../src/core/contracts/kpi';
 import { judgeCanary, nextRolloutAction } from '../src/core/policy/canary-analysis';
-import { audit, kpi, registry, traffic } from './canary/activities';
+import { audit, kpi, labels, registry, traffic } from './canary/activities';
 import { failureOf } from './shared/failures';
 import { RunJournal, workflowNow } from './shared/journal';
 
@@ -141,7 +141,7 @@ export async function canaryRollout(raw: CanaryInput): Promise<CanaryResult> {
    */
   const labelledOutcomes = async (from: string, to: string): Promise<LabelledOutcomes> => {
     try {
-      return await kpi.measureLabelledOutcomes({
+      return await labels.measureLabelledOutcomes({
         model,
         canary: version,
         stable: stableVersion,

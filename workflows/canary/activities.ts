@@ -19,7 +19,17 @@ export const KPI_READ: ActivityOptions = {
   retry: { ...OUTSIDE_RETRY, initialInterval: '500ms', maximumAttempts: 2 },
 };
 
+/**
+ * The business KPI's label join: it reads every prediction of the window from the inference log,
+ * so minutes on a long rollout; two tries, and a failure only leaves that check without labels.
+ */
+export const LABEL_JOIN: ActivityOptions = {
+  startToCloseTimeout: '10m',
+  retry: { ...OUTSIDE_RETRY, initialInterval: '2s', maximumAttempts: 2 },
+};
+
 export const traffic = proxyActivities<TrafficActivities>(TRAFFIC_CHANGE);
 export const kpi = proxyActivities<KpiActivities>(KPI_READ);
+export const labels = proxyActivities<KpiActivities>(LABEL_JOIN);
 export const registry = proxyActivities<RegistryActivities>(OUTSIDE_CALL);
 export const audit = proxyActivities<AuditActivities>(AUDIT_APPEND);
