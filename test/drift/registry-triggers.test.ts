@@ -121,12 +121,17 @@ async function registerChampion(model: string, seed: number): Promise<string> {
   return registered.version;
 }
 
-async function writeWindow(model: string, dataDrift: number, seed: number): Promise<void> {
+async function writeWindow(
+  model: string,
+  dataDrift: number,
+  seed: number,
+  from = WINDOW_FROM,
+): Promise<void> {
   const m = await loadModelDir(FIXTURE_MODEL);
   const rows = generateFraudDataset({ rows: 2_000, seed, batches: 1, dataDrift });
   const scores = await scoreRecords(m, FRAUD_FEATURE_SPEC, rows as never);
   const log = new JsonlInferenceLog(path.join(dir, 'inference'));
-  const start = Date.parse(WINDOW_FROM);
+  const start = Date.parse(from);
   rows.forEach((r, i) => {
     const { is_fraud: _label, transaction_id, batch_id: _batch, ...features } = r;
     log.append({
@@ -215,6 +220,26 @@ describe('the reference profile in MLflow and the monitor reading it', () => {
     // The calibration check itself (trusted or not on 4000 rows) is the CBPE tests' subject.
     expect(profile.calibration?.check.rows).toBe(2_000);
     console.log(`champion calibration on its holdout: ${JSON.stringify(profile.calibration?.check)}`);
+
+    // A drift-free hour first: no alarm against the registered profile, nothing started, still logged.
+    const calmFrom = '2026-11-20T09:00:00.000Z';
+    await writeWindow(model, 0, windowSeed(21, 2), calmFrom);
+    const calm: DriftMonitorResult = await client.workflow.execute('driftMonitor', {
+      taskQueue: TASK_QUEUE,
+      workflowId: `drift-${model}-0`,
+      args: [
+        {
+          model,
+          from: calmFrom,
+          to: WINDOW_FROM,
+          retrain: { dataset: { uri: 'file:///data/fraud/latest.csv' }, featureSpec: FRAUD_FEATURE_SPEC },
+        } satisfies DriftMonitorInput,
+      ],
+    });
+    console.log(`calm window: ${calm.status} ${calm.decision.reason}`);
+    expect(calm.status).toBe('no-drift');
+    expect(calm.retraining).toBeUndefined();
+    expect((await registry.getRun(calm.mlflowRunId!)).metrics.drift_alarm).toBe(0);
 
     await writeWindow(model, 0.3, windowSeed(21, 1));
     const input: DriftMonitorInput = {
