@@ -214,8 +214,11 @@ async function main(): Promise<void> {
     const l0 = performance.now();
     const stored = ReferenceProfileSchema.parse(JSON.parse(readFileSync(profileFile, 'utf8')));
     const profileLoadMs = performance.now() - l0;
+    // Windows tile the current table and wrap around when it is shorter than all of them: with fewer
+    // than WINDOW_ROWS * WINDOW_REPEATS rows, later slices would otherwise be empty and time nothing.
+    const windowStart = (i: number): number => (i * WINDOW_ROWS) % Math.max(1, rows - WINDOW_ROWS + 1);
     const slice = (start: number): ColumnarData => ({
-      rows: WINDOW_ROWS,
+      rows: Math.min(WINDOW_ROWS, rows),
       numeric: Object.fromEntries(
         Object.entries(cur.data.numeric).map(([k, v]) => [k, v.subarray(start, start + WINDOW_ROWS)]),
       ),
@@ -226,7 +229,9 @@ async function main(): Promise<void> {
     const times: number[] = [];
     const cpuTimes: number[] = [];
     for (let i = 0; i < WINDOW_REPEATS; i++) {
-      const data = slice(i * WINDOW_ROWS);
+      const data = slice(windowStart(i));
+      if (Object.values(data.numeric).some((c) => c.length !== Math.min(WINDOW_ROWS, rows)))
+        throw new Error(`window ${i} is not ${WINDOW_ROWS} rows`);
       const s = performance.now();
       const c = process.cpuUsage();
       windowDrift(stored, summariseWindow(stored, data));

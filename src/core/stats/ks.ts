@@ -322,15 +322,27 @@ export function ksAndWasserstein(a: Float64Array, b: Float64Array): { d: number;
   let j = 0;
   let d = 0;
   let w1 = 0;
-  let prev = a[0]! <= b[0]! ? a[0]! : b[0]!;
+  // The next value of each side held in a local (an exhausted side keeps its last value and is
+  // never chosen again), so each step reads each array once.
+  let x = a[0]!;
+  let y = b[0]!;
+  let prev = x <= y ? x : y;
   while (i < n1 || j < n2) {
-    const v = j >= n2 || (i < n1 && a[i]! <= b[j]!) ? a[i]! : b[j]!;
+    const v = j >= n2 || (i < n1 && x <= y) ? x : y;
     if (v !== prev) {
       w1 += Math.abs(i / n1 - j / n2) * (v - prev);
       prev = v;
     }
-    while (i < n1 && a[i]! === v) i++;
-    while (j < n2 && b[j]! === v) j++;
+    if (i < n1 && x === v) {
+      do i++;
+      while (i < n1 && a[i] === v);
+      if (i < n1) x = a[i]!;
+    }
+    if (j < n2 && y === v) {
+      do j++;
+      while (j < n2 && b[j] === v);
+      if (j < n2) y = b[j]!;
+    }
     const gap = Math.abs(i / n1 - j / n2);
     if (gap > d) d = gap;
   }
