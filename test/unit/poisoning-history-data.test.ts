@@ -127,6 +127,18 @@ describe('poisoning screen against the champion snapshot', () => {
     expect(east?.evidence.correction).toEqual({ method: 'holm', tests: 4 });
     // merchant categories are not a blocking segment column of the fraud policy
     expect(failing(s).some((c) => c.column === 'merchant_category')).toBe(false);
+    // compared with the median region, the clean regions are not flagged along with east
+    expect(names(s).filter((n) => n.startsWith('history.segment-label-shift'))).toEqual([
+      'history.segment-label-shift@east:failed',
+    ]);
+  });
+
+  it.each([
+    ['data drift', { rows: 6000, seed: 37, dataDrift: 1 }],
+    ['concept drift', { rows: 6000, seed: 38, conceptDrift: 1 }],
+  ])('does not block the genuine %s of the generator (at most warns)', async (name, opts) => {
+    const { screen: s } = await screen(name.replace(' ', '-'), opts);
+    expect(s.blocked).toBe(0);
   });
 
   it('warns on records outside the champion ranges (a crafted cluster far from home)', async () => {

@@ -17,9 +17,12 @@
  * 1. `history.label-shift`: overall positive rate, two-proportion z-test; effect Cohen's h; Newcombe interval of
  *    the rate difference.
  * 2. `history.segment-label-shift`: per segment (each value of each segment column), whether the odds of a
- *    positive moved differently in the segment than in the rest of its column: the difference of the two log
- *    odds ratios (current vs champion), Woolf's variance; effect: the segment's Cohen's h shift minus the
- *    rest's. Drift that moves the base rate everywhere is not a segment's finding; targeted flipping is.
+ *    positive moved differently in the segment than in its column's other segments: the segment's log odds
+ *    ratio (current vs champion, Woolf's variance) minus the median of its column's segments (variance of a
+ *    median of k: pi/2 times the median variance over k), as the in-snapshot screen compares batches with
+ *    their median; with fewer than {@link MIN_SEGMENTS_FOR_MEDIAN} judged segments, the segment against the
+ *    rest of its column. Effect: the segment's Cohen's h shift minus the reference's. Drift that moves the
+ *    base rate everywhere is not a segment's finding; targeted flipping is.
  * 3. `history.duplicate-surge`: rows (not carried over unchanged from the champion snapshot) whose
  *    near-duplicate key (numeric features rounded on the signed-log scale to `tolerance` champion standard
  *    deviations, categories as they are) repeats an earlier current row's or any champion row's. Under H0 the
@@ -50,14 +53,16 @@ import {
   type SegmentMeasurement,
 } from '../contracts/poisoning-history';
 import {
+  HALDANE_CORRECTION,
   binomialUpperTail,
   holm,
+  normalTwoSidedP,
   poissonUpperTail,
   segmentInteractionTest,
   twoProportionTest,
 } from '../stats/hypothesis';
 import { normalQuantile, rateDifferenceInterval, wilsonInterval } from '../stats/proportions';
-import { cohenH } from './validation';
+import { cohenH, median } from './validation';
 
 /** A validation report with the history section (absent when the screen did not run at all). */
 export interface ScreenedValidationReport extends ValidationReport {
@@ -172,92 +177,163 @@ function tooSmall(
   return undefined;
 }
 
+/** Fewest judged segments of a column for the robust (median) reference; with fewer, segment vs the rest. */
+export const MIN_SEGMENTS_FOR_MEDIAN = 3;
+
+/** Log odds ratio of a positive label, current vs champion, with its Woolf variance (cells corrected). */
+function logOddsShift(s: { reference: LabelCounts; current: LabelCounts }): {
+  lor: number;
+  variance: number;
+} {
+  const h = HALDANE_CORRECTION;
+  const lo = (c: LabelCounts): number => Math.log((c.pos + h) / (c.neg + h));
+  const variance = [s.reference, s.current].reduce((v, c) => v + 1 / (c.pos + h) + 1 / (c.neg + h), 0);
+  return { lor: lo(s.current) - lo(s.reference), variance };
+}
+
 function segmentShifts(m: HistoryMeasurements, policy: HistoryScreenPolicy): Draft[] {
   const { action, minEffect } = policy.segmentShift;
   const zc = normalQuantile(1 - policy.alpha / 2);
-  const judged: Array<{
-    s: SegmentMeasurement;
-    p: number;
-    draft: Omit<Draft, 'finding' | 'message'> & { describe: (adj: number) => string; effect: number };
-  }> = [];
   const drafts: Draft[] = [];
   const minus = (a: LabelCounts, b: LabelCounts): LabelCounts => ({ pos: a.pos - b.pos, neg: a.neg - b.neg });
+  const hShift = (x: { reference: LabelCounts; current: LabelCounts }): number =>
+    cohenH(rateOf(x.current), rateOf(x.reference));
   const columns = policy.segmentShift.segments ?? policy.segments;
+  const base = (column: string) => ({
+    check: H.segmentShift,
+    column,
+    action,
+    threshold: `Holm-adjusted p < ${policy.alpha} and |effect| >= ${minEffect}`,
+  });
+
+  interface Judged {
+    s: SegmentMeasurement;
+    z: number;
+    p: number;
+    low: number;
+    high: number;
+    diff: number;
+    effect: number;
+    against: string;
+    counts: Record<string, number>;
+  }
+  const judged: Judged[] = [];
+  const byColumn = new Map<string, SegmentMeasurement[]>();
   for (const s of m.segments) {
     if (columns !== undefined && !columns.includes(s.column)) continue;
-    const rest = { reference: minus(m.reference, s.reference), current: minus(m.current, s.current) };
-    const name = `${s.column}=${s.value}`;
-    const counts = {
-      segmentReferencePositives: s.reference.pos,
-      segmentReferenceLabelled: labelled(s.reference),
-      segmentCurrentPositives: s.current.pos,
-      segmentCurrentLabelled: labelled(s.current),
-      restReferencePositives: rest.reference.pos,
-      restReferenceLabelled: labelled(rest.reference),
-      restCurrentPositives: rest.current.pos,
-      restCurrentLabelled: labelled(rest.current),
-    };
-    const small = tooSmall(s, policy) ?? tooSmall(rest, policy);
-    const base = {
-      check: H.segmentShift,
-      column: s.column,
-      action,
-      threshold: `Holm-adjusted p < ${policy.alpha} and |effect| >= ${minEffect}`,
-    };
-    if (small !== undefined) {
+    byColumn.set(s.column, [...(byColumn.get(s.column) ?? []), s]);
+  }
+  for (const [column, segs] of byColumn) {
+    const ok: SegmentMeasurement[] = [];
+    for (const s of segs) {
+      const rest = { reference: minus(m.reference, s.reference), current: minus(m.current, s.current) };
+      const small = tooSmall(s, policy) ?? tooSmall(rest, policy);
+      if (small === undefined) {
+        ok.push(s);
+        continue;
+      }
       drafts.push({
-        ...base,
+        ...base(column),
         finding: false,
         observed: 'n/a',
-        message: `segment ${name} not judged: ${small}`,
-        evidence: { counts, segment: { column: s.column, value: s.value }, notJudged: small },
-      });
-      continue;
-    }
-    const t = segmentInteractionTest(s, rest, zc);
-    const effect =
-      cohenH(rateOf(s.current), rateOf(s.reference)) - cohenH(rateOf(rest.current), rateOf(rest.reference));
-    judged.push({
-      s,
-      p: t.pValue,
-      draft: {
-        ...base,
-        observed: effect,
-        effect,
+        message: `segment ${column}=${s.value} not judged: ${small}`,
         evidence: {
-          counts,
-          segment: { column: s.column, value: s.value },
-          statistic: { name: 'z (log odds ratio interaction)', value: t.z },
-          pValue: clampP(t.pValue),
-          interval: {
-            of: 'ln OR(segment) - ln OR(rest), current vs champion',
-            low: t.low,
-            high: t.high,
-            confidence: 1 - policy.alpha,
+          counts: {
+            segmentReferencePositives: s.reference.pos,
+            segmentReferenceLabelled: labelled(s.reference),
+            segmentCurrentPositives: s.current.pos,
+            segmentCurrentLabelled: labelled(s.current),
           },
-          effect: { name: "Cohen's h shift of the segment minus the rest's", value: effect, min: minEffect },
+          segment: { column, value: s.value },
+          notJudged: small,
         },
-        describe: (adj) =>
-          `segment ${name}: positive rate ${pct(rateOf(s.current))} vs ${pct(rateOf(s.reference))} in the champion ` +
-          `snapshot, rest of ${s.column} ${pct(rateOf(rest.current))} vs ${pct(rateOf(rest.reference))} ` +
-          `(log odds ratio difference ${t.logRatio.toFixed(2)}, ${pct(1 - policy.alpha)} CI ${t.low.toFixed(2)} to ` +
-          `${t.high.toFixed(2)}; z = ${t.z.toFixed(2)}, Holm-adjusted p = ${sci(adj)} over ${judged.length} segments; ` +
-          `effect ${effect.toFixed(3)}, flagged at p < ${policy.alpha} and |effect| >= ${minEffect})`,
-      },
+      });
+    }
+    const shifts = ok.map(logOddsShift);
+    // Robust reference: the median segment's shift, so one targeted segment neither hides itself nor makes
+    // the others look shifted the other way (as it does when each is compared with the rest).
+    const robust = ok.length >= MIN_SEGMENTS_FOR_MEDIAN;
+    const center = robust ? median(shifts.map((x) => x.lor)) : 0;
+    const centerVar = robust ? ((Math.PI / 2) * median(shifts.map((x) => x.variance))) / ok.length : 0;
+    const centerH = robust ? median(ok.map(hShift)) : 0;
+    ok.forEach((s, i) => {
+      const counts: Record<string, number> = {
+        segmentReferencePositives: s.reference.pos,
+        segmentReferenceLabelled: labelled(s.reference),
+        segmentCurrentPositives: s.current.pos,
+        segmentCurrentLabelled: labelled(s.current),
+      };
+      if (robust) {
+        const { lor, variance } = shifts[i] as { lor: number; variance: number };
+        const se = Math.sqrt(variance + centerVar);
+        const diff = lor - center;
+        const z = diff / se;
+        judged.push({
+          s,
+          z,
+          p: normalTwoSidedP(z),
+          low: diff - zc * se,
+          high: diff + zc * se,
+          diff,
+          effect: hShift(s) - centerH,
+          against: `the median shift of ${ok.length} ${column} segments`,
+          counts: { ...counts, medianLogOddsShift: center },
+        });
+        return;
+      }
+      const rest = { reference: minus(m.reference, s.reference), current: minus(m.current, s.current) };
+      const t = segmentInteractionTest(s, rest, zc);
+      judged.push({
+        s,
+        z: t.z,
+        p: t.pValue,
+        low: t.low,
+        high: t.high,
+        diff: t.logRatio,
+        effect: hShift(s) - hShift(rest),
+        against: `the rest of ${column}`,
+        counts: {
+          ...counts,
+          restReferencePositives: rest.reference.pos,
+          restReferenceLabelled: labelled(rest.reference),
+          restCurrentPositives: rest.current.pos,
+          restCurrentLabelled: labelled(rest.current),
+        },
+      });
     });
   }
   const adjusted = holm(judged.map((j) => j.p));
   judged.forEach((j, i) => {
     const adj = adjusted[i] ?? 1;
-    const { describe, effect, ...rest } = j.draft;
+    const { s } = j;
     drafts.push({
-      ...rest,
-      finding: adj < policy.alpha && Math.abs(effect) >= minEffect,
-      message: describe(adj),
+      ...base(s.column),
+      finding: adj < policy.alpha && Math.abs(j.effect) >= minEffect,
+      observed: j.effect,
+      message:
+        `segment ${s.column}=${s.value}: positive rate ${pct(rateOf(s.current))} vs ${pct(rateOf(s.reference))} ` +
+        `in champion v${m.champion.version}'s snapshot; its log odds moved ${j.diff.toFixed(2)} beyond ${j.against} ` +
+        `(${pct(1 - policy.alpha)} CI ${j.low.toFixed(2)} to ${j.high.toFixed(2)}; z = ${j.z.toFixed(2)}, ` +
+        `Holm-adjusted p = ${sci(adj)} over ${judged.length} segments; effect ${j.effect.toFixed(3)}, flagged at ` +
+        `p < ${policy.alpha} and |effect| >= ${minEffect})`,
       evidence: {
-        ...rest.evidence,
+        counts: j.counts,
+        segment: { column: s.column, value: s.value },
+        statistic: { name: 'z (log odds shift beyond the reference shift)', value: j.z },
+        pValue: clampP(j.p),
         adjustedPValue: clampP(adj),
         correction: { method: 'holm', tests: judged.length },
+        interval: {
+          of: `ln OR(segment, current vs champion) minus that of ${j.against}`,
+          low: j.low,
+          high: j.high,
+          confidence: 1 - policy.alpha,
+        },
+        effect: {
+          name: `Cohen's h shift of the segment minus that of ${j.against}`,
+          value: j.effect,
+          min: minEffect,
+        },
       },
     });
   });
