@@ -33,14 +33,16 @@ EXIT_DATA = 3  # the dataset is unreadable, fails its sha256, or does not match 
 EXIT_TRAINING = 4  # training, ONNX export or the ONNX parity check failed
 EXIT_TRACKING = 5  # MLflow could not be reached, the run does not exist, or logging failed
 EXIT_BACKEND = 6  # the requested backend is not available in this image
+EXIT_YIELDED = 75  # torch: stopped after MLOPS_MAX_EPOCHS_PER_ATTEMPT with a checkpoint; resubmit to continue
 
 DEFAULT_ARTIFACT_PATH = "model"  # the control plane registers model versions from <run>/artifacts/model
 DEFAULT_SEED = 42  # reproducible by default, like the control plane's own default
 DEFAULT_BACKEND = "sklearn"
 CHECKPOINT_ARTIFACT_DIR = "checkpoints"  # torch: the run's artifacts keep the last epoch's state here
 CHECKPOINT_FILE = "last.pt"  # one file, replaced each epoch: a resubmitted job resumes from it
-CHECKPOINT_FORMAT = "mlops.torch-checkpoint/v1"
+CHECKPOINT_FORMAT = "mlops.torch-checkpoint/v2"  # v2: the identity names the run and the feature spec
 DEFAULT_CHECKPOINT_EVERY = 1  # epochs between checkpoints (MLOPS_CHECKPOINT_EVERY)
+DEFAULT_S3_REGION = "us-east-1"  # sent to an S3-compatible server that has no region (signing needs one)
 ONNX_OPSET = 17  # highest opset used (skl2onnx may pick lower); onnxruntime >= 1.14 runs it
 PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_native| accepted on the parity sample
 PARITY_SAMPLE_ROWS = 2000  # rows of the validation split scored by both runtimes
@@ -73,6 +75,16 @@ class TrainerError(Exception):
     def __init__(self, code: int, message: str):
         super().__init__(message)
         self.code = code
+
+
+class Yielded(Exception):
+    """The attempt trained its MLOPS_MAX_EPOCHS_PER_ATTEMPT and checkpointed: not a failure."""
+
+    def __init__(self, epoch: int, epochs: int):
+        super().__init__(
+            f"stopped after epoch {epoch}/{epochs} (MLOPS_MAX_EPOCHS_PER_ATTEMPT); resubmit to continue"
+        )
+        self.epoch = epoch
 
 
 def progress(message: str) -> None:
@@ -116,6 +128,9 @@ class Config:
     backend: str
     checkpoint_dir: str = ""  # local scratch for checkpoints (MLOPS_CHECKPOINT_DIR); "" = a temp dir
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    max_epochs_per_attempt: int = 0  # torch: stop after this many epochs of this attempt (0 = no limit)
+    dataset_uri: str = ""  # an s3:// dataset, fetched into dataset_path before anything else
+    scratch_dir: str = ""  # where a fetched dataset goes (MLOPS_SCRATCH_DIR); "" = a temp dir
 
 
 def _require(env: dict[str, str], key: str) -> str:
@@ -227,23 +242,73 @@ def parse_feature_spec(raw: str) -> tuple[dict[str, Any], list[Feature], str, An
     return spec, features, label["column"], positive
 
 
-def dataset_location(env: dict[str, str]) -> str:
+def dataset_location(env: dict[str, str]) -> tuple[str, str]:
+    """(local path, s3 URI): a local file, or an s3:// object that run() fetches into scratch first."""
     path = env.get("MLOPS_DATASET_PATH", "").strip()
     if path:
-        return path
+        return path, ""
     uri = env.get("MLOPS_DATASET_URI", "").strip()
     if not uri:
         raise TrainerError(EXIT_CONFIG, "MLOPS_DATASET_PATH or MLOPS_DATASET_URI is required")
     parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        if not parsed.netloc or not parsed.path.strip("/"):
+            raise TrainerError(EXIT_CONFIG, f"MLOPS_DATASET_URI {uri!r} must be s3://<bucket>/<key>")
+        return "", uri
     if parsed.scheme != "file":
         raise TrainerError(
             EXIT_CONFIG,
-            f"MLOPS_DATASET_URI: scheme {parsed.scheme or '(none)'!r} is not supported (use file:// or "
-            "MLOPS_DATASET_PATH)",
+            f"MLOPS_DATASET_URI: scheme {parsed.scheme or '(none)'!r} is not supported "
+            "(use file://, s3:// or MLOPS_DATASET_PATH)",
         )
     if parsed.netloc not in ("", "localhost"):
         raise TrainerError(EXIT_CONFIG, f"MLOPS_DATASET_URI: remote host {parsed.netloc!r} is not supported")
-    return unquote(parsed.path)
+    return unquote(parsed.path), ""
+
+
+def fetch_s3_dataset(cfg: Config, env: dict[str, str]) -> str:
+    """Downloads the s3:// dataset into scratch and returns the local path (its sha256 is verified next).
+
+    Endpoint and region from MLOPS_S3_ENDPOINT / MLOPS_S3_REGION; credentials from the standard
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables, which the Job fills from a Secret reference.
+    """
+    try:
+        import boto3
+        from botocore.config import Config as BotoConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise TrainerError(
+            EXIT_BACKEND, "MLOPS_DATASET_URI is s3:// but boto3 is not installed in this image"
+        ) from None
+    parsed = urlparse(cfg.dataset_uri)
+    bucket, key = parsed.netloc, unquote(parsed.path.lstrip("/"))
+    endpoint = env.get("MLOPS_S3_ENDPOINT", "").strip() or None
+    region = env.get("MLOPS_S3_REGION", "").strip() or DEFAULT_S3_REGION
+    folder = cfg.scratch_dir or tempfile.mkdtemp(prefix="mlops-dataset-")
+    os.makedirs(folder, exist_ok=True)
+    local = os.path.join(folder, f"dataset-{cfg.dataset_sha256}")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        # Path-style and plain payloads: what S3-compatible servers (and AWS) all accept.
+        config=BotoConfig(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+    progress(f"fetching {cfg.dataset_uri}")
+    try:
+        client.download_file(bucket, key, local)
+    except ClientError as err:
+        code = str(err.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+            raise TrainerError(EXIT_DATA, f"dataset {cfg.dataset_uri} does not exist ({code})") from None
+        raise TrainerError(EXIT_DATA, f"dataset {cfg.dataset_uri} cannot be read: {code or err}") from None
+    except BotoCoreError as err:
+        raise TrainerError(EXIT_DATA, f"dataset {cfg.dataset_uri} cannot be read: {err}") from None
+    return local
 
 
 def read_config(env: dict[str, str]) -> Config:
@@ -273,10 +338,23 @@ def read_config(env: dict[str, str]) -> Config:
     every_raw = env.get("MLOPS_CHECKPOINT_EVERY", "").strip() or str(DEFAULT_CHECKPOINT_EVERY)
     if not re.fullmatch(r"[1-9]\d{0,5}", every_raw):
         raise TrainerError(EXIT_CONFIG, f"MLOPS_CHECKPOINT_EVERY {every_raw!r} must be a positive integer")
+    budget_raw = env.get("MLOPS_MAX_EPOCHS_PER_ATTEMPT", "").strip() or "0"
+    if not re.fullmatch(r"\d{1,6}", budget_raw):
+        raise TrainerError(
+            EXIT_CONFIG, f"MLOPS_MAX_EPOCHS_PER_ATTEMPT {budget_raw!r} must be a non-negative integer"
+        )
+    if int(budget_raw) > 0 and backend != "torch":
+        raise TrainerError(
+            EXIT_CONFIG, "MLOPS_MAX_EPOCHS_PER_ATTEMPT needs MLOPS_BACKEND=torch (only it trains in epochs)"
+        )
+    dataset_path, dataset_uri = dataset_location(env)
     return Config(
         tracking_uri=tracking_uri,
         run_id=run_id,
-        dataset_path=dataset_location(env),
+        dataset_path=dataset_path,
+        dataset_uri=dataset_uri,
+        scratch_dir=env.get("MLOPS_SCRATCH_DIR", "").strip(),
+        max_epochs_per_attempt=int(budget_raw),
         dataset_sha256=sha,
         spec=spec,
         features=features,
@@ -550,13 +628,70 @@ def train_sklearn(cfg: Config, X_train, y_train):
     return onx, model.predict_proba, {"model": "GradientBoostingClassifier"}
 
 
+def pack_state(torch: Any, state: Any) -> dict[str, Any]:
+    """A checkpoint as `{"meta": <JSON text>, "tensors": [tensor, ...]}`: the only shape it is saved in.
+
+    Everything but tensors (epochs, the identity, the optimiser's settings) goes into a JSON text that
+    keeps dict keys' types and floats exactly, so the file loads with `weights_only=True` on every torch
+    (1.13's tensor-only unpickler reads no float).
+    """
+    tensors: list[Any] = []
+
+    def walk(obj: Any) -> Any:
+        if torch.is_tensor(obj):
+            tensors.append(obj.detach().to("cpu"))
+            return {"t": len(tensors) - 1}
+        if isinstance(obj, dict):
+            return {"d": [[k, walk(v)] for k, v in obj.items()]}
+        if isinstance(obj, tuple):
+            return {"tu": [walk(v) for v in obj]}
+        if isinstance(obj, list):
+            return {"l": [walk(v) for v in obj]}
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            return {"v": obj}
+        raise TypeError(f"checkpoint value of type {type(obj).__name__} cannot be saved")
+
+    return {"meta": json.dumps(walk(state)), "tensors": tensors}
+
+
+def unpack_state(torch: Any, saved: Any) -> Any:
+    """The state saved by pack_state; ValueError for anything else."""
+    if not (
+        isinstance(saved, dict) and isinstance(saved.get("meta"), str) and isinstance(saved.get("tensors"), list)
+    ):
+        raise ValueError("not a checkpoint of this trainer (no meta and tensors)")
+    tensors = saved["tensors"]
+
+    def walk(node: Any) -> Any:
+        if not isinstance(node, dict) or len(node) != 1:
+            raise ValueError("malformed checkpoint meta")
+        ((kind, value),) = node.items()
+        if kind == "t" and isinstance(value, int) and 0 <= value < len(tensors):
+            if not torch.is_tensor(tensors[value]):
+                raise ValueError("malformed checkpoint tensors")
+            return tensors[value]
+        if kind == "d":
+            return {k: walk(v) for k, v in value}
+        if kind == "tu":
+            return tuple(walk(v) for v in value)
+        if kind == "l":
+            return [walk(v) for v in value]
+        if kind == "v":
+            return value
+        raise ValueError(f"malformed checkpoint meta ({kind!r})")
+
+    return walk(json.loads(saved["meta"]))
+
+
 class Checkpoints:
     """The torch path's epoch checkpoints, kept in the run's own artifacts (`checkpoints/last.pt`).
 
     A preempted or evicted job is resubmitted with the same MLflow run id; its new pod, on whatever
     node, downloads the last checkpoint and continues from the epoch after it. A checkpoint is only
-    resumed from when it was written for the same dataset, seed, hyperparameters and input width;
-    anything else starts afresh (and says so).
+    resumed from when its identity matches: written for this run, dataset, feature spec, seed,
+    hyperparameters and input width. Anything else is refused: training starts afresh, says which
+    fields differ, and tags the run (`mlops.checkpoint.refused`). Checkpoints are loaded with
+    `weights_only=True`: tensors and plain containers only, never arbitrary pickled objects.
     """
 
     def __init__(self, cfg: Config, client: Any):
@@ -566,16 +701,27 @@ class Checkpoints:
         os.makedirs(self.dir, exist_ok=True)
 
     def identity(self, width: int) -> dict[str, Any]:
+        spec = json.dumps(self.cfg.spec, sort_keys=True, separators=(",", ":")).encode()
         return {
             "format": CHECKPOINT_FORMAT,
+            "run_id": self.cfg.run_id,
             "dataset_sha256": self.cfg.dataset_sha256,
+            "feature_spec_sha256": hashlib.sha256(spec).hexdigest(),
             "seed": self.cfg.seed,
             "hyperparams": self.cfg.hyperparams,
             "width": width,
         }
 
+    def refuse(self, why: str) -> None:
+        where = f"{CHECKPOINT_ARTIFACT_DIR}/{CHECKPOINT_FILE}"
+        progress(f"checkpoint {where} refused: {why}; starting from epoch 1")
+        tracking_call(
+            "tagging the refused checkpoint",
+            lambda: self.client.set_tag(self.cfg.run_id, "mlops.checkpoint.refused", why[:500]),
+        )
+
     def load(self, torch: Any, width: int) -> dict[str, Any] | None:
-        """The last checkpoint of this run, or None (none yet, or written for other inputs)."""
+        """The last checkpoint of this run, or None (none yet, or refused: written for other inputs)."""
         try:
             local = self.client.download_artifacts(
                 self.cfg.run_id, f"{CHECKPOINT_ARTIFACT_DIR}/{CHECKPOINT_FILE}", self.dir
@@ -583,19 +729,26 @@ class Checkpoints:
         except Exception:  # no checkpoint artifact yet: a first attempt
             return None
         try:
-            state = torch.load(local, map_location="cpu", weights_only=False)
+            saved = torch.load(local, map_location="cpu", weights_only=True)
+            state = unpack_state(torch, saved)
         except Exception as err:
-            progress(f"checkpoint {local} unreadable ({type(err).__name__}); starting from epoch 1")
+            self.refuse(f"unreadable ({type(err).__name__}: {str(err)[:200]})")
             return None
-        if state.get("identity") != self.identity(width):
-            progress("checkpoint was written for other inputs (data, seed or hyperparameters); starting afresh")
+        expected = self.identity(width)
+        found = state.get("identity") if isinstance(state, dict) else None
+        if not isinstance(found, dict):
+            self.refuse("it carries no identity")
+            return None
+        differs = sorted(k for k in set(expected) | set(found) if found.get(k) != expected.get(k))
+        if differs:
+            self.refuse(f"written for another {', '.join(differs)}")
             return None
         return state
 
     def save(self, torch: Any, state: dict[str, Any]) -> None:
         path = os.path.join(self.dir, CHECKPOINT_FILE)
         tmp = f"{path}.tmp"
-        torch.save(state, tmp)
+        torch.save(pack_state(torch, state), tmp)
         os.replace(tmp, path)
         tracking_call(
             f"uploading checkpoint of epoch {state['epoch']}",
@@ -651,7 +804,10 @@ def train_torch(cfg: Config, X_train, y_train, checkpoints: Checkpoints | None =
         progress(f"resuming from the checkpoint of epoch {first_epoch}/{hp['epochs']}")
     net.train()
     epoch_started = time.monotonic()
-    for epoch in range(first_epoch, hp["epochs"]):
+    # The last epoch this attempt trains: all of them, or MLOPS_MAX_EPOCHS_PER_ATTEMPT more.
+    budget = cfg.max_epochs_per_attempt
+    stop_after = min(hp["epochs"], first_epoch + budget) if budget > 0 else hp["epochs"]
+    for epoch in range(first_epoch, stop_after):
         order = torch.randperm(len(features), generator=generator).to(device)
         total = 0.0
         for start in range(0, len(order), hp["batch_size"]):
@@ -663,7 +819,8 @@ def train_torch(cfg: Config, X_train, y_train, checkpoints: Checkpoints | None =
             total += float(loss) * len(idx)
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == hp["epochs"]:
             progress(f"epoch {epoch + 1}/{hp['epochs']} loss {total / len(order):.4f}")
-        if checkpoints and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == hp["epochs"]):
+        last_of_attempt = epoch + 1 == stop_after
+        if checkpoints and ((epoch + 1) % cfg.checkpoint_every == 0 or last_of_attempt):
             checkpoints.save(
                 torch,
                 {
@@ -674,6 +831,8 @@ def train_torch(cfg: Config, X_train, y_train, checkpoints: Checkpoints | None =
                     "generator": generator.get_state(),
                 },
             )
+    if stop_after < hp["epochs"]:
+        raise Yielded(stop_after, hp["epochs"])
     epochs_run = hp["epochs"] - first_epoch
     elapsed = max(time.monotonic() - epoch_started, 1e-9)
     rows_per_second = epochs_run * len(features) / elapsed
@@ -748,9 +907,11 @@ def tracking_call(what: str, fn: Callable[[], Any]) -> Any:
         raise TrainerError(EXIT_TRACKING, f"MLflow: {what} failed: {type(err).__name__}: {err}") from None
 
 
-def run(cfg: Config) -> None:
+def run(cfg: Config, env: dict[str, str]) -> None:
     import numpy as np
 
+    if cfg.dataset_uri:
+        cfg.dataset_path = fetch_s3_dataset(cfg, env)
     progress(f"verifying sha256 of {cfg.dataset_path}")
     verify_sha256(cfg.dataset_path, cfg.dataset_sha256)
 
@@ -781,7 +942,7 @@ def run(cfg: Config) -> None:
             onx, predict_proba, extra, run_metrics = train_torch(cfg, X_train, y_train, Checkpoints(cfg, client))
         else:
             onx, predict_proba, extra = train_sklearn(cfg, X_train, y_train)
-    except TrainerError:
+    except (TrainerError, Yielded):
         raise
     except Exception as err:
         raise TrainerError(EXIT_TRAINING, f"training failed: {type(err).__name__}: {err}") from None
@@ -890,8 +1051,12 @@ def main() -> int:
     env = dict(os.environ)
     try:
         cfg = read_config(env)
-        run(cfg)
+        run(cfg, env)
         return EXIT_OK
+    except Yielded as stop:
+        # The run stays RUNNING: the next attempt resumes from the checkpoint just uploaded.
+        progress(str(stop))
+        return EXIT_YIELDED
     except TrainerError as err:
         message = redact(str(err))
         print(f"trainer: {message}", file=sys.stderr, flush=True)
