@@ -3,9 +3,10 @@
  * default) runs each job as a process on the worker's machine, mapping the reference trainer image
  * to the reference trainer script in the local stack's Python environment.
  */
+import path from 'node:path';
 import type { WorkerConfig } from '../config';
 import { TRAINER_SCRIPT, VENV_PYTHON } from '../stack/paths';
-import { createKubernetesJobRunner, kubernetesRunnerConfigFromEnv } from './kubernetes-runner';
+import { kubernetesRunnerFromEnv } from './kubernetes-runner';
 import { LocalProcessRunner } from './local-runner';
 import type { JobRunner } from './types';
 
@@ -25,7 +26,8 @@ export function referenceTrainerImages(): Record<string, string[]> {
  * whose settings come from the `MLOPS_K8S_*` environment (see README, "Kubernetes").
  */
 export function createJobRunner(
-  config: Pick<WorkerConfig, 'jobRunner' | 'jobsDir' | 'localImages'>,
+  config: Pick<WorkerConfig, 'jobRunner' | 'jobsDir' | 'localImages'> &
+    Partial<Pick<WorkerConfig, 'stateDir'>>,
   env: NodeJS.ProcessEnv = process.env,
 ): JobRunner {
   switch (config.jobRunner) {
@@ -35,6 +37,6 @@ export function createJobRunner(
         images: { ...referenceTrainerImages(), ...config.localImages },
       });
     case 'kubernetes':
-      return createKubernetesJobRunner(kubernetesRunnerConfigFromEnv(env));
+      return kubernetesRunnerFromEnv(env, config.stateDir ?? path.dirname(config.jobsDir));
   }
 }

@@ -17,11 +17,22 @@
  *   failure once the queue timeout has passed since the Job was created.
  * - **Cancellation and GC**: delete is foreground (the pods go before the Job) and waits until the
  *   Job is gone; {@link KubernetesJobRunner.collectGarbage} removes Jobs of finished owners.
+ * - **Datasets the pod can reach**: a snapshot on the worker's disk is staged in the object store
+ *   or mounted from a shared volume, as configured (`datasets`, see dataset-placement.ts); with
+ *   neither, the Job is refused (`DatasetNotReachableError`) instead of handed a worker path.
  */
 import { createHash } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { JobReason } from '../core/contracts/jobs';
+import { s3ConnectorFromEnv } from '../data/sources';
+import {
+  createS3SnapshotStager,
+  DatasetPlacementConfig,
+  mountDataset,
+  stageDataset,
+  type SnapshotStager,
+} from './dataset-placement';
 import {
   assertValidJobName,
   JobOwnershipError,
@@ -104,6 +115,8 @@ export const KubernetesRunnerConfig = z.object({
   kueue: z.object({ queueName: labelValue.min(1) }).optional(),
   queueTimeoutSeconds: z.number().int().positive().default(DEFAULT_QUEUE_TIMEOUT_SECONDS),
   imagePullGraceSeconds: z.number().int().nonnegative().default(DEFAULT_IMAGE_PULL_GRACE_SECONDS),
+  /** How a snapshot on the worker's disk reaches the pod (object store or shared volume); none: refused. */
+  datasets: DatasetPlacementConfig.prefault({}),
   /** The pod template's fixed part: where GPU pods may run and as whom. */
   template: z
     .object({
@@ -231,6 +244,8 @@ export class KubernetesJobRunner implements JobRunner {
     private readonly config: Config,
     kubeConfig: k8s.KubeConfig,
     private readonly now: () => number = Date.now,
+    /** Uploads snapshots for `datasets.objectStore` (the worker's credentials). */
+    private readonly stager?: SnapshotStager,
   ) {
     this.batch = kubeConfig.makeApiClient(k8s.BatchV1Api);
     this.core = kubeConfig.makeApiClient(k8s.CoreV1Api);
@@ -241,9 +256,14 @@ export class KubernetesJobRunner implements JobRunner {
     return this.config.namespace;
   }
 
-  /** The Job this runner would create for `spec` (exported for tests and server-side dry runs). */
-  buildJob(spec: KubernetesJobSpec): k8s.V1Job {
-    assertValidJobName(spec.name);
+  /**
+   * The Job this runner would create for `spec` (exported for tests and server-side dry runs). A
+   * dataset on the worker's disk must lie on the configured shared volume (else
+   * `DatasetNotReachableError`); `submit` stages it in the object store first when one is configured.
+   */
+  buildJob(given: KubernetesJobSpec): k8s.V1Job {
+    assertValidJobName(given.name);
+    const { spec, mount } = mountDataset(given, this.config.datasets);
     const owner = spec.labels[OWNER_LABEL];
     if (!owner)
       throw new JobSpecError(`job ${spec.name}: labels.${OWNER_LABEL} (the owning workflow) is required`);
@@ -340,12 +360,14 @@ export class KubernetesJobRunner implements JobRunner {
             volumeMounts: [
               { name: 'scratch', mountPath: SCRATCH_MOUNT },
               { name: 'tmp', mountPath: '/tmp' },
+              ...(mount ? [mount.mount] : []),
             ],
           },
         ],
         volumes: [
           { name: 'scratch', emptyDir: { sizeLimit: t.scratchSize } },
           { name: 'tmp', emptyDir: { sizeLimit: t.tmpSize } },
+          ...(mount ? [mount.volume] : []),
         ],
       },
     };
@@ -382,7 +404,9 @@ export class KubernetesJobRunner implements JobRunner {
     };
   }
 
-  async submit(spec: KubernetesJobSpec): Promise<{ created: boolean; status: KubernetesJobStatus }> {
+  async submit(given: KubernetesJobSpec): Promise<{ created: boolean; status: KubernetesJobStatus }> {
+    // Content-addressed staging: a retried submit stages nothing new and builds the same Job.
+    const spec = await stageDataset(given, this.config.datasets, this.stager);
     const job = this.buildJob(spec);
     const owner = spec.labels[OWNER_LABEL];
     for (;;) {
@@ -708,7 +732,7 @@ function loadKubeConfig(config: Config): k8s.KubeConfig {
  */
 export function createKubernetesJobRunner(
   config: KubernetesRunnerConfig,
-  deps: { kubeConfig?: k8s.KubeConfig; now?: () => number } = {},
+  deps: { kubeConfig?: k8s.KubeConfig; now?: () => number; stager?: SnapshotStager } = {},
 ): KubernetesJobRunner {
   const parsed = KubernetesRunnerConfig.safeParse(config);
   if (!parsed.success) {
@@ -717,7 +741,15 @@ export function createKubernetesJobRunner(
       `kubernetes runner config: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
     );
   }
-  return new KubernetesJobRunner(parsed.data, deps.kubeConfig ?? loadKubeConfig(parsed.data), deps.now);
+  if (parsed.data.datasets.objectStore && !deps.stager) {
+    throw new JobSpecError('kubernetes runner config: datasets.objectStore needs an uploader (deps.stager)');
+  }
+  return new KubernetesJobRunner(
+    parsed.data,
+    deps.kubeConfig ?? loadKubeConfig(parsed.data),
+    deps.now,
+    deps.stager,
+  );
 }
 
 /** Environment variables of the worker that configure the runner (deploy/k8s/worker ConfigMap). */
@@ -734,7 +766,35 @@ export const KUBERNETES_RUNNER_ENV = {
   imagePullSecrets: 'MLOPS_K8S_IMAGE_PULL_SECRETS',
   /** JSON object of pod annotations (autoscaler hints such as safe-to-evict, simulator timings in tests). */
   podAnnotations: 'MLOPS_K8S_POD_ANNOTATIONS',
+  /** Object store for snapshots: the bucket (and key prefix) the worker stages them in for the Job. */
+  datasetBucket: 'MLOPS_K8S_DATASET_BUCKET',
+  datasetPrefix: 'MLOPS_K8S_DATASET_PREFIX',
+  /** Secret in the training namespace with the Job's S3 credentials (keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). */
+  datasetSecret: 'MLOPS_K8S_DATASET_SECRET',
+  /** The S3 endpoint as the Job sees it (default: the worker's MLOPS_S3_ENDPOINT). */
+  datasetEndpoint: 'MLOPS_K8S_DATASET_S3_ENDPOINT',
+  /** Shared volume instead: the PVC, the worker folder it holds, and where the pod mounts it. */
+  datasetClaim: 'MLOPS_K8S_DATASET_CLAIM',
+  datasetVolumeRoot: 'MLOPS_K8S_DATASET_VOLUME_ROOT',
+  datasetVolumeMount: 'MLOPS_K8S_DATASET_VOLUME_MOUNT',
 } as const;
+
+/**
+ * The runner the worker's environment configures, with the snapshot uploader built from the
+ * worker's S3 connector (`MLOPS_S3_*`, credentials from its secret store) when
+ * `MLOPS_K8S_DATASET_BUCKET` asks for object-store staging.
+ */
+export function kubernetesRunnerFromEnv(env: NodeJS.ProcessEnv, stateDir: string): KubernetesJobRunner {
+  const config = kubernetesRunnerConfigFromEnv(env);
+  if (!config.datasets?.objectStore) return createKubernetesJobRunner(config);
+  const connector = s3ConnectorFromEnv(env, stateDir);
+  if (!connector) {
+    throw new JobSpecError(
+      `${KUBERNETES_RUNNER_ENV.datasetBucket} needs the worker's S3 connector (MLOPS_S3_ENDPOINT or MLOPS_S3_ENABLED=1)`,
+    );
+  }
+  return createKubernetesJobRunner(config, { stager: createS3SnapshotStager(connector) });
+}
 
 /**
  * The runner's configuration from the worker's environment (names in {@link KUBERNETES_RUNNER_ENV};
@@ -782,8 +842,48 @@ export function kubernetesRunnerConfigFromEnv(env: NodeJS.ProcessEnv = process.e
   const serviceAccountName = get(E.serviceAccount);
   const priorityClassName = get(E.priorityClass);
   const pullSecrets = get(E.imagePullSecrets);
+  const bucket = get(E.datasetBucket);
+  const claim = get(E.datasetClaim);
+  const s3Endpoint = get(E.datasetEndpoint) ?? get('MLOPS_S3_ENDPOINT');
+  const s3Region = get('MLOPS_S3_REGION');
+  const prefix = get(E.datasetPrefix);
+  const volumeRoot = get(E.datasetVolumeRoot);
+  const volumeMount = get(E.datasetVolumeMount);
+  if (bucket && !get(E.datasetSecret)) {
+    throw new JobSpecError(
+      `${E.datasetSecret} is required with ${E.datasetBucket} (the Job's S3 credentials)`,
+    );
+  }
+  if (claim && !volumeRoot) {
+    throw new JobSpecError(
+      `${E.datasetVolumeRoot} is required with ${E.datasetClaim} (the worker folder it holds)`,
+    );
+  }
+  const datasets = {
+    ...(bucket
+      ? {
+          objectStore: {
+            bucket,
+            credentialsSecret: get(E.datasetSecret) ?? '',
+            ...(prefix !== undefined ? { prefix } : {}),
+            ...(s3Endpoint ? { endpoint: s3Endpoint } : {}),
+            ...(s3Region ? { region: s3Region } : {}),
+          },
+        }
+      : {}),
+    ...(claim
+      ? {
+          sharedVolume: {
+            claimName: claim,
+            localRoot: volumeRoot ?? '',
+            ...(volumeMount ? { mountPath: volumeMount } : {}),
+          },
+        }
+      : {}),
+  };
   return {
     namespace,
+    ...(bucket || claim ? { datasets } : {}),
     ...(kubeconfig ? { kubeconfig } : {}),
     ...(queue ? { kueue: { queueName: queue } } : {}),
     ...(queueTimeoutSeconds !== undefined ? { queueTimeoutSeconds } : {}),

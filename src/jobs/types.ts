@@ -57,7 +57,7 @@ export class JobOwnershipError extends Error {
 
 /** The job spec cannot be run by this runner (unknown image, invalid name). */
 export class JobSpecError extends Error {
-  override readonly name = 'JobSpecError';
+  override readonly name: string = 'JobSpecError';
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

@@ -12,7 +12,9 @@ import {
   type KubernetesJobStatus,
   type KubernetesRunnerConfig,
 } from '../../src/jobs/kubernetes-runner';
+import { createS3SnapshotStager, type SnapshotStager } from '../../src/jobs/dataset-placement';
 import { OWNER_LABEL } from '../../src/jobs/types';
+import { DATASET_BUCKET, DATASET_CLAIM, DATASET_SECRET, SHARED_DATASET_ROOT } from './setup';
 
 /** The training namespace, worker identity and queue of deploy/k8s. */
 export const TRAINING_NAMESPACE = 'mlops-training';
@@ -80,13 +82,53 @@ export async function workerKubeConfig(): Promise<k8s.KubeConfig> {
   return kubeConfig(workerToken);
 }
 
-/** The runner as the worker would build it, with the worker's token; `over` tweaks the config. */
+/** Where the shared dataset volume is mounted in the pods of runners configured with it. */
+export const SHARED_DATASET_MOUNT = '/datasets';
+
+/** Dataset placement by the layer's shared volume (the claim holding `/data` of the worker). */
+export const SHARED_VOLUME_DATASETS: NonNullable<KubernetesRunnerConfig['datasets']> = {
+  sharedVolume: { claimName: DATASET_CLAIM, localRoot: SHARED_DATASET_ROOT, mountPath: SHARED_DATASET_MOUNT },
+};
+
+/** Dataset placement by staging in the layer's S3 server (the Job reads it as the endpoint says). */
+export function objectStoreDatasets(): NonNullable<KubernetesRunnerConfig['datasets']> {
+  return {
+    objectStore: {
+      bucket: DATASET_BUCKET,
+      endpoint: inject('kubeS3Endpoint'),
+      credentialsSecret: DATASET_SECRET,
+    },
+  };
+}
+
+/** The worker's uploader for staged snapshots, with the S3 server's credentials from a secret store. */
+export function datasetStager(): SnapshotStager {
+  const values: Record<string, string> = {
+    'access-key-id': inject('kubeS3AccessKeyId'),
+    'secret-access-key': inject('kubeS3SecretAccessKey'),
+  };
+  return createS3SnapshotStager({
+    config: {
+      endpoint: inject('kubeS3Endpoint'),
+      accessKeyId: { secret: 's3', key: 'access-key-id' },
+      secretAccessKey: { secret: 's3', key: 'secret-access-key' },
+    },
+    secrets: { kind: 'test', get: async (ref) => values[ref.key] },
+  });
+}
+
+/**
+ * The runner as the worker would build it, with the worker's token; `over` tweaks the config.
+ * Datasets default to the shared volume; with `datasets.objectStore` the runner gets the uploader.
+ */
 export async function workerRunner(over: Partial<KubernetesRunnerConfig> = {}): Promise<KubernetesJobRunner> {
+  const datasets = over.datasets ?? SHARED_VOLUME_DATASETS;
   return createKubernetesJobRunner(
     {
       namespace: TRAINING_NAMESPACE,
       kueue: { queueName: LOCAL_QUEUE },
       ...over,
+      datasets,
       template: {
         serviceAccountName: 'mlops-trainer',
         priorityClassName: 'mlops-training',
@@ -95,7 +137,7 @@ export async function workerRunner(over: Partial<KubernetesRunnerConfig> = {}): 
         ...over.template,
       },
     },
-    { kubeConfig: await workerKubeConfig() },
+    { kubeConfig: await workerKubeConfig(), ...(datasets.objectStore ? { stager: datasetStager() } : {}) },
   );
 }
 
