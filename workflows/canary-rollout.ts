@@ -169,7 +169,16 @@ export async function canaryRollout(raw: CanaryInput): Promise<CanaryResult> {
       patched(BUSINESS_KPI_PATCH)
     ) {
       const from = policy.businessKpi.window === 'rollout' ? (labelsFrom ?? before.at) : before.at;
-      outcomes = await labelledOutcomes(from, after.at);
+      // A long join must not hold back a pushed breach or an abort: they win the race and cancel it.
+      const join = new CancellationScope();
+      const joined = join.run(() => labelledOutcomes(from, after.at));
+      joined.catch(() => undefined);
+      await Promise.race([joined, condition(interrupted)]);
+      if (interrupted()) {
+        join.cancel();
+        return 'interrupted';
+      }
+      outcomes = await joined;
     }
     let result: AnalysisResult;
     if (typeof before === 'string' || typeof after === 'string') {

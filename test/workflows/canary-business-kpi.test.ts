@@ -13,7 +13,12 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BusinessKpiPolicyInput } from '../../src/core/contracts/business-kpi';
-import type { CanaryInput, CanaryPolicyInput, CanaryResult } from '../../src/core/contracts/canary';
+import {
+  kpiBreachSignal,
+  type CanaryInput,
+  type CanaryPolicyInput,
+  type CanaryResult,
+} from '../../src/core/contracts/canary';
 import { canaryWorkflowId } from '../../src/core/contracts/gateway';
 import { VersionTags } from '../../src/core/contracts/registry';
 import { FileInferenceLogSource } from '../../src/drift/inference-source';
@@ -36,12 +41,14 @@ import {
   uniqueModel,
   type RunningWorker,
 } from '../helpers/env';
-import { fixtureFiles } from './helpers/rollout';
+import { fixtureFiles, until } from './helpers/rollout';
 
 /** The serving threshold the test's labels are written against (the policy default). */
 const THRESHOLD = 0.2;
 /** How often the labeller reads the inference log for new requests. */
 const LABEL_POLL_MS = 250;
+/** How long the slow label join of the breach test takes (a long rollout's log, simulated). */
+const SLOW_JOIN_MS = 20_000;
 /** Longest the labeller runs, whatever happens to the test. */
 const LABELLER_MAX_MS = 120_000;
 
@@ -61,6 +68,8 @@ let promWorker: RunningWorker | undefined;
 let prom: RunningPrometheus | undefined;
 let taskQueue: string;
 let promTaskQueue: string;
+let slowWorker: RunningWorker | undefined;
+let slowTaskQueue: string;
 let inferenceLogDir: string;
 let labelsDir: string;
 const model = uniqueModel('bizkpi');
@@ -178,10 +187,30 @@ beforeAll(async () => {
       ),
     },
   });
+  // The same label source behind a delay: a join that takes SLOW_JOIN_MS (test double for a
+  // long log; the join itself is the real one).
+  const realLabels = fileDelayedLabels({ inferenceLogDir, labelsDir });
+  const slowConfig = testWorkerConfig(tempDir('bizkpi-slow-worker'));
+  slowTaskQueue = slowConfig.taskQueue;
+  slowWorker = await runWorker({
+    connection: env.nativeConnection,
+    config: slowConfig,
+    ports: {
+      router: new GatewayTrafficRouter(gw.url, () => adminKey.key),
+      kpi: withDelayedLabels(new GatewayMetricsKpiSource(`${gw.url}/metrics`), {
+        kind: 'slow',
+        outcomes: async (req) => {
+          await new Promise((r) => setTimeout(r, SLOW_JOIN_MS));
+          return realLabels.outcomes(req);
+        },
+      }),
+    },
+  });
 }, 240_000);
 
 afterAll(async () => {
   await worker?.stop();
+  await slowWorker?.stop();
   await promWorker?.stop();
   await prom?.stop();
   await gw?.close();
@@ -263,6 +292,39 @@ describe('canaryRollout: business KPI on delayed labels', () => {
     expect(result.outcome, JSON.stringify(result.status.analyses)).toBe('rolled-back');
     const failing = result.status.analyses[0]!.checks.filter((c) => !c.passed).map((c) => c.name);
     expect(failing).toEqual(['canary.business.cost.vs-stable']);
+    expect(await route()).toMatchObject({ stable, canaryWeight: 0 });
+  });
+
+  it('a kpiBreach pushed while the label join runs rolls back at once, cancelling the join', async () => {
+    const v = (await registerModelFiles(mlflow, model, fixtureFiles('good'))).version;
+    const input: CanaryInput = {
+      model,
+      version: v,
+      policy: { ...FAST, bakeTime: '1s', businessKpi: BUSINESS },
+    };
+    const handle = await env.client.workflow.start('canaryRollout', {
+      taskQueue: slowTaskQueue,
+      workflowId: canaryWorkflowId(model, v),
+      args: [input],
+    });
+    await until(async () => {
+      const d = await handle.describe();
+      return d.raw.pendingActivities?.some((a) => a.activityType?.name === 'measureLabelledOutcomes')
+        ? true
+        : undefined;
+    }, 30_000);
+    const pushed = Date.now();
+    await handle.signal(kpiBreachSignal, {
+      metric: 'error_rate',
+      value: 0.4,
+      threshold: 0.05,
+      window: '60s',
+    });
+    const result = (await handle.result()) as CanaryResult;
+    expect(Date.now() - pushed).toBeLessThan(SLOW_JOIN_MS / 2);
+    expect(result.outcome).toBe('rolled-back');
+    expect(result.reason).toMatch(/KPI breach pushed by the gateway/);
+    expect(result.status.analyses).toHaveLength(0);
     expect(await route()).toMatchObject({ stable, canaryWeight: 0 });
   });
 
