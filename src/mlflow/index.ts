@@ -3,5 +3,6 @@
  * models, versions, tags, aliases). Node-only; workflow code may import its types only.
  */
 export * from './client';
+export * from './credentials';
 export * from './errors';
 export * from './schemas';

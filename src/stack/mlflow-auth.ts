@@ -31,7 +31,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { experimentName } from '../core/contracts/registry';
-import { MlflowClient, type MlflowAuth } from '../mlflow';
+import {
+  MLFLOW_PASSWORD_KEY,
+  MLFLOW_USERNAME_KEY,
+  MlflowClient,
+  mlflowAuthFromSecret,
+  type MlflowAuth,
+} from '../mlflow';
 import { MlflowAlreadyExistsError, mlflowErrorFromNetwork, mlflowErrorFromResponse } from '../mlflow/errors';
 import type { SecretRef, SecretStore, WritableSecretStore } from '../ports/secret-store';
 import {
@@ -79,8 +85,9 @@ export const IDENTITY_GRANTS: Record<
 /** The secret holding an identity's credentials. */
 export const identitySecret = (identity: MlflowIdentity): string => `mlflow-${identity}`;
 /** Keys of an identity's credentials secret: the variables MLflow's own clients read. */
-export const USERNAME_KEY = 'MLFLOW_TRACKING_USERNAME';
-export const PASSWORD_KEY = 'MLFLOW_TRACKING_PASSWORD';
+export const USERNAME_KEY = MLFLOW_USERNAME_KEY;
+export const PASSWORD_KEY = MLFLOW_PASSWORD_KEY;
+export { mlflowAuthFromSecret };
 
 const adminRef = (key: 'password' | 'flask-secret-key'): SecretRef => ({ secret: MLFLOW_ADMIN_SECRET, key });
 
@@ -95,26 +102,6 @@ async function ensureSecret(store: WritableSecretStore, ref: SecretRef): Promise
   const value = generateSecret();
   await store.put(ref, value);
   return value;
-}
-
-/**
- * Basic credentials read by reference: `<secret>/MLFLOW_TRACKING_USERNAME` and
- * `<secret>/MLFLOW_TRACKING_PASSWORD`; undefined when the secret holds neither. Errors name the
- * reference, never a value.
- */
-export async function mlflowAuthFromSecret(
-  store: SecretStore,
-  secret: string,
-): Promise<MlflowAuth | undefined> {
-  const [username, password] = await Promise.all([
-    store.get({ secret, key: USERNAME_KEY }),
-    store.get({ secret, key: PASSWORD_KEY }),
-  ]);
-  if (username === undefined && password === undefined) return undefined;
-  if (!username || !password) {
-    throw new Error(`MLflow credentials secret ${secret} must hold both ${USERNAME_KEY} and ${PASSWORD_KEY}`);
-  }
-  return { kind: 'basic', username, password };
 }
 
 /**

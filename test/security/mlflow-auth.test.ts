@@ -18,7 +18,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +80,14 @@ let trainerOutput = '';
 /** Every secret value this file handles, and every error message it saw: the scan's needles and haystacks. */
 const secretValues: string[] = [];
 const errorMessages: string[] = [];
+
+/** Folders this file made (server state, secrets, datasets, the worker's state): removed at the end. */
+const scratchDirs: string[] = [];
+function scratch(prefix: string): string {
+  const dir = tempDir(prefix);
+  scratchDirs.push(dir);
+  return dir;
+}
 
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -148,7 +156,7 @@ function filesUnder(dir: string): string[] {
 }
 
 beforeAll(async () => {
-  stateDir = tempDir('mlflow-auth');
+  stateDir = scratch('mlflow-auth');
   const store = createFileSecretStore(path.join(stateDir, 'secrets'));
   const started = await startAuthMlflowServer({
     stateDir: path.join(stateDir, 'mlflow'),
@@ -176,7 +184,7 @@ beforeAll(async () => {
   otherExperimentId = await client.pipeline.createExperiment(`mlops/${uniqueModel('other')}`);
 
   // The trainer's part, with the trainer's own credential.
-  const data = tempDir('mlflow-auth-data');
+  const data = scratch('mlflow-auth-data');
   const train = await writeDataset(data, 'train.csv', { rows: 3000, seed: 41 });
   const exit = await runTrainer({
     MLFLOW_TRACKING_URI: uri,
@@ -205,6 +213,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.stop();
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('MLflow basic auth: who may do what', () => {
@@ -333,7 +342,7 @@ describe('retrainingPipeline on the basic-auth MLflow, one identity per componen
 
   beforeAll(async () => {
     env = await createLocalEnv();
-    workerStateDir = tempDir('mlflow-auth-worker');
+    workerStateDir = scratch('mlflow-auth-worker');
     const config = {
       ...loadWorkerConfig({
         MLFLOW_TRACKING_URI: uri,
@@ -361,7 +370,7 @@ describe('retrainingPipeline on the basic-auth MLflow, one identity per componen
       config,
       ports: { registry: new MlflowModelRegistry(client.pipeline), jobs },
     });
-    const data = tempDir('mlflow-auth-wf-data');
+    const data = scratch('mlflow-auth-wf-data');
     const [train, holdout] = await Promise.all([
       writeDataset(data, 'train.csv', { rows: 3000, seed: 43 }),
       writeDataset(data, 'holdout.csv', { rows: 2000, seed: 97 }),
