@@ -9,6 +9,7 @@ import type { CbpeEstimate } from '../core/stats/cbpe';
 import {
   compareWindowToProfile,
   profileCategorical,
+  sortedNonNull,
   type ColumnarData,
   type FeatureDrift,
   type ReferenceProfile,
@@ -25,7 +26,6 @@ import {
   quantileEdges,
 } from '../core/stats/drift-tests';
 import { ksAndWasserstein, ksPValue } from '../core/stats/ks';
-import { sortFloat64 } from '../core/stats/sort';
 
 export interface FullFeatureDrift extends FeatureDrift {
   /** Every statistic computed for the feature (KS D and p, W1 raw and normalised, PSI; chi-square, JS, L-inf). */
@@ -51,15 +51,6 @@ export interface DriftReport {
   features: FeatureDrift[];
   cbpe?: CbpeEstimate[];
   performance?: PerformancePoint[];
-}
-
-function sortedNonNull(col: Float64Array): Float64Array {
-  let n = 0;
-  for (let i = 0; i < col.length; i++) if (!Number.isNaN(col[i]!)) n++;
-  const out = new Float64Array(n);
-  let k = 0;
-  for (let i = 0; i < col.length; i++) if (!Number.isNaN(col[i]!)) out[k++] = col[i]!;
-  return sortFloat64(out);
 }
 
 function numericFull(name: string, ref: Float64Array, cur: Float64Array): FullFeatureDrift {

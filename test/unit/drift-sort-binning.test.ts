@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { binCounts, binCountsSorted, binOf, quantileEdges } from '../../src/core/stats/drift-tests';
 import { createSeededRandom } from '../../src/core/stats/random';
-import { sortFloat64 } from '../../src/core/stats/sort';
+import { sortedWithoutNaN, sortFloat64 } from '../../src/core/stats/sort';
 
 const rng = createSeededRandom(20_261_201);
 const normal = (): number =>
@@ -37,6 +37,23 @@ describe('radix sort', () => {
         const native = x.slice().sort();
         const ours = sortFloat64(x.slice());
         expect(bits(ours)).toEqual(bits(native));
+      });
+
+  for (const [name, gen] of Object.entries(columns))
+    for (const n of [3_000, 50_001])
+      it(`${name}, ${n} values with NaN of every sign and payload: the sorted rest, column untouched`, () => {
+        const x = Float64Array.from({ length: n }, (_, i) => gen(i));
+        const w = new Uint32Array(x.buffer);
+        for (let i = 5; i < n; i += 53) {
+          w[2 * i] = i; // a payload in the low word
+          w[2 * i + 1] = i % 2 ? 0x7ff8_0000 : 0xfff0_0001; // quiet NaN, and a negative signalling one
+        }
+        expect(Number.isNaN(x[5]!) && Number.isNaN(x[58]!)).toBe(true);
+        const before = bits(x);
+        const expected = x.filter((v) => !Number.isNaN(v)).sort();
+        const got = sortedWithoutNaN(x);
+        expect(bits(got)).toEqual(bits(expected));
+        expect(bits(x)).toEqual(before);
       });
 
   it('a subarray sorts in place without touching its neighbours', () => {

@@ -27,7 +27,7 @@ import {
   quantileEdges,
 } from './drift-tests';
 import { createSeededRandom } from './random';
-import { sortFloat64 } from './sort';
+import { sortedWithoutNaN } from './sort';
 
 /** Reservoir sample size kept per numeric feature: enough for an exact KS against a small window. */
 export const DEFAULT_RESERVOIR_SIZE = 2_000;
@@ -128,12 +128,7 @@ export type CategoricalColumn = readonly (string | null)[];
 
 /** Sorted copy of the non-null values of a column. */
 export function sortedNonNull(column: NumericColumn): Float64Array {
-  let n = 0;
-  for (let i = 0; i < column.length; i++) if (!Number.isNaN(column[i]!)) n++;
-  const out = new Float64Array(n);
-  let k = 0;
-  for (let i = 0; i < column.length; i++) if (!Number.isNaN(column[i]!)) out[k++] = column[i]!;
-  return sortFloat64(out);
+  return sortedWithoutNaN(column);
 }
 
 function reservoir(values: Float64Array, size: number, seed: number): number[] {

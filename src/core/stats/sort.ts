@@ -61,6 +61,51 @@ export function sortFloat64(values: Float64Array): Float64Array {
     counts[4 * DIGITS + ((h >>> DIGIT_BITS) & DIGIT_MASK)]!++;
     counts[5 * DIGITS + (h >>> (2 * DIGIT_BITS))]!++;
   }
+  radixPasses(words, n, counts);
+  return values;
+}
+
+/**
+ * The non-NaN values of `column`, sorted ascending, in a new array (the column is left as it is).
+ * One pass drops NaN, turns bits into keys and counts the digits, so a column with nulls costs no
+ * more passes than a sort; the result may be a view on a buffer of the column's length.
+ */
+export function sortedWithoutNaN(column: Float64Array): Float64Array {
+  const total = column.length;
+  if (total < RADIX_MIN_LENGTH) return column.filter((v) => !Number.isNaN(v)).sort();
+  const src = new Uint32Array(column.buffer, column.byteOffset, total * 2);
+  const out = new Float64Array(total);
+  const words = new Uint32Array(out.buffer);
+  const counts = new Uint32Array(PASSES * DIGITS);
+  let k = 0;
+  for (let i = 0; i < 2 * total; i += 2) {
+    let l = src[i]!;
+    let h = src[i + 1]!;
+    // NaN: every exponent bit set and a non-zero mantissa.
+    if ((h & 0x7ff0_0000) === 0x7ff0_0000 && ((h & 0x000f_ffff) | l) !== 0) continue;
+    if (h & 0x8000_0000) {
+      h = ~h >>> 0;
+      l = ~l >>> 0;
+    } else h = (h | 0x8000_0000) >>> 0;
+    words[k] = l;
+    words[k + 1] = h;
+    k += 2;
+    counts[l & DIGIT_MASK]!++;
+    counts[DIGITS + ((l >>> DIGIT_BITS) & DIGIT_MASK)]!++;
+    counts[2 * DIGITS + (l >>> (2 * DIGIT_BITS))]!++;
+    counts[3 * DIGITS + (h & DIGIT_MASK)]!++;
+    counts[4 * DIGITS + ((h >>> DIGIT_BITS) & DIGIT_MASK)]!++;
+    counts[5 * DIGITS + (h >>> (2 * DIGIT_BITS))]!++;
+  }
+  const n = k / 2;
+  if (n < RADIX_MIN_LENGTH) return column.filter((v) => !Number.isNaN(v)).sort();
+  radixPasses(n === total ? words : words.subarray(0, k), n, counts);
+  return n === total ? out : out.subarray(0, n);
+}
+
+/** The scatter passes over keys in `words` (n pairs) with their digit counts; leaves bits, sorted. */
+function radixPasses(words: Uint32Array, n: number, counts: Uint32Array): void {
+  const len = 2 * n;
   // Passes whose digit varies; a digit shared by every key orders nothing.
   const active: number[] = [];
   for (let pass = 0; pass < PASSES; pass++) {
@@ -139,5 +184,4 @@ export function sortFloat64(values: Float64Array): Float64Array {
       }
     }
   } else if (src !== words) words.set(src);
-  return values;
 }
