@@ -17,7 +17,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DriftActivities } from '../activities';
-import { decideRetraining, type DriftPolicyInput, type RetrainDecision } from '../src/core/policy/drift';
+import {
+  decideRetraining,
+  DriftPolicySchema,
+  type DriftPolicyInput,
+  type RetrainDecision,
+} from '../src/core/policy/drift';
 import {
   acquireLeaseSignal,
   decideLease,
@@ -82,6 +87,13 @@ export interface DriftMonitorResult {
 
 export async function driftMonitor(input: DriftMonitorInput): Promise<DriftMonitorResult> {
   const info = workflowInfo();
+  // A malformed policy fails the run at once, named (a parse error later would retry the task forever).
+  const policy = DriftPolicySchema.safeParse(input.policy ?? {});
+  if (!policy.success)
+    throw ApplicationFailure.nonRetryable(
+      `driftMonitor input: policy.${describeIssue(policy.error)}`,
+      FailureType.InvalidInput,
+    );
   const nowMs = Date.now();
   const to = input.to ?? new Date(nowMs).toISOString();
   const from =

@@ -300,6 +300,19 @@ describe('the reference profile in MLflow and the monitor reading it', () => {
       /nobody has no version aliased champion/,
     );
   });
+
+  it('a malformed monitor policy fails at once, naming the field', async () => {
+    const err = await client.workflow
+      .execute('driftMonitor', {
+        taskQueue: TASK_QUEUE,
+        workflowId: 'drift-bad-policy-1',
+        args: [{ model: 'drift-reg', policy: { alpha: 2 } } as DriftMonitorInput],
+      })
+      .catch((e: unknown) => e as Error);
+    const cause = (err as { cause?: { type?: string; message?: string } }).cause;
+    expect(cause?.type).toBe('InvalidInput');
+    expect(cause?.message).toContain('policy.alpha');
+  });
 });
 
 describe('the new labelled data trigger', () => {
