@@ -224,6 +224,7 @@ export async function measureHistory(input: HistoryInput): Promise<HistoryMeasur
           column: feature.name,
           kind: 'categorical',
           referenceCategories: present.map((j) => feature.categories[j] ?? UNKNOWN_SEGMENT),
+          vocabulary: feature.categories.length,
           below: 0,
           above: 0,
           outside: 0,

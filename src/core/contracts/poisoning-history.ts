@@ -156,6 +156,8 @@ export interface RangeMeasurement {
   referenceMin?: number | null;
   referenceMax?: number | null;
   referenceCategories?: string[];
+  /** Categorical: the size of the spec's vocabulary (each category, and the unknown bucket, may be unseen). */
+  vocabulary?: number;
   /** Current rows below / above the range (numeric), or with a category the champion never had. */
   below: number;
   above: number;

@@ -36,7 +36,9 @@
  * 5. `history.out-of-reference-range`: rows with a numeric value outside the champion snapshot's [min, max]
  *    or a category it never had. Under H0 (exchangeable rows) a new value exceeds the largest of N_ref
  *    reference values with probability at most 1 / (N_ref + 1), so a row is outside with probability at most
- *    p0 = (2 numeric features + categories per categorical feature) / (N_ref + 1) (union bound); exact
+ *    p0 = (2 per numeric feature + vocabulary size + 1 per categorical feature) / (N_ref + 1) (union bound; a
+ *    category of probability q is unseen in N_ref rows and drawn now with probability q (1 - q)^N_ref, at most
+ *    1 / (N_ref + 1)); exact
  *    binomial upper tail; effect the excess share.
  */
 import { CheckPhase, worstPhase, worstPhaseOf } from '../contracts/checks';
@@ -490,7 +492,7 @@ function outOfRange(m: HistoryMeasurements, policy: HistoryScreenPolicy): Draft 
   const nRef = m.champion.rows;
   const n = m.snapshot.rows;
   const slots = m.ranges.reduce(
-    (s, r) => s + (r.kind === 'numeric' ? 2 : (r.referenceCategories?.length ?? 0) + 1),
+    (s, r) => s + (r.kind === 'numeric' ? 2 : (r.vocabulary ?? r.referenceCategories?.length ?? 0) + 1),
     0,
   );
   const p0 = Math.min(1, slots / (nRef + 1));
