@@ -68,6 +68,8 @@ export class FileInferenceLogSource implements InferenceLogSource {
 const LabelSchema = z.object({ requestId: z.string(), label: z.union([z.literal(0), z.literal(1)]) });
 
 export class FileLabelSource implements LabelSource {
+  /** Lines that were not valid labels (bad JSON, wrong shape), across reads; skipped, never fatal. */
+  malformed = 0;
   constructor(private readonly dir: string) {}
 
   async labels(model: string, ids: ReadonlySet<string>): Promise<Map<string, 0 | 1>> {
@@ -77,8 +79,16 @@ export class FileLabelSource implements LabelSource {
     for (const f of files.filter((x) => x.endsWith('.jsonl')).sort()) {
       for (const line of (await readFile(path.join(folder, f), 'utf8')).split('\n')) {
         if (!line) continue;
-        const r = LabelSchema.safeParse(JSON.parse(line));
-        if (r.success && ids.has(r.data.requestId)) out.set(r.data.requestId, r.data.label);
+        let raw: unknown;
+        try {
+          raw = JSON.parse(line);
+        } catch {
+          this.malformed++;
+          continue;
+        }
+        const r = LabelSchema.safeParse(raw);
+        if (!r.success) this.malformed++;
+        else if (ids.has(r.data.requestId)) out.set(r.data.requestId, r.data.label);
       }
     }
     return out;
