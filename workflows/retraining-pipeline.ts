@@ -65,10 +65,7 @@ interface Candidate {
 /** A `resume` is accepted only by a run Temporal started as the continuation of this workflow's run. */
 function checkResume(resume: ApprovalResume): void {
   const info = workflowInfo();
-  if (
-    info.continuedFromExecutionRunId !== resume.continuedFrom ||
-    resume.status.workflowId !== info.workflowId
-  )
+  if (info.continuedFromExecutionRunId !== resume.continuedFrom)
     throw ApplicationFailure.nonRetryable(
       "invalid retrainingPipeline input: resume: accepted only from the pipeline's own continue-as-new",
       FailureType.InvalidInput,

@@ -11,6 +11,7 @@
  * so that one can be carried, and the approval tests' gate for a small holdout.
  */
 import { WorkflowFailedError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -65,6 +66,9 @@ const EARLIER_STAGE_ACTIVITIES = [
   'evaluateCandidate',
   'writeModelCard',
 ];
+
+/** The workflow code the recorded runs are replayed against. */
+const WORKFLOWS = path.resolve(__dirname, '..', '..', 'workflows');
 
 let env: TestWorkflowEnvironment;
 let worker: RunningWorker | undefined;
@@ -237,6 +241,21 @@ describe('approval wait: continue-as-new under a flood of refused signals', () =
     expect(audit.filter((e) => e.type === 'model.registered')).toHaveLength(1);
     expect(audit.some((e) => e.eventId.includes(runId) && e.type === 'model.promoted')).toBe(true);
     expect(await verifyAuditLog(config.auditLogPath)).toMatchObject({ ok: true });
+
+    // Both runs replay deterministically: the continuation's decision follows from the history alone.
+    // No private key is in either history (the carried input included): only signatures and public keys.
+    const privateKeys = Object.values(approvers.keyFiles).map((f) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('-----'))
+        .join(''),
+    );
+    for (const r of [firstRunId, runId]) {
+      const recorded = await env.client.workflow.getHandle(workflowId, r).fetchHistory();
+      const text = JSON.stringify(recorded);
+      for (const key of privateKeys) expect(text).not.toContain(key);
+      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS }, recorded, workflowId);
+    }
   });
 
   it('refuses a resume typed into a start request', async () => {
