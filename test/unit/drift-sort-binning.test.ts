@@ -25,6 +25,10 @@ const columns: Record<string, (i: number) => number> = {
     [0, -0, Infinity, -Infinity, Number.MAX_VALUE, -Number.MAX_VALUE, 1e-300, -1e300][i % 8]! *
     (i % 16 < 8 ? 1 : 0.5 + rng.nextFloat()),
   constant: () => 3.25,
+  // Only the low word varies (the last pass is a low-word one), then also the straddling digit.
+  lowWordOnly: () => 1 + Math.floor(rng.nextFloat() * 2 ** 20) * Number.EPSILON,
+  lowWordNegative: () => -1 - Math.floor(rng.nextFloat() * 2 ** 20) * Number.EPSILON,
+  straddling: () => 1 + Math.floor(rng.nextFloat() * 2 ** 30) * Number.EPSILON,
 };
 
 const bits = (x: Float64Array): number[] => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length * 2));
