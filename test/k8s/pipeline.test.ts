@@ -9,7 +9,9 @@
  * (kwok-container.ts) runs the trainer Job's container command on this machine once its pod is
  * bound to a simulated GPU node and Running, and writes the pod's terminal status from the
  * process's exit code. The trainer it runs is the real reference trainer (deploy/trainer/train.py,
- * scikit-learn on CPU), which logs its ONNX model into the real MLflow run the Job names.
+ * scikit-learn on CPU, or its PyTorch path on Debian's CPU torch), which logs its ONNX model into
+ * the real MLflow run the Job names. The Jobs read their dataset from the layer's real S3 server,
+ * where the runner stages each snapshot: never from a path of the worker's disk.
  */
 import * as k8s from '@kubernetes/client-node';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -40,6 +42,8 @@ import {
 import type { WorkerConfig } from '../../src/config';
 import { OWNER_LABEL } from '../../src/jobs/types';
 import { PROJECT_ROOT, TRAINER_SCRIPT, VENV_PYTHON } from '../../src/stack/paths';
+import { createFileSecretStore } from '../../src/secrets/local';
+import { ensureReferenceEnv } from '../../src/stack/provision';
 import {
   mlflowClient,
   runWorker,
@@ -49,7 +53,16 @@ import {
   writeDataset,
   type RunningWorker,
 } from '../helpers/env';
-import { FAST_PODS, TRAINING_NAMESPACE, kubeConfig, runFor, workerKubeConfig, workerRunner } from './helpers';
+import {
+  FAST_PODS,
+  TRAINING_NAMESPACE,
+  kubeConfig,
+  objectStoreDatasets,
+  runFor,
+  workerKubeConfig,
+  workerRunner,
+} from './helpers';
+import { DATASET_BUCKET, DATASET_SECRET } from './setup';
 import { runJobContainers, type KwokContainers } from './kwok-container';
 
 /** A pipeline on a loaded machine: snapshot, validation, admission, the trainer, registration. */
@@ -75,8 +88,15 @@ const sleepThenTrain = (seconds: number): string[] => [
   TRAINER_SCRIPT,
 ];
 
+/** Epochs of the preempted torch training: long enough (a checkpoint upload each) to be preempted mid-way. */
+const TORCH_EPOCHS = 300;
+/** The torch training is preempted once it has logged this epoch (so checkpoints exist). */
+const TORCH_PREEMPT_AFTER_EPOCH = 10;
+
 /** Images the stand-in runs: the reference trainer, and the same one starting after a pause. */
 const IMAGES: Record<string, string[]> = {
+  // The PyTorch path: the same trainer on Debian's CPU torch (the `torch` reference environment).
+  'test/torch-trainer': [ensureReferenceEnv('torch'), TRAINER_SCRIPT],
   'mlops/reference-trainer': [VENV_PYTHON, TRAINER_SCRIPT],
   'test/slow-trainer': sleepThenTrain(SLOW_TRAINER_SLEEP_S),
   // Waits for the test's go-ahead: outlasts a dead worker's heartbeat timeout on any machine load.
@@ -123,10 +143,14 @@ beforeAll(async () => {
       }),
     );
   };
-  await start('main', await workerRunner({ template: { podAnnotations: runFor('1h') } }));
+  await start(
+    'main',
+    await workerRunner({ datasets: objectStoreDatasets(), template: { podAnnotations: runFor('1h') } }),
+  );
   await start(
     'short',
     await workerRunner({
+      datasets: objectStoreDatasets(),
       queueTimeoutSeconds: SHORT_QUEUE_TIMEOUT_S,
       imagePullGraceSeconds: 0,
       template: {
@@ -285,6 +309,19 @@ describe('retrainingPipeline on Kubernetes Jobs', () => {
       expect(job?.metadata?.labels?.['kueue.x-k8s.io/queue-name']).toBe('training');
       expect(job?.status?.conditions?.find((c) => c.type === 'Complete')?.status).toBe('True');
       expect(job?.spec?.template.spec?.containers[0]?.resources?.limits?.['nvidia.com/gpu']).toBe('1');
+      // The dataset: the snapshot staged in S3 by content hash, credentials by Secret reference only.
+      const env = job?.spec?.template.spec?.containers[0]?.env ?? [];
+      const sha = env.find((e) => e.name === 'MLOPS_DATASET_SHA256')?.value ?? '';
+      expect(env.find((e) => e.name === 'MLOPS_DATASET_URI')?.value).toBe(
+        `s3://${DATASET_BUCKET}/mlops/snapshots/${sha}.csv`,
+      );
+      expect(env.map((e) => e.name)).not.toContain('MLOPS_DATASET_PATH');
+      expect(env.find((e) => e.name === 'AWS_SECRET_ACCESS_KEY')?.valueFrom?.secretKeyRef).toEqual({
+        name: DATASET_SECRET,
+        key: 'AWS_SECRET_ACCESS_KEY',
+      });
+      expect(JSON.stringify(job)).not.toContain(inject('kubeS3SecretAccessKey'));
+      expect(s.containers.runs[0]?.output.join('\n')).toContain(`trainer: fetching s3://${DATASET_BUCKET}/`);
       const custom = kubeConfig().makeApiClient(k8s.CustomObjectsApi);
       const workloads = (await custom.listNamespacedCustomObject({
         group: 'kueue.x-k8s.io',
@@ -435,6 +472,52 @@ describe('retrainingPipeline on Kubernetes Jobs', () => {
     }
   });
 
+  it('a PyTorch training preempted mid-way resumes from its last checkpoint, and the pipeline registers the model', async () => {
+    const model = uniqueModel('k8s-torch');
+    const s = await startPipeline(queues.main, model, {
+      training: {
+        backend: 'torch',
+        gpus: 4,
+        image: 'test/torch-trainer:v1',
+        hyperparams: { epochs: TORCH_EPOCHS, hidden_units: 16 },
+      } as RetrainingInput['training'],
+    });
+    const urgent = await workerRunner({
+      template: { priorityClassName: 'mlops-training-urgent', podAnnotations: runFor('3s') },
+    });
+    const urgentName = `${s.jobName.slice(0, 50)}-urgent`;
+    try {
+      const mark = `epoch ${TORCH_PREEMPT_AFTER_EPOCH}/${TORCH_EPOCHS}`;
+      await until('the first pod trained some epochs', async () =>
+        s.containers.runs[0]?.output.some((l) => l.includes(mark)) ? true : undefined,
+      );
+      await urgent.submit({
+        name: urgentName,
+        image: 'mlops/reference-trainer:urgent',
+        env: {},
+        resources: { gpus: 4, cpu: '2', memory: '4Gi' },
+        labels: { [OWNER_LABEL]: urgentName, 'mlops.io/model': model, 'mlops.io/stage': 'train' },
+      });
+      const result = (await s.handle.result()) as PipelineResult;
+      expect(result.outcome).toBe('registered');
+      expect(s.containers.runs.map((r) => r.end)).toEqual(['killed', 'exited']);
+      // The second pod downloaded the first one's checkpoint and went on from it.
+      const second = s.containers.runs[1]?.output.join('\n') ?? '';
+      const resumedAt = Number(/resuming from the checkpoint of epoch (\d+)\//.exec(second)?.[1] ?? 0);
+      expect(resumedAt, second).toBeGreaterThanOrEqual(TORCH_PREEMPT_AFTER_EPOCH - 1);
+      expect(resumedAt).toBeLessThan(TORCH_EPOCHS);
+      const runId = result.status.training?.runId ?? '';
+      const run = await mlflowClient().getRun(runId);
+      expect(run.data.metrics.resumed_from_epoch).toBe(resumedAt);
+      expect(run.data.params).toMatchObject({ backend: 'torch', epochs: String(TORCH_EPOCHS) });
+      const byAlias = await mlflowClient().getModelVersionByAlias(model, 'challenger');
+      expect(byAlias.runId).toBe(runId);
+    } finally {
+      await cleanup(s);
+      await urgent.delete(urgentName).catch(() => undefined);
+    }
+  });
+
   it('cancelling the pipeline deletes its Job (foreground: the Job and its pods are gone)', async () => {
     const model = uniqueModel('k8s-cancel');
     const s = await startPipeline(queues.main, model, {
@@ -527,7 +610,15 @@ describe('worker processes (workers/main.ts, configured by MLOPS_K8S_*)', () => 
       MLOPS_K8S_NODE_SELECTOR: '{"mlops.io/pool":"gpu"}',
       MLOPS_K8S_TOLERATIONS: '[{"key":"nvidia.com/gpu","operator":"Exists","effect":"NoSchedule"}]',
       MLOPS_K8S_POD_ANNOTATIONS: JSON.stringify(runFor('1h')),
+      // Snapshots staged in the layer's S3 server with the worker's own connector and secret store.
+      MLOPS_K8S_DATASET_BUCKET: DATASET_BUCKET,
+      MLOPS_K8S_DATASET_SECRET: DATASET_SECRET,
+      MLOPS_S3_ENDPOINT: inject('kubeS3Endpoint'),
     };
+    // The worker's file secret store (the default, `<state>/secrets`) holds its S3 credentials.
+    const secrets = createFileSecretStore(path.join(stateDir, 'proc', 'secrets'));
+    await secrets.put({ secret: 's3', key: 'access-key-id' }, inject('kubeS3AccessKeyId'));
+    await secrets.put({ secret: 's3', key: 'secret-access-key' }, inject('kubeS3SecretAccessKey'));
     let first: Awaited<ReturnType<typeof startWorkerProcess>> | undefined;
     let second: Awaited<ReturnType<typeof startWorkerProcess>> | undefined;
     let s: Started | undefined;
