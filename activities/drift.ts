@@ -87,10 +87,18 @@ async function askLock(model: string, req: LeaseRequest): Promise<LeaseDecision>
   }
 }
 
+/**
+ * Whether a lease holder's run has closed. A run that continued as new has not let go: its chain
+ * (the latest run of the same workflow id) still holds the lease until that run closes.
+ */
 async function isClosed(workflowId: string, runId: string): Promise<boolean> {
+  const client = Context.current().client;
   try {
-    const d = await Context.current().client.workflow.getHandle(workflowId, runId).describe();
-    return d.status.name !== 'RUNNING';
+    const d = await client.workflow.getHandle(workflowId, runId).describe();
+    if (d.status.name === 'RUNNING') return false;
+    if (d.status.name !== 'CONTINUED_AS_NEW') return true;
+    const latest = await client.workflow.getHandle(workflowId).describe();
+    return latest.status.name !== 'RUNNING';
   } catch {
     return true;
   }
@@ -186,6 +194,8 @@ export function createDriftActivities(deps: DriftDeps) {
       runId: string;
       trigger: string;
       cooldownMs?: number;
+      /** The run this one continues as new (same workflow id): its lease is handed over. */
+      continuesRunId?: string;
     }): Promise<LeaseDecision> {
       const model = Model.parse(req.model);
       const attempt = Context.current().info.attempt;
@@ -194,6 +204,7 @@ export function createDriftActivities(deps: DriftDeps) {
         runId: req.runId,
         trigger: req.trigger,
         ...(req.cooldownMs !== undefined && { cooldownMs: req.cooldownMs }),
+        ...(req.continuesRunId !== undefined && { continuesRunId: req.continuesRunId }),
       };
       let decision = await askLock(model, { ...base, requestId: `${req.runId}/${attempt}/1` });
       const holder = decision.holder;

@@ -11,8 +11,16 @@ import { OUTSIDE_CALL } from '../shared/activity-options';
 const locks = proxyActivities<DriftActivities>(OUTSIDE_CALL);
 
 export async function holdModelLock(model: string, trigger: string): Promise<void> {
-  const { workflowId, runId } = workflowInfo();
-  const lease = await locks.acquireModelLock({ model, workflowId, runId, trigger });
+  const { workflowId, runId, continuedFromExecutionRunId } = workflowInfo();
+  // A run continued as new takes over the lease of the run it continues (same workflow id), so no
+  // other start can slip in between the two runs.
+  const lease = await locks.acquireModelLock({
+    model,
+    workflowId,
+    runId,
+    trigger,
+    ...(continuedFromExecutionRunId !== undefined && { continuesRunId: continuedFromExecutionRunId }),
+  });
   if (!lease.granted)
     throw ApplicationFailure.create({
       message: `retraining of ${model} refused by its lock: ${lease.reason}`,

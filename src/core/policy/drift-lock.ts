@@ -6,7 +6,8 @@
  *
  * Rules:
  * - One holder at a time: a pipeline run (workflow id and run id). The same run asking again is
- *   granted again (activity retries are idempotent).
+ *   granted again (activity retries are idempotent). A run continued as new takes over the lease of
+ *   the run it continues, and a holder that continued as new is not released while its chain runs.
  * - A holder is released when its run has closed: the lock cannot see other workflows, so the
  *   acquiring activity describes the holder and says so (`staleHolderRunId`); there is no release
  *   call to forget.
@@ -47,6 +48,8 @@ export interface LeaseRequest {
   cooldownMs?: number;
   /** The holder's run the requester found closed. */
   staleHolderRunId?: string;
+  /** The run the requester continues as new (same workflow id): it takes over that run's lease. */
+  continuesRunId?: string;
 }
 
 export interface Holder {
@@ -87,6 +90,15 @@ export function decideLease(
   let decision: LeaseDecision;
   if (holder && holder.workflowId === req.workflowId && holder.runId === req.runId) {
     decision = { granted: true, reason: 'already held by this run', holder };
+  } else if (
+    holder &&
+    req.continuesRunId !== undefined &&
+    holder.workflowId === req.workflowId &&
+    holder.runId === req.continuesRunId
+  ) {
+    // Continue-as-new: the lease moves to the new run of the same workflow, keeping its trigger and age.
+    holder = { ...holder, runId: req.runId };
+    decision = { granted: true, reason: 'handed over from the run it continues', holder };
   } else if (holder) {
     decision = {
       granted: false,
