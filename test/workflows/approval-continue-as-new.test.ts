@@ -35,6 +35,7 @@ import {
   REFUSED_DECISION,
 } from '../../src/core/policy/approval';
 import { APPROVAL_RESUMED_EVENT, CONTINUED_AS_NEW_DECISION } from '../../workflows/shared/approval-desk';
+import { lockIdOf, lockStateQuery } from '../../src/core/policy/drift-lock';
 import { registerApprovers, signedApprove, type TestApprovers } from '../helpers/approvers';
 import {
   awaitApproval,
@@ -210,6 +211,10 @@ describe('approval wait: continue-as-new under a flood of refused signals', () =
     expect(refusedDecisions).toBeLessThanOrEqual(CARRIED_REFUSAL_DECISIONS + CHECK_EVERY + 5);
     if (sent > CARRIED_REFUSAL_DECISIONS + CHECK_EVERY)
       expect(resumed.decisions.some((d) => d.decision === FOLDED_REFUSALS_DECISION)).toBe(true);
+
+    // The model's lease went to the continued run (no other start could take it in between).
+    const lock = await env.client.workflow.getHandle(lockIdOf(model, config.taskQueue)).query(lockStateQuery);
+    expect(lock.holder).toMatchObject({ workflowId, runId });
 
     // No earlier stage ran in the continued run.
     const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
