@@ -381,6 +381,22 @@ async function main(): Promise<void> {
         initiator: INITIATOR,
         mlflowUrl: stack.mlflow.trackingUri,
       });
+      // January: a label-flipping attack on the next batch; the screen against history blocks it.
+      await (
+        await import('./demo-poison')
+      ).runPoisonChapter({
+        client,
+        taskQueue: config.taskQueue,
+        model: MODEL,
+        dataDir,
+        seed,
+        initiator: INITIATOR,
+        // The champion's training data: November's batch when it was promoted, else October's.
+        champion:
+          secondResult.outcome === 'promoted'
+            ? { rows: DEMO_SECOND_ROWS, seed: seed + 1 }
+            : { rows: DEMO_FIRST_ROWS, seed },
+      });
       return { runId: second.firstExecutionRunId, result: secondResult };
     });
 
