@@ -55,6 +55,8 @@ const APPLIED = [
   'deploy/k8s/kueue/resource-flavor.yaml',
   'deploy/k8s/kueue/cluster-queue.yaml',
   'deploy/k8s/kueue/local-queue.yaml',
+  // The serving namespace: the rendered gateway objects dry-run into it whichever test file runs first.
+  'deploy/k8s/kserve/namespace.yaml',
 ];
 
 /** What KWOK's kubelet API answers for every trainer container's log (pods/log). */
