@@ -3,6 +3,7 @@
  * against the feature spec. An unreadable or corrupt dataset is a permanent failure (the pipeline
  * ends as `rejected-data`), never a retry loop.
  */
+import { readPolicyJson } from './policy';
 import { ApplicationFailure } from '@temporalio/common';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
@@ -32,7 +33,6 @@ import {
 import { failedReport, judgeDataset } from '../src/core/policy/validation';
 import { FailureType as FailureTypes } from '../src/core/contracts/failures';
 import { formatZodError } from '../src/core/contracts/errors';
-import { policyFileName } from '../src/core/contracts/model-policy';
 import {
   ValidationPolicySchema,
   type HistoryScreen,
@@ -47,7 +47,6 @@ import {
 } from '../src/core/policy/poisoning-history';
 import { measureHistory } from '../src/data/history';
 import type { ModelRegistry } from '../src/ports/model-registry';
-import { readFile } from 'node:fs/promises';
 import { mapped } from './errors';
 
 export { fingerprintsPathOf };
@@ -129,26 +128,9 @@ function sourceFailure(uri: string, err: unknown): ApplicationFailure {
 /** The `validation` section of the model's policy file; the defaults when there is no file. */
 async function historyPolicy(policyDir: string | undefined, model: string): Promise<HistoryScreenPolicy> {
   if (policyDir === undefined) return ValidationPolicySchema.parse({}).history;
-  const file = path.join(policyDir, policyFileName(model));
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return ValidationPolicySchema.parse({}).history;
-    throw ApplicationFailure.nonRetryable(
-      `${file} is unreadable: ${(err as Error).message}`,
-      FailureTypes.PolicyInvalid,
-    );
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw ApplicationFailure.nonRetryable(
-      `${file} is not valid JSON: ${(err as Error).message}`,
-      FailureTypes.PolicyInvalid,
-    );
-  }
+  const read = await readPolicyJson(policyDir, model);
+  if (read === undefined) return ValidationPolicySchema.parse({}).history;
+  const { file, json } = read;
   const section = (json as { validation?: unknown } | null)?.validation ?? {};
   const parsed = ValidationPolicySchema.safeParse(section);
   if (!parsed.success) {

@@ -55,29 +55,46 @@ async function registerApproverKeys(
   return again.data;
 }
 
+/**
+ * The model's policy file as JSON, or undefined when there is none; unreadable or malformed JSON is a
+ * non-retryable `PolicyInvalid` naming the file. Shared by every reader of a policy section.
+ */
+export async function readPolicyJson(
+  policyDir: string,
+  model: string,
+): Promise<{ file: string; json: unknown } | undefined> {
+  const file = path.join(policyDir, policyFileName(model));
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ApplicationFailure.nonRetryable(
+      `no governance policy for model "${model}": ${file} is unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      PolicyFailure,
+    );
+  }
+  try {
+    return { file, json: JSON.parse(text) as unknown };
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable(
+      `${file} is not valid JSON: ${(err as Error).message}`,
+      PolicyFailure,
+    );
+  }
+}
+
 export function createPolicyActivities(cfg: { policyDir: string; approverKeysDir?: string | undefined }) {
   const keysDir = cfg.approverKeysDir ?? path.join(cfg.policyDir, DEFAULT_APPROVER_KEYS_SUBDIR);
   return {
     async loadModelPolicy(input: { model: string }): Promise<ModelPolicy> {
-      const file = path.join(cfg.policyDir, policyFileName(input.model));
-      let text: string;
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (err) {
+      const read = await readPolicyJson(cfg.policyDir, input.model);
+      if (read === undefined)
         throw ApplicationFailure.nonRetryable(
-          `no governance policy for model "${input.model}": ${file} is unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+          `no governance policy for model "${input.model}": ${path.join(cfg.policyDir, policyFileName(input.model))} is unreadable (ENOENT)`,
           PolicyFailure,
         );
-      }
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (err) {
-        throw ApplicationFailure.nonRetryable(
-          `${file} is not valid JSON: ${(err as Error).message}`,
-          PolicyFailure,
-        );
-      }
+      const { file, json } = read;
       const parsed = ModelPolicySchema.safeParse(json);
       if (!parsed.success) {
         throw ApplicationFailure.nonRetryable(`${file}: ${formatZodError(parsed.error)}`, PolicyFailure);

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { FRAUD_FEATURE_SPEC } from '../core/contracts/fraud';
 import { WORKFLOW_TYPES, type PipelineResult } from '../core/contracts/retraining';
 import { generateFraudDataset, writeCsv } from '../workload/generator';
@@ -85,6 +85,29 @@ async function sendTraffic(
   return ok;
 }
 
+/** How long a cancelled demo pipeline is given to close. */
+const CANCEL_GRACE_MS = 30_000;
+
+/**
+ * A demo pipeline's result within `ms`: the result, the error it failed with, or undefined after
+ * cancelling it (and giving it a bounded grace to close), so a demo chapter never hangs.
+ */
+export async function resultWithin(
+  handle: WorkflowHandle,
+  ms: number,
+): Promise<PipelineResult | Error | undefined> {
+  const done = handle.result().then(
+    (r) => r as PipelineResult,
+    (err: unknown) => err as Error,
+  );
+  const after = (t: number) => new Promise<undefined>((r) => setTimeout(() => r(undefined), t).unref());
+  const result = await Promise.race([done, after(ms)]);
+  if (result !== undefined) return result;
+  await handle.cancel();
+  await Promise.race([done, after(CANCEL_GRACE_MS)]);
+  return undefined;
+}
+
 function describeMonitorRun(label: string, r: DriftMonitorResult, mlflowUrl: string): void {
   console.log(
     `   ${label}: ${r.status.toUpperCase()} on ${r.rows} requests against v${r.version ?? '?'}'s reference profile (MLflow)`,
@@ -155,18 +178,11 @@ export async function runDriftChapter(o: DriftChapterOptions): Promise<number> {
   console.log(`   retrainings started by the monitor: ${started}`);
 
   if (first.retraining?.started) {
-    const handle = o.client.workflow.getHandle(first.retraining.workflowId);
-    const done = handle.result().then(
-      (r) => r as PipelineResult,
-      (err: unknown) => err as Error,
+    const result = await resultWithin(
+      o.client.workflow.getHandle(first.retraining.workflowId),
+      DEMO_DRIFT_RETRAIN_WAIT_MS,
     );
-    const result = await Promise.race([
-      done,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), DEMO_DRIFT_RETRAIN_WAIT_MS).unref()),
-    ]);
     if (result === undefined) {
-      await handle.cancel();
-      await Promise.race([done, new Promise((r) => setTimeout(r, 30_000).unref())]);
       console.log(
         `   the drift retraining did not finish within ${DEMO_DRIFT_RETRAIN_WAIT_MS / 60_000} min: cancelled`,
       );

@@ -10,9 +10,10 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Client } from '@temporalio/client';
-import { WORKFLOW_TYPES, type PipelineResult } from '../core/contracts/retraining';
+import { WORKFLOW_TYPES } from '../core/contracts/retraining';
 import type { HistoryCheck, HistoryScreen } from '../core/contracts/poisoning-history';
 import { generateFraudDataset, writeCsv } from '../workload/generator';
+import { resultWithin } from './demo-drift';
 
 /** January's labelled batch. */
 export const DEMO_POISON_ROWS = 4000;
@@ -84,16 +85,8 @@ export async function runPoisonChapter(o: PoisonChapterOptions): Promise<string>
     ],
   });
   console.log(`   started ${WORKFLOW_TYPES.retrainingPipeline} ${workflowId}`);
-  const done = handle.result().then(
-    (r) => r as PipelineResult,
-    (err: unknown) => err as Error,
-  );
-  const result = await Promise.race([
-    done,
-    new Promise<undefined>((r) => setTimeout(() => r(undefined), DEMO_POISON_WAIT_MS).unref()),
-  ]);
+  const result = await resultWithin(handle, DEMO_POISON_WAIT_MS);
   if (result === undefined) {
-    await handle.cancel();
     console.log(`   the pipeline did not finish within ${DEMO_POISON_WAIT_MS / 60_000} min: cancelled`);
     return 'cancelled';
   }
