@@ -37,6 +37,11 @@ export interface NumericDriftReference {
   edges: number[];
   /** Values per bin; `counts.length === edges.length + 1`, summing to `count`. */
   counts: number[];
+  /**
+   * A sample of the column's values (missing cells left out), when asked for: the values of the same
+   * rows in every column, chosen by a hash of the row number, so the same snapshot gives the same sample.
+   */
+  sample?: number[];
 }
 
 export interface CategoryFrequency {
@@ -100,6 +105,7 @@ export async function measureDriftReference(
     categorical: Map<number, { counts: number[]; unknown: number; missing: number }>;
   },
   bins: number = DEFAULT_DRIFT_BINS,
+  sampleSize = 0,
 ): Promise<DriftReference> {
   if (!Number.isInteger(bins) || bins < 2 || bins > MAX_DRIFT_BINS) {
     throw new RangeError(`bins: expected an integer in 2..${MAX_DRIFT_BINS}, got ${bins}`);
@@ -134,6 +140,18 @@ export async function measureDriftReference(
       const cumulative = edges.map((_, i) => n0(le?.[`le${k}_${i}`]));
       const counts = [...cumulative, count].map((c, i) => c - (i === 0 ? 0 : (cumulative[i - 1] as number)));
       numeric.push({ column: feature.name, count, missing: totals.rows - count, edges, counts });
+    }
+    if (sampleSize > 0) {
+      // Top-k by a hash of the row number: deterministic, one pass, memory bounded by k.
+      const rows = await db.all(
+        `SELECT ${columns.numeric.map(({ k }) => `n${k}`).join(', ')} FROM d ORDER BY hash(rowid), rowid LIMIT ${Math.floor(sampleSize)}`,
+      );
+      columns.numeric.forEach(({ k }, i) => {
+        const values = rows.map((r) => toNumber(r[`n${k}`] as EngineRow[string]));
+        (numeric[i] as NumericDriftReference).sample = values.filter(
+          (v): v is number => v !== null && Number.isFinite(v),
+        );
+      });
     }
   }
   const share = (count: number): number => (totals.rows > 0 ? count / totals.rows : 0);

@@ -711,6 +711,8 @@ export interface ProfileExtrasOptions extends ProfileOptions {
   driftBins?: number;
   /** Where to write the row fingerprints (a Parquet file of one UBIGINT column `fp`); none when absent. */
   fingerprintsTo?: string;
+  /** Values kept per numeric feature in the drift reference's sample (none when absent or 0). */
+  driftSample?: number;
 }
 
 export interface ProfileWithExtras {
@@ -734,6 +736,7 @@ export async function profileDatasetWithExtras(
   const extras = {
     driftBins: options.driftBins ?? DEFAULT_DRIFT_BINS,
     fingerprintsTo: options.fingerprintsTo,
+    driftSample: options.driftSample ?? 0,
   };
   const run = await profileRun(file, spec, options, extras);
   if (run.drift === undefined) throw new Error('the profiler returned no drift reference');
@@ -748,7 +751,7 @@ async function profileRun(
   file: string,
   spec: FeatureSpec,
   options: ProfileOptions,
-  extras: { driftBins: number; fingerprintsTo?: string } | undefined,
+  extras: { driftBins: number; fingerprintsTo?: string | undefined; driftSample: number } | undefined,
 ): Promise<{
   profile: DatasetProfile;
   drift?: DriftReference;
@@ -778,6 +781,7 @@ async function profileRun(
       plan,
       { sha256, rows: profile.rows, categorical },
       extras.driftBins,
+      extras.driftSample,
     );
     if (extras.fingerprintsTo === undefined) return { profile, drift };
     const fingerprints = await writeFingerprints(db, extras.fingerprintsTo);

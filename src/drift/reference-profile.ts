@@ -12,8 +12,8 @@
  *   (`evaluation/per_example.csv`: its out-of-sample scores and labels on the frozen holdout), when
  *   the version was evaluated. Scores of the training snapshot would be in-sample, so they are not used.
  *
- * The engine's reference holds no raw values, so the artifact's reservoirs are empty (the monitor's
- * window tests are on bins). Node-only.
+ * The artifact's reservoirs are the engine's hash-chosen sample of the snapshot's rows
+ * ({@link DEFAULT_RESERVOIR_SIZE} values per numeric feature, the same rows in every column). Node-only.
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { FeatureSpecSchema, type DatasetProfile, type FeatureSpec } from '../core/contracts/feature-spec';
 import { calibrateOnHoldout } from '../core/stats/cbpe';
 import {
+  DEFAULT_RESERVOIR_SIZE,
   PROFILE_FORMAT,
   profileNumeric,
   ReferenceProfileSchema,
@@ -80,7 +81,7 @@ export function referenceProfileFromEngine(
       std: stats?.std ?? 0,
       min: stats?.min ?? 0,
       max: max ?? 0,
-      reservoir: [],
+      reservoir: n.sample ?? [],
     };
   });
   const categorical = drift.categorical.map((c): CategoricalProfile => ({
@@ -144,7 +145,10 @@ export function createReferenceProfiler(cfg: { snapshotDir: string }): Reference
         return { ok: false, reason: `training snapshot ${datasetSha256} is not in ${cfg.snapshotDir}` };
       // Registration never fails for the monitor's sake: a snapshot the engine cannot profile is reported.
       try {
-        const { profile, drift } = await profileDatasetWithExtras(snapshot, spec, { sha256: datasetSha256 });
+        const { profile, drift } = await profileDatasetWithExtras(snapshot, spec, {
+          sha256: datasetSha256,
+          driftSample: DEFAULT_RESERVOIR_SIZE,
+        });
         const ref = referenceProfileFromEngine(drift, profile, { sha256: datasetSha256 });
         return { ok: true, profile: ref, json: `${JSON.stringify(ref)}\n` };
       } catch (err) {

@@ -91,6 +91,37 @@ describe('the reference profile from the engine', () => {
     expect(verdict.status).toBe('no-drift');
   });
 
+  it('keeps a bounded, repeatable sample of each numeric feature (the reservoir), missing cells left out', async () => {
+    const rows = generateFraudDataset({ rows: 3_000, seed: 6, batches: 1, missingRate: 0.1 });
+    const file = path.join(dir, 'train-sample.csv');
+    await writeCsv(file, rows);
+    const profileOf = async (driftSample: number) => {
+      const { profile, drift } = await profileDatasetWithExtras(file, FRAUD_FEATURE_SPEC, {
+        sha256: 'y',
+        driftSample,
+      });
+      return referenceProfileFromEngine(drift, profile);
+    };
+    const a = await profileOf(500);
+    const b = await profileOf(500);
+    for (const n of a.numeric) {
+      expect(n.reservoir.length, n.name).toBeGreaterThan(0);
+      expect(n.reservoir.length, n.name).toBeLessThanOrEqual(500);
+      expect(n.reservoir.length, n.name).toBeLessThanOrEqual(n.rows - n.nulls);
+      for (const v of n.reservoir) {
+        expect(v, n.name).toBeGreaterThanOrEqual(n.min);
+        expect(v, n.name).toBeLessThanOrEqual(n.max);
+      }
+    }
+    // The same snapshot gives the same sample; without asking, none is taken.
+    expect(b.numeric.map((n) => n.reservoir)).toEqual(a.numeric.map((n) => n.reservoir));
+    expect((await profileOf(0)).numeric.every((n) => n.reservoir.length === 0)).toBe(true);
+    // A feature with missing cells has fewer sampled values than rows sampled.
+    const device = a.numeric.find((n) => n.nulls > 0);
+    expect(device, 'a numeric feature with missing cells').toBeDefined();
+    expect(device!.reservoir.length).toBeLessThan(500);
+  });
+
   it('takes the prediction reference and the calibration from the evaluation rows', async () => {
     const rows = generateFraudDataset({ rows: 1_500, seed: 6, batches: 1 });
     const file = path.join(dir, 'small.csv');
