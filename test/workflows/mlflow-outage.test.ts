@@ -73,15 +73,16 @@ describe('MLflow outage', () => {
       ],
     });
 
-    // The training activity keeps failing on the unreachable server and is retried.
+    // The first activity that needs the registry keeps failing on the unreachable server and is
+    // retried: validation, whose poisoning screen looks up the champion's training snapshot there.
     const pending = await eventually(async () => {
       const d = await handle.describe();
       const p = d.raw.pendingActivities?.[0];
       return p && (p.attempt ?? 0) >= 3 ? p : undefined;
     }, 60_000);
-    expect(pending.activityType?.name).toBe('trainCandidate');
+    expect(pending.activityType?.name).toBe('validateDataset');
     expect(pending.lastFailure?.message).toMatch(/unreachable|ECONNREFUSED|connect/i);
-    expect((await handle.query(statusQuery)).stage).toBe('training');
+    expect((await handle.query(statusQuery)).stage).toBe('validating');
 
     await openRelay();
     const result = (await handle.result()) as PipelineResult;
