@@ -15,24 +15,17 @@
  * behind a patch): the next run gets the same input plus `resume`, the results of every stage already
  * run and the wait's state, and starts again at the approval wait; nothing before it runs twice.
  */
-import { ApplicationFailure, continueAsNew, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, patched, setHandler } from '@temporalio/workflow';
 import { AuditEventType } from '../src/core/contracts/audit';
-import type { EvaluationSummary } from '../src/core/contracts/evaluation';
-import type { DatasetProfile, ValidationReport } from '../src/core/contracts/feature-spec';
-import { FailureType } from '../src/core/contracts/failures';
-import type { ModelPolicy } from '../src/core/contracts/model-policy';
 import {
   statusQuery,
-  type ApprovalResume,
-  type DatasetSnapshot,
   type PipelineResult,
   type PipelineStatus,
-  type RegisteredVersion,
   type RetrainingInput,
 } from '../src/core/contracts/retraining';
-import { foldRefusalDecisions } from '../src/core/policy/approval';
-import { summariseVerdict, type GateVerdict } from '../src/core/policy/gate';
-import { APPROVAL_RESUMED_EVENT, ApprovalDesk } from './shared/approval-desk';
+import { summariseVerdict } from '../src/core/policy/gate';
+import { ApprovalDesk } from './shared/approval-desk';
+import { approvalResume, checkResume, resumeAtApproval, type Candidate } from './retraining/approval-resume';
 import { RunJournal } from './shared/journal';
 import { audit, policies, security } from './retraining/activities';
 import { CANARY_STAGE_PATCH, canaryStage } from './retraining/canary';
@@ -47,30 +40,6 @@ import { registerCandidate, trainCandidate } from './retraining/train';
 import { STAGING_STAGE_PATCH, stagingStage } from './retraining/staging';
 import { MODEL_LOCK_PATCH } from '../src/core/policy/drift-lock';
 import { holdModelLock } from './drift/lock';
-
-/** Lock trigger of a continued run: it takes over its own previous run's lease, no cool-down. */
-const CONTINUED_TRIGGER = 'continued-as-new';
-
-/** What the stages after the approval wait need of the stages before it. */
-interface Candidate {
-  policy: ModelPolicy;
-  registered: RegisteredVersion;
-  snapshot: DatasetSnapshot;
-  report: ValidationReport;
-  profile?: DatasetProfile | undefined;
-  summary: EvaluationSummary;
-  verdict: GateVerdict;
-}
-
-/** A `resume` is accepted only by a run Temporal started as the continuation of this workflow's run. */
-function checkResume(resume: ApprovalResume): void {
-  const info = workflowInfo();
-  if (info.continuedFromExecutionRunId !== resume.continuedFrom)
-    throw ApplicationFailure.nonRetryable(
-      "invalid retrainingPipeline input: resume: accepted only from the pipeline's own continue-as-new",
-      FailureType.InvalidInput,
-    );
-}
 
 export async function retrainingPipeline(rawInput: RetrainingInput): Promise<PipelineResult> {
   const { input, spec } = parseRetrainingInput(rawInput);
@@ -99,22 +68,7 @@ export async function retrainingPipeline(rawInput: RetrainingInput): Promise<Pip
   breaches.install();
 
   // A continued run resumes at the approval wait: every earlier stage's result is carried.
-  if (resume) {
-    await holdModelLock(model, CONTINUED_TRIGGER);
-    desk.restore({ policy: resume.policy.approval, carried: resume.approval });
-    await journal.audit(
-      APPROVAL_RESUMED_EVENT,
-      {
-        continuedFrom: resume.continuedFrom,
-        continuations: resume.continuations,
-        approvals: resume.approval.state.approvals,
-        refusals: resume.approval.refusals,
-        deadline: new Date(resume.approval.deadlineMs).toISOString(),
-      },
-      { modelVersion: resume.registered.version },
-    );
-    return fromApproval(run, desk, breaches, rawInput, resume);
-  }
+  if (resume) return fromApproval(run, desk, breaches, rawInput, await resumeAtApproval(run, desk, resume));
 
   // The model's lock (workflows/drift/lock.ts): every start path holds its lease or ends here. It is
   // taken once the handlers are registered (they add no commands), so `status` answers while it waits.
@@ -204,24 +158,8 @@ async function fromApproval(
   const version = c.registered.version;
   const { writeCard, conclude, result } = closers(run, desk, c);
   const decision = await desk.awaitDecision({ historyLimit: input.approvalHistoryLimit });
-  if (decision === 'continue-as-new') {
-    const status = journal.status;
-    const resume: ApprovalResume = {
-      stage: 'awaiting-approval',
-      continuedFrom: workflowInfo().runId,
-      continuations: c.continuations + 1,
-      status: { ...status, decisions: foldRefusalDecisions(status.decisions) },
-      policy,
-      registered: c.registered,
-      snapshot,
-      report: c.report,
-      ...(c.profile !== undefined ? { profile: c.profile } : {}),
-      summary,
-      verdict,
-      approval: desk.carry(),
-    };
-    return continueAsNew<typeof retrainingPipeline>({ ...rawInput, resume });
-  }
+  if (decision === 'continue-as-new')
+    return continueAsNew<typeof retrainingPipeline>({ ...rawInput, resume: approvalResume(run, desk, c) });
   const approval = desk.state;
   if (decision === 'expired' || !approval)
     return conclude('expired', `no decision within ${policy.approval.timeout}`);
