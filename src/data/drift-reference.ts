@@ -94,7 +94,8 @@ const n0 = (v: EngineRow[string]): number => toNumber(v) ?? 0;
 
 /**
  * Measures the drift reference on the open session's table `d`: one query for the quantile edges of every
- * numeric column, one for the bin counts. Categorical frequencies come from the profile's own counts.
+ * numeric column, one for the bin counts. Value counts and categorical frequencies come from the profile's own
+ * counts.
  */
 export async function measureDriftReference(
   db: EngineSession,
@@ -103,6 +104,8 @@ export async function measureDriftReference(
     sha256: string;
     rows: number;
     categorical: Map<number, { counts: number[]; unknown: number; missing: number }>;
+    /** Values that are numbers, per numeric feature `k` (the profile's counts). */
+    numericCounts: Map<number, number>;
   },
   bins: number = DEFAULT_DRIFT_BINS,
   sampleSize = 0,
@@ -115,30 +118,46 @@ export async function measureDriftReference(
   if (columns.numeric.length > 0) {
     const probs = `[${probabilities.map((p) => String(p)).join(', ')}]`;
     const step = Math.max(1, Math.floor(totals.rows / DRIFT_EDGE_SAMPLE_ROWS));
+    // The edges come from the sampled rows only (one filter for all columns); the counts from the profile.
     const [q] = await db.all(
       `SELECT ${columns.numeric
-        .map(
-          ({ k }) =>
-            `quantile_disc(n${k}, ${probs}) FILTER (WHERE rowid % ${step} = 0) AS q${k}, count(n${k}) AS c${k}`,
-        )
-        .join(', ')} FROM d`,
+        .map(({ k }) => `quantile_disc(n${k}, ${probs}) AS q${k}`)
+        .join(', ')} FROM d WHERE rowid % ${step} = 0`,
     );
     const edgesOf = new Map<number, number[]>();
     for (const { k } of columns.numeric) {
       const raw = q?.[`q${k}`];
       const list = Array.isArray(raw) ? raw.map((v) => toNumber(v as EngineRow[string])) : [];
       const edges = [...new Set(list.filter((v): v is number => v !== null))].sort((a, b) => a - b);
-      edgesOf.set(k, n0(q?.[`c${k}`]) > 0 ? edges : []);
+      edgesOf.set(k, (totals.numericCounts.get(k) ?? 0) > 0 ? edges : []);
     }
-    const countParts = columns.numeric.flatMap(({ k }) =>
-      (edgesOf.get(k) ?? []).map((e, i) => `count_if(n${k} <= ${e}) AS le${k}_${i}`),
-    );
-    const [le] = countParts.length > 0 ? await db.all(`SELECT ${countParts.join(', ')} FROM d`) : [undefined];
+    // One histogram per column: values binned by binary search over the edges (right-closed buckets, the
+    // ones above the last edge under a NULL key), in one scan of the table.
+    const withEdges = columns.numeric.filter(({ k }) => (edgesOf.get(k) ?? []).length > 0);
+    const [h] =
+      withEdges.length > 0
+        ? await db.all(
+            `SELECT ${withEdges
+              .map(
+                ({ k }) =>
+                  `histogram(n${k}, [${(edgesOf.get(k) ?? []).map(String).join(', ')}]::DOUBLE[]) AS h${k}`,
+              )
+              .join(', ')} FROM d`,
+          )
+        : [undefined];
     for (const { feature, k } of columns.numeric) {
       const edges = edgesOf.get(k) ?? [];
-      const count = n0(q?.[`c${k}`]);
-      const cumulative = edges.map((_, i) => n0(le?.[`le${k}_${i}`]));
-      const counts = [...cumulative, count].map((c, i) => c - (i === 0 ? 0 : (cumulative[i - 1] as number)));
+      const count = totals.numericCounts.get(k) ?? 0;
+      const inBucket = new Map<number, number>();
+      const buckets = h?.[`h${k}`];
+      if (Array.isArray(buckets)) {
+        for (const entry of buckets as Array<{ key: EngineRow[string]; value: EngineRow[string] }>) {
+          const key = toNumber(entry.key);
+          if (key !== null) inBucket.set(key, n0(entry.value));
+        }
+      }
+      const below = edges.map((e) => inBucket.get(e) ?? 0);
+      const counts = [...below, count - below.reduce((a, b) => a + b, 0)];
       numeric.push({ column: feature.name, count, missing: totals.rows - count, edges, counts });
     }
     if (sampleSize > 0) {

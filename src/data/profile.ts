@@ -100,6 +100,8 @@ export type DatasetFormat = (typeof DatasetFormat)[keyof typeof DatasetFormat];
 export interface ProfileOptions {
   /** The file's sha256 when the caller already hashed it (a snapshot); otherwise it is hashed here. */
   sha256?: string;
+  /** Reads a CSV file on the full path only, never the fast one (tests compare the two). */
+  fullPath?: boolean;
 }
 
 const PARQUET_MAGIC = 'PAR1';
@@ -328,6 +330,7 @@ function loadSql(
   spec: FeatureSpec,
   plan: Plan,
   keepIdText = false,
+  csvNumbersTyped = false,
 ): string[] {
   const isText = (name: string): boolean => (types.get(name) ?? 'VARCHAR') === 'VARCHAR';
   // A typed (Parquet) column is turned into text only where text is needed, and then lazily (inside CASE).
@@ -354,8 +357,12 @@ function loadSql(
       `${typed ? `${id(feature.name)}::DOUBLE` : `TRY_CAST(${id(feature.name)} AS DOUBLE)`} AS x${k}`,
     );
     const x = `x${k}`;
+    // A typed CSV column holds what the reader parsed: NULL for an empty cell, and never a NaN it would
+    // have to call missing (the tokens are read as text on the full path; a parsed NaN is a type error).
     const m = typed
-      ? `(${x} IS NULL OR isnan(${x}))`
+      ? csvNumbersTyped
+        ? `(${x} IS NULL)`
+        : `(${x} IS NULL OR isnan(${x}))`
       : `CASE WHEN ${r} IS NULL THEN true WHEN NOT isnan(${x}) THEN false ELSE ${isToken(trimmed(r))} END`;
     const ok = typed ? `isfinite(${x})` : `CASE WHEN isfinite(${x}) THEN NOT contains(${r}, '_') END`;
     mid.push(`${m} AS m${k}`, `CASE WHEN ${ok} THEN ${x} + 0.0 END AS n${k}`);
@@ -462,7 +469,7 @@ const slotOf = (plan: Plan, role: 'numeric' | 'categorical' | 'label', i: number
  * totals are combined from these rows ({@link combineTotals}), so the table is aggregated once.
  */
 function statsSql(plan: Plan): string {
-  const parts = ['count(*) AS rows', 'min(rowid) AS first'];
+  const parts = ['count(*) AS rows', `min(${plan.hasBatch ? 'ri' : 'rowid'}) AS first`];
   for (const { feature, k } of plan.numeric) {
     parts.push(
       `count(n${k}) AS cnt${k}`,
@@ -474,7 +481,7 @@ function statsSql(plan: Plan): string {
       feature.max === undefined ? `0 AS above${k}` : `count_if(n${k} > ${numLit(feature.max)}) AS above${k}`,
     );
     if (plan.hasBatch) {
-      parts.push(`avg(${slog(`n${k}`)}) AS bmean${k}`, `var_pop(${slog(`n${k}`)}) AS bvar${k}`);
+      parts.push(`avg(s${k}) AS bmean${k}`, `var_pop(s${k}) AS bvar${k}`);
     }
   }
   for (const { feature, k } of plan.categorical) {
@@ -488,8 +495,10 @@ function statsSql(plan: Plan): string {
     'count_if(lb = 0) AS lmiss',
     'count_if(lb = 3) AS linv',
   );
+  // The log-scaled values are projected once (an aggregate's argument is evaluated per aggregate).
+  const logs = plan.numeric.map(({ k }) => `${slog(`n${k}`)} AS s${k}`);
   return plan.hasBatch
-    ? `SELECT bk, ${parts.join(', ')} FROM d GROUP BY bk`
+    ? `SELECT bk, ${parts.join(', ')} FROM (SELECT *, rowid AS ri${logs.map((l) => `, ${l}`).join('')} FROM d) GROUP BY bk`
     : `SELECT ${parts.join(', ')} FROM d`;
 }
 
@@ -680,6 +689,8 @@ async function readRejects(db: EngineSession, file: string, expected: number): P
     const line = n0(r.line);
     const type = str(r.error_type);
     if (type === 'MISSING COLUMNS' || type === 'TOO MANY COLUMNS') {
+      // The reader reports a record once per missing or surplus field: count the record once.
+      if (lines[lines.length - 1] === line) continue;
       lines.push(line);
       const found = /Found: (\d+)/.exec(str(r.error_message))?.[1];
       first ??= { line, fields: found === undefined ? 0 : Number(found), expected };
@@ -763,7 +774,7 @@ async function profileRun(
   hashing?.catch(() => undefined);
   const db = await openEngine();
   try {
-    const { profile: measured, plan } = await profileWith(db, file, spec, head);
+    const { profile: measured, plan } = await profileWith(db, file, spec, head, options.fullPath === true);
     const { sha256, bytes } = hashing
       ? await hashing
       : { sha256: options.sha256 ?? '', bytes: await sizeOf(file) };
@@ -776,10 +787,15 @@ async function profileRun(
         return [[k, { counts: c.categories.map((x) => x.count), unknown: c.unknown, missing: c.missing }]];
       }),
     );
+    const numericCounts = new Map(
+      profile.columns.flatMap((c) =>
+        c.kind === 'numeric' ? [[spec.features.findIndex((f) => f.name === c.name), c.count] as const] : [],
+      ),
+    );
     const drift = await measureDriftReference(
       db,
       plan,
-      { sha256, rows: profile.rows, categorical },
+      { sha256, rows: profile.rows, categorical, numericCounts },
       extras.driftBins,
       extras.driftSample,
     );
@@ -866,9 +882,11 @@ export async function loadTable(
   spec: FeatureSpec,
   head: FileHead,
   keepIdText = false,
+  csvNumbersTyped = false,
 ): Promise<Loaded> {
   let header = head.header;
   const types = new Map<string, string>();
+  const numericNames = new Set(spec.features.flatMap((f) => (f.kind === 'numeric' ? [f.name] : [])));
   let source: string;
   if (head.format === DatasetFormat.parquet) {
     source = `read_parquet(${lit(file)})`;
@@ -882,7 +900,8 @@ export async function loadTable(
     header = [...types.keys()];
     validateHeader(header, spec, file, 1);
   } else {
-    const columns = header.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ');
+    if (csvNumbersTyped) for (const h of header) if (numericNames.has(h)) types.set(h, 'DOUBLE');
+    const columns = header.map((h) => `${lit(h)}: ${lit(types.get(h) ?? 'VARCHAR')}`).join(', ');
     source =
       `read_csv(${lit(file)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', ` +
       `skip = ${head.headerLine - 1}, columns = {${columns}}, max_line_size = ${MAX_RECORD_BYTES}, ` +
@@ -906,20 +925,109 @@ export async function loadTable(
   plan.hasBatch = spec.batchColumn !== undefined && position.has(spec.batchColumn);
 
   try {
-    for (const statement of loadSql(source, header, types, spec, plan, keepIdText)) await db.run(statement);
+    for (const statement of loadSql(source, header, types, spec, plan, keepIdText, csvNumbersTyped)) {
+      await db.run(statement);
+    }
   } catch (err) {
     throw engineError(file, head.format, err);
   }
   return { header, plan };
 }
 
+type Measured = { profile: Omit<DatasetProfile, 'sha256' | 'bytes'>; plan: Plan };
+
+/**
+ * Measures the file into a profile. A CSV file is first read with its numeric columns parsed by the reader
+ * (the fast path: no text kept for them, no cast afterwards). The reader accepts exactly the numbers the full
+ * path's cast accepts, except digit separators (`1_000`), which the full path calls type errors: a file with
+ * an underscore next to a digit skips the fast path. Any cell the fast path cannot judge as the full path
+ * would (a reject, a type error or an out-of-range number, whose text as written the profile quotes) sends
+ * the file down the full path, so both paths give the same profile.
+ */
 async function profileWith(
   db: EngineSession,
   file: string,
   spec: FeatureSpec,
   head: FileHead,
-): Promise<{ profile: Omit<DatasetProfile, 'sha256' | 'bytes'>; plan: Plan }> {
-  const { header, plan } = await loadTable(db, file, spec, head);
+  fullPathOnly = false,
+): Promise<Measured> {
+  if (
+    head.format === DatasetFormat.csv &&
+    !fullPathOnly &&
+    !(await mayHoldDigitSeparators(file, head.headerLine))
+  ) {
+    const fast = await measureProfile(db, file, spec, head, true);
+    if (fast !== undefined) return fast;
+    for (const table of ['d', 'u', 'reject_errors', 'reject_scans'])
+      await db.run(`DROP TABLE IF EXISTS ${table}`);
+  }
+  const full = await measureProfile(db, file, spec, head, false);
+  if (full === undefined) throw new Error('the full profile path gave up');
+  return full;
+}
+
+/** Chunk size of the digit-separator scan. */
+const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
+const isDigit = (b: number | undefined): boolean => b !== undefined && b >= 0x30 && b <= 0x39;
+
+/**
+ * Whether the file holds an underscore next to a digit (a possible `1_000`) after its first `skipLines`
+ * lines (the header: column names such as `count_24h` are not cells); reads it once.
+ */
+async function mayHoldDigitSeparators(file: string, skipLines: number): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+    const buf = Buffer.allocUnsafe(SCAN_CHUNK_BYTES + 1);
+    let carry: number | undefined;
+    let position = 0;
+    let skip = skipLines;
+    for (;;) {
+      // The previous chunk's last byte leads the buffer, so a pair across the boundary is seen (an
+      // underscore ending a chunk is carried and checked against the next chunk's first byte).
+      const offset = carry === undefined ? 0 : 1;
+      if (carry !== undefined) buf[0] = carry;
+      const { bytesRead } = await handle.read(buf, offset, SCAN_CHUNK_BYTES, position);
+      if (bytesRead === 0) return false;
+      position += bytesRead;
+      const end = offset + bytesRead;
+      let from = 0;
+      while (skip > 0 && from !== -1) {
+        from = buf.indexOf(0x0a, from, 'latin1');
+        if (from !== -1 && from < end) {
+          from += 1;
+          skip -= 1;
+        } else from = -1;
+      }
+      if (from === -1) {
+        carry = undefined;
+        continue;
+      }
+      const view = buf.subarray(0, end);
+      for (let i = view.indexOf(0x5f, from); i !== -1; i = view.indexOf(0x5f, i + 1)) {
+        if (isDigit(view[i - 1]) || isDigit(i + 1 < end ? view[i + 1] : undefined)) return true;
+      }
+      carry = view[end - 1];
+    }
+  } catch (err) {
+    throw readError(file, err);
+  } finally {
+    await handle?.close();
+  }
+}
+
+async function measureProfile(
+  db: EngineSession,
+  file: string,
+  spec: FeatureSpec,
+  head: FileHead,
+  fast: boolean,
+): Promise<Measured | undefined> {
+  const { header, plan } = await loadTable(db, file, spec, head, false, fast);
+  if (fast) {
+    const [r] = await db.all('SELECT count(*) AS n FROM reject_errors');
+    if (n0(r?.n) > 0) return undefined;
+  }
   const ragged: Ragged =
     head.format === DatasetFormat.csv ? await readRejects(db, file, header.length) : { lines: [] };
   /** The 1-based line of the row with table index `rn` (Parquet: the row number). */
@@ -935,6 +1043,12 @@ async function profileWith(
   const stats = await db.all(statsSql(plan));
   const offending = await db.all(offendingSql(plan));
   const totals = combineTotals(plan, stats, offending);
+  if (
+    fast &&
+    plan.numeric.some(({ k }) => n0(totals[`te${k}`]) + n0(totals[`above${k}`]) + n0(totals[`below${k}`]) > 0)
+  ) {
+    return undefined;
+  }
   const batchRows = plan.hasBatch ? stats.sort((a, b) => n0(a.first) - n0(b.first)) : [];
   const offendingByBatch = new Map(offending.map((r) => [str(r.bk), r]));
   const [ids] = plan.hasId ? await db.all('SELECT count(DISTINCT idv) AS n FROM d') : [];

@@ -546,3 +546,102 @@ describe('the drift reference from the same read', () => {
     expect(drift.rows).toBe(profile.rows);
   });
 });
+
+describe('the CSV fast path (numbers parsed by the reader) and the full path give the same profile', () => {
+  async function bothPaths(content: string, spec: FeatureSpec = SPEC) {
+    const p = file(content);
+    const fast = await profileDatasetWithExtras(p, spec, { fingerprintsTo: `${p}.fast.parquet` });
+    const full = await profileDatasetWithExtras(p, spec, {
+      fullPath: true,
+      fingerprintsTo: `${p}.full.parquet`,
+    });
+    const db = await openEngine();
+    try {
+      const read = (f: string) => db.all(`SELECT list(fp) AS fps FROM read_parquet(${sqlString(f)})`);
+      const [a] = await read(`${p}.fast.parquet`);
+      const [b] = await read(`${p}.full.parquet`);
+      expect(a?.fps).toEqual(b?.fps);
+    } finally {
+      db.close();
+    }
+    expect(fast.profile).toEqual(full.profile);
+    expect(fast.drift).toEqual(full.drift);
+    return fast.profile;
+  }
+
+  it('on a clean file with missing cells, repeated rows and a column outside the spec', async () => {
+    const rows = cleanRows().map((r, i) => (i % 7 === 0 ? [r[0], '', r[2], r[3]] : r) as string[]);
+    rows.push(rows[5] as string[], rows[6] as string[]);
+    const profile = await bothPaths(csv(HEADER, rows));
+    expect(profile.duplicateRows).toBe(2);
+    expect((profile.columns[0] as NumericColumnProfile).missing).toBe(6);
+  });
+
+  it.each([
+    ['a digit separator', '1_000', { typeErrors: 1, firstTypeError: { line: 2, value: '1_000' } }],
+    ['infinity', 'inf', { typeErrors: 1, firstTypeError: { line: 2, value: 'inf' } }],
+    ['a parsed NaN that is not a missing token', '-nan', { typeErrors: 1 }],
+    ['a padded missing token', ' NA ', { missing: 1, typeErrors: 0 }],
+    ['text', 'abc', { typeErrors: 1, firstTypeError: { line: 2, value: 'abc' } }],
+    [
+      'an out-of-range number, quoted as written',
+      '-5.50',
+      { belowMin: 1, firstOutOfRange: { line: 2, value: '-5.50' } },
+    ],
+  ])('when a cell holds %s', async (_what, cell, expected) => {
+    const rows = cleanRows();
+    (rows[0] as string[])[1] = cell;
+    const profile = await bothPaths(csv(HEADER, rows));
+    expect(profile.columns[0]).toMatchObject(expected);
+  });
+
+  it('with ragged rows (two fields short, two fields over) and an unknown category', async () => {
+    const rows = cleanRows();
+    rows[4] = ['r4', '12'];
+    rows[6] = [...(rows[6] as string[]), '9', '9'];
+    (rows[8] as string[])[2] = 'purple';
+    (rows[10] as string[])[1] = 'abc';
+    const profile = await bothPaths(csv(HEADER, rows));
+    // Each ragged record counts once, and the lines after it are still named right.
+    expect(profile.raggedRows).toBe(2);
+    expect(profile.firstRaggedRow).toEqual({ line: 6, fields: 2, expected: 4 });
+    expect(profile.columns[0]).toMatchObject({ firstTypeError: { line: 12, value: 'abc' } });
+    expect(profile.columns[1]).toMatchObject({ unknown: 1 });
+  });
+
+  it('finds a digit separator that straddles the scan chunk boundary (4 MiB), and ignores header names', async () => {
+    const chunk = 4 * 1024 * 1024;
+    const header = 'id,amount,color,y,count_24h';
+    const spec = FeatureSpecSchema.parse({ ...SPEC, quality: { ...SPEC.quality, minRows: 1 } });
+    for (const [before, after] of [
+      ['1', '_000'],
+      ['1_', '000'],
+    ] as const) {
+      const lines = [header];
+      let length = header.length + 1;
+      let i = 0;
+      for (;;) {
+        const line = `r${i},${(i % 997) + 0.5},${COLORS[i % 3]},0,x`;
+        if (length + line.length + 1 > chunk - 200) break;
+        lines.push(line);
+        length += line.length + 1;
+        i += 1;
+      }
+      // Pad an id so the cell `<before><after>` starts exactly `before.length` bytes before the boundary.
+      const prefix = `r${i}`;
+      const pad = chunk - before.length - length - (prefix.length + 1);
+      const last = `${prefix}${'p'.repeat(pad)},${before}${after},red,0,x`;
+      expect(length + prefix.length + pad + 1 + before.length).toBe(chunk);
+      lines.push(last);
+      const content = `${lines.join('\n')}\n`;
+      const profile = await profileDataset(file(content), spec);
+      expect(profile.columns[0]).toMatchObject({
+        typeErrors: 1,
+        firstTypeError: { line: lines.length, value: `${before}${after}` },
+      });
+    }
+    // The header's `count_24h` alone does not send a clean file down the full path, and gives the same profile.
+    const rows = cleanRows().map((r) => [...r, 'x']);
+    await bothPaths(csv([...HEADER, 'count_24h'], rows));
+  }, 60_000);
+});
