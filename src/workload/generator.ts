@@ -17,11 +17,8 @@
  * - Missing values (a device score not captured, an unknown merchant, no geolocation) are masked after the
  *   label is drawn: the label depends on the true value, as in life.
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { stringify as stringifySync } from 'csv-stringify/sync';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
@@ -614,8 +611,12 @@ function historyPoisoner(
 }
 
 const CSV_OPTIONS = { header: true, columns: [...FRAUD_COLUMNS] };
-/** Rows per write when streaming CSV: large writes keep the file system calls few. */
-export const CSV_WRITE_BATCH_ROWS = 16_384;
+/**
+ * Bytes per write when streaming CSV: each line is encoded into one of two buffers of this size as soon as it
+ * is made (no batch of strings held: that cost more than generating the rows), and a full buffer is written
+ * while the other fills.
+ */
+export const CSV_WRITE_BUFFER_BYTES = 1024 * 1024;
 
 /** The rows as CSV text with a header row; null becomes an empty cell. */
 export function toCsv(rows: readonly FraudRow[]): string {
@@ -643,26 +644,50 @@ async function writeCsvRows(path: string, rows: Iterable<FraudRow>): Promise<voi
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    await pipeline(
-      Readable.from(
-        (function* () {
-          yield `${FRAUD_COLUMNS.join(',')}\n`;
-          let batch = '';
-          let n = 0;
-          for (const row of rows) {
-            batch += csvLine(row);
-            n += 1;
-            if (n === CSV_WRITE_BATCH_ROWS) {
-              yield batch;
-              batch = '';
-              n = 0;
-            }
-          }
-          if (batch !== '') yield batch;
-        })(),
-      ),
-      createWriteStream(tmp),
-    );
+    const handle = await open(tmp, 'w');
+    try {
+      const buffers = [
+        Buffer.allocUnsafe(CSV_WRITE_BUFFER_BYTES),
+        Buffer.allocUnsafe(CSV_WRITE_BUFFER_BYTES),
+      ];
+      let current = 0;
+      let used = 0;
+      let writing: Promise<unknown> = Promise.resolve();
+      const flush = async (): Promise<void> => {
+        await writing;
+        const full = buffers[current] as Buffer;
+        const length = used;
+        writing = handle.write(full, 0, length);
+        // A failed write is thrown where it is awaited (the next flush), not reported as unhandled first.
+        writing.catch(() => undefined);
+        current = 1 - current;
+        used = 0;
+      };
+      /** Encodes `text` into the current buffer; false when it does not fit (flush first). */
+      const fits = (text: string): boolean => used + text.length * 3 <= CSV_WRITE_BUFFER_BYTES;
+      const put = async (text: string): Promise<void> => {
+        if (!fits(text)) await flush();
+        if (!fits(text)) {
+          // A line longer than a buffer (not made by this generator) is written on its own.
+          await writing;
+          writing = handle.write(text);
+          writing.catch(() => undefined);
+          return;
+        }
+        used += (buffers[current] as Buffer).write(text, used);
+      };
+      await put(`${FRAUD_COLUMNS.join(',')}\n`);
+      for (const row of rows) {
+        const line = csvLine(row);
+        // A UTF-16 code unit takes at most 3 bytes in UTF-8; the common case stays synchronous.
+        if (fits(line)) used += (buffers[current] as Buffer).write(line, used);
+        else await put(line);
+      }
+      await flush();
+      await writing;
+    } finally {
+      await handle.close();
+    }
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });

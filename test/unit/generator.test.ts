@@ -47,6 +47,16 @@ describe('generateFraudDataset', () => {
     expect(readFileSync(file, 'utf8')).toBe(toCsv(rows));
   });
 
+  it('writes the same bytes as toCsv across many write buffers, with multi-byte and over-long cells', async () => {
+    const rows = generateFraudDataset({ rows: 60_000, seed: 3 }); // about 3.6 MB: several 1 MiB buffers
+    rows[100] = { ...(rows[100] as (typeof rows)[number]), transaction_id: 'tx-"é€"-, ünïcode' };
+    // A cell longer than a buffer's worth of UTF-8, written on its own between two buffers.
+    rows[30_000] = { ...(rows[30_000] as (typeof rows)[number]), transaction_id: '€'.repeat(400_000) };
+    const file = path.join(dir, 'buffers.csv');
+    await writeCsv(file, rows);
+    expect(readFileSync(file, 'utf8')).toBe(toCsv(rows));
+  });
+
   it.each([0.01, 0.03, 0.1, 0.3])('hits the requested fraud rate %d', (rate) => {
     const observed = fraudRate(generateFraudDataset({ rows: 20_000, seed: 11, fraudRate: rate }));
     // Binomial noise is at most ~0.003 here; calibration adds well under 10% of the rate.
