@@ -9,6 +9,7 @@
  *   and column names never reach SQL unquoted.
  * - Memory is capped at {@link DEFAULT_ENGINE_MEMORY_LIMIT} (or `MLOPS_DATA_ENGINE_MEMORY`); above it DuckDB
  *   spills to a temp folder under the OS temp directory instead of growing.
+ * - Threads: one per core unless `MLOPS_DATA_ENGINE_THREADS` caps them (a worker sharing its cores).
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import os from 'node:os';
@@ -54,9 +55,14 @@ export interface EngineSession {
 
 /** Opens a fresh in-memory database; close it when done (also on errors). */
 export async function openEngine(): Promise<EngineSession> {
+  const threads = process.env.MLOPS_DATA_ENGINE_THREADS;
+  if (threads !== undefined && !/^[1-9]\d{0,3}$/.test(threads)) {
+    throw new RangeError(`MLOPS_DATA_ENGINE_THREADS: expected a whole number of threads, got "${threads}"`);
+  }
   const instance = await DuckDBInstance.create(':memory:', {
     memory_limit: process.env.MLOPS_DATA_ENGINE_MEMORY ?? DEFAULT_ENGINE_MEMORY_LIMIT,
     temp_directory: ENGINE_TEMP_DIR,
+    ...(threads !== undefined && { threads }),
   });
   let connection: DuckDBConnection;
   try {

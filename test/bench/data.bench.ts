@@ -11,6 +11,8 @@
  *   `duplicated().sum()` and the label rate, timed after `import pandas`, in a child process of its own.
  * - Interleaved rounds (BENCH_ROUNDS at 1M, BENCH_ROUNDS_10M at 10M), best wall time of each (with its CPU
  *   seconds: on a shared machine the wall time depends on the neighbours); peak RSS is each child's own maximum.
+ * - Below 10M rows, ours once more with the engine on one thread (`MLOPS_DATA_ENGINE_THREADS=1`, pandas' one
+ *   core): `thread_scaling_*` is that time over the best time on every core.
  *
  * The last line printed is one JSON object with every time in seconds, the ratios, peak memory and the targets
  * (3x pandas on 1M CSV and on 10M Parquet, 10M rows within 2 GB).
@@ -105,9 +107,12 @@ function lastJson(output: string, what: string): Measurement {
   }
 }
 
-function measureOurs(file: string): Promise<Measurement> {
+function measureOurs(file: string, env: Record<string, string> = {}): Promise<Measurement> {
   return new Promise((resolve, reject) => {
-    const child = fork(__filename, ['--ours', file], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    const child = fork(__filename, ['--ours', file], {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+      env: { ...process.env, ...env },
+    });
     let out = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -216,6 +221,19 @@ async function main(): Promise<void> {
       out[`speedup_${l}_${fmt}`] = round3(pandas.seconds / ours.seconds);
     }
     out[`rounds_${l}`] = rounds;
+    if (rows < 10_000_000) {
+      // The engine on one thread (pandas runs on one): how our time scales with the cores we are given.
+      for (const fmt of ['csv', 'parquet'] as const) {
+        const one = await measureOurs(fmt === 'csv' ? files.csv : files.parquet, {
+          MLOPS_DATA_ENGINE_THREADS: '1',
+        });
+        console.log(
+          `${l} ours_${fmt} on 1 engine thread: ${one.seconds.toFixed(2)} s (cpu ${Number(one.cpu_s).toFixed(2)} s)`,
+        );
+        out[`ours_${l}_${fmt}_1thread_s`] = round3(one.seconds);
+        out[`thread_scaling_${l}_${fmt}`] = round3(one.seconds / Number(out[`ours_${l}_${fmt}_s`]));
+      }
+    }
   }
   out.peak_rss_mb = Math.round(Math.max(...oursPeaks));
   out.pandas_peak_rss_mb = Math.round(Math.max(...pandasPeaks));

@@ -645,3 +645,26 @@ describe('the CSV fast path (numbers parsed by the reader) and the full path giv
     await bothPaths(csv([...HEADER, 'count_24h'], rows));
   }, 60_000);
 });
+
+describe('the engine thread setting', () => {
+  it('caps the engine threads with MLOPS_DATA_ENGINE_THREADS and refuses a value that is not a count', async () => {
+    const before = process.env.MLOPS_DATA_ENGINE_THREADS;
+    try {
+      process.env.MLOPS_DATA_ENGINE_THREADS = '1';
+      const db = await openEngine();
+      try {
+        const [r] = await db.all("SELECT current_setting('threads') AS t");
+        expect(Number(r?.t)).toBe(1);
+      } finally {
+        db.close();
+      }
+      for (const bad of ['0', 'two', '-1', '1.5']) {
+        process.env.MLOPS_DATA_ENGINE_THREADS = bad;
+        await expect(openEngine()).rejects.toThrow(/MLOPS_DATA_ENGINE_THREADS: expected a whole number/);
+      }
+    } finally {
+      if (before === undefined) delete process.env.MLOPS_DATA_ENGINE_THREADS;
+      else process.env.MLOPS_DATA_ENGINE_THREADS = before;
+    }
+  });
+});
