@@ -10,9 +10,13 @@ import * as k8s from '@kubernetes/client-node';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import https from 'node:https';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createKubernetesJobRunner, kubernetesRunnerConfigFromEnv } from '../../src/jobs/kubernetes-runner';
+import { s3ConnectorFromEnv } from '../../src/data/sources';
+import type { SecretRef } from '../../src/ports/secret-store';
+import { envSecretName } from '../../src/secrets/local';
 import { loadManifests } from '../../src/stack/kube-cluster';
 import { ensureKubeTools } from '../../src/stack/kube-tools';
 import { PROJECT_ROOT } from '../../src/stack/paths';
@@ -191,6 +195,22 @@ describe('kustomize renderings of deploy/k8s (overlays and the gateway)', () => 
     expect(deployment(prod).spec?.template.spec?.topologySpreadConstraints?.[0]?.topologyKey).toBe(
       'topology.kubernetes.io/zone',
     );
+    // Production stages snapshots in its object store, with the worker's S3 credentials from the Secret.
+    const prodEnv = config(prod).data ?? {};
+    expect(kubernetesRunnerConfigFromEnv(prodEnv).datasets?.objectStore).toMatchObject({
+      bucket: 'mlops-datasets',
+      prefix: 'snapshots',
+      credentialsSecret: 'mlops-training-datasets',
+      endpoint: 'https://s3.example.internal',
+    });
+    const connector = s3ConnectorFromEnv(prodEnv, os.tmpdir());
+    expect(connector?.secrets.kind).toBe('env');
+    const fromSecret = (deployment(prod).spec?.template.spec?.containers[0]?.env ?? []).filter(
+      (e) => e.valueFrom?.secretKeyRef?.name === 'mlops-worker',
+    );
+    for (const ref of [connector?.config.accessKeyId, connector?.config.secretAccessKey]) {
+      expect(fromSecret.map((e) => e.name)).toContain(envSecretName(ref as SecretRef));
+    }
     // Both overlays carry the Kueue queues the worker submits to.
     for (const objs of [local, prod]) {
       expect(objs.map((o) => o.kind)).toEqual(expect.arrayContaining(['ClusterQueue', 'LocalQueue', 'Role']));
