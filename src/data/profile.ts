@@ -349,6 +349,8 @@ function loadSql(
   /** Offending texts kept per row (NULL for a clean row): numeric features, categorical features, label. */
   const offending: string[] = [];
   const anyOffending: string[] = [];
+  /** Fast path: conditions of a numeric cell the full path must judge (a type error, out of range). */
+  const numericBad: string[] = [];
 
   for (const { feature, k } of plan.numeric) {
     const r = raw(feature.name);
@@ -370,9 +372,17 @@ function loadSql(
     const cell = trimmed(text(`p${k}`, feature.name));
     const typeError = `n${k} IS NULL AND NOT m${k}`;
     const bad = `(${typeError} OR ${outOfRangeExpr(`n${k}`, feature)})`;
-    offending.push(`CASE WHEN ${bad} THEN ${cell} END`);
-    anyOffending.push(bad);
-    vector.push(`n${k}`, `CASE WHEN ${typeError} THEN ${cell} END`);
+    if (csvNumbersTyped) {
+      // The fast path keeps no numeric text: a bad number only raises `nb` (the file is then read on the
+      // full path), and a clean row's text slots are NULL, hashed as the full path hashes them.
+      offending.push('NULL::VARCHAR');
+      numericBad.push(bad);
+      vector.push(`n${k}`, 'NULL::VARCHAR');
+    } else {
+      offending.push(`CASE WHEN ${bad} THEN ${cell} END`);
+      anyOffending.push(bad);
+      vector.push(`n${k}`, `CASE WHEN ${typeError} THEN ${cell} END`);
+    }
     kept.push(`n${k}`);
   }
   for (const { feature, k } of plan.categorical) {
@@ -445,6 +455,7 @@ function loadSql(
     anyOffending.length > 0
       ? `CASE WHEN ${anyOffending.join(' OR ')} THEN [${offending.join(', ')}] END AS x`
       : 'NULL::VARCHAR[] AS x',
+    ...(csvNumbersTyped ? [`${numericBad.length > 0 ? numericBad.join(' OR ') : 'false'} AS nb`] : []),
   ];
   const exclude = inRowHash.length > 0 ? ` EXCLUDE (${inRowHash.join(', ')})` : '';
   return [
@@ -1025,8 +1036,10 @@ async function measureProfile(
 ): Promise<Measured | undefined> {
   const { header, plan } = await loadTable(db, file, spec, head, false, fast);
   if (fast) {
-    const [r] = await db.all('SELECT count(*) AS n FROM reject_errors');
-    if (n0(r?.n) > 0) return undefined;
+    const [r] = await db.all(
+      'SELECT (SELECT count(*) FROM reject_errors) AS rejects, (SELECT count_if(nb) FROM d) AS bad',
+    );
+    if (n0(r?.rejects) + n0(r?.bad) > 0) return undefined;
   }
   const ragged: Ragged =
     head.format === DatasetFormat.csv ? await readRejects(db, file, header.length) : { lines: [] };
@@ -1043,12 +1056,6 @@ async function measureProfile(
   const stats = await db.all(statsSql(plan));
   const offending = await db.all(offendingSql(plan));
   const totals = combineTotals(plan, stats, offending);
-  if (
-    fast &&
-    plan.numeric.some(({ k }) => n0(totals[`te${k}`]) + n0(totals[`above${k}`]) + n0(totals[`below${k}`]) > 0)
-  ) {
-    return undefined;
-  }
   const batchRows = plan.hasBatch ? stats.sort((a, b) => n0(a.first) - n0(b.first)) : [];
   const offendingByBatch = new Map(offending.map((r) => [str(r.bk), r]));
   const [ids] = plan.hasId ? await db.all('SELECT count(DISTINCT idv) AS n FROM d') : [];
