@@ -18,7 +18,9 @@ import type { ModelRegistry } from '../ports/model-registry';
 import { createModelRegistry } from '../registry';
 import { createVerifyOnlyTrust, parsePublicKeyBlocks, type ModelTrust } from '../security/model-trust';
 import { Authenticator } from './auth';
+import { isoNow } from './clock';
 import { JsonlInferenceLog } from './inference-log';
+import { LineChunks } from './line-chunks';
 import { BreachPusher, KpiMonitor, KpiWindow } from './kpi';
 import { createChatRoute, loadChatRouteConfig } from './llm';
 import { GatewayMetrics, KpiMetrics } from './metrics';
@@ -28,9 +30,7 @@ import { RedisRouteSync, sameRoute } from './route-sync';
 import { RouteTable } from './router';
 import { createGatewayServer, type RouteControl } from './server';
 
-/** Access-log characters buffered before a write: fewer, larger writes off the request path. */
-export const ACCESS_LOG_BUFFER_CHARS = 32 * 1024;
-/** Longest an access-log line waits in the write buffer (lines are written in batches). */
+/** Longest an access-log line waits before it is written (lines are written in chunks of LINE_CHUNK_BYTES). */
 export const ACCESS_LOG_FLUSH_MS = 1000;
 /** Feature specs used when a model's artifacts carry none. */
 export const FALLBACK_SPECS: Readonly<Record<string, FeatureSpec>> = { fraud: FRAUD_FEATURE_SPEC };
@@ -55,14 +55,19 @@ export interface GatewayProcess {
 }
 
 /**
- * pino's destination for the access log: lines are kept in an array and written as one chunk per
- * {@link ACCESS_LOG_BUFFER_CHARS} or {@link ACCESS_LOG_FLUSH_MS}, through a stream that keeps them in
- * order. (sonic-boom, pino's own buffered destination, measures the byte length of its whole pending
- * buffer on every line, which cost more than serialising the line in the gateway's profile.)
+ * pino's destination for the access log: each line is copied into a chunk off the JS heap
+ * ({@link LineChunks}) and a chunk is written once full (LINE_CHUNK_BYTES, line-chunks.ts) or after
+ * {@link ACCESS_LOG_FLUSH_MS}, through a stream that keeps them in order. (sonic-boom, pino's own
+ * buffered destination, measures the byte length of its whole pending buffer on every line, which cost
+ * more than serialising the line in the gateway's profile.)
+ *
+ * Loss window: a crash loses the lines of at most the last {@link ACCESS_LOG_FLUSH_MS} (or one chunk);
+ * the gateway's graceful shutdown flushes them (`logger.flush`).
  */
 export class BatchedLogDestination {
-  private lines: string[] = [];
-  private chars = 0;
+  private readonly chunks = new LineChunks((bytes) => {
+    this.written = new Promise((resolve) => this.out.write(bytes, () => resolve()));
+  });
   /** Settles once everything handed to the stream so far is written. */
   private written: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
@@ -73,20 +78,13 @@ export class BatchedLogDestination {
   }
 
   write(line: string): boolean {
-    this.lines.push(line);
-    this.chars += line.length;
-    if (this.chars >= ACCESS_LOG_BUFFER_CHARS) this.flush();
+    this.chunks.push(line);
     return true;
   }
 
   /** Hands the buffered lines to the stream; `cb` runs once they are written. */
   flush(cb?: (err?: Error | null) => void): void {
-    if (this.lines.length > 0) {
-      const chunk = this.lines.join('');
-      this.lines = [];
-      this.chars = 0;
-      this.written = new Promise((resolve) => this.out.write(chunk, () => resolve()));
-    }
+    this.chunks.flush();
     if (cb) void this.written.then(() => cb());
   }
 
@@ -104,7 +102,8 @@ export function createAccessLog(target: string): Logger | undefined {
     out = createWriteStream(target, { flags: 'a' });
   }
   return pino(
-    { base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+    // pino's isoTime, with the text shared per millisecond (see clock.ts).
+    { base: { pid: process.pid }, timestamp: () => `,"time":"${isoNow()}"` },
     new BatchedLogDestination(out),
   );
 }

@@ -23,6 +23,7 @@ import {
 import type { InferenceLog } from '../ports/inference-log';
 import { EXPLAIN_PATH, handleExplain } from '../explain/gateway';
 import { Authenticator, AuthError, type Principal } from './auth';
+import { isoNow } from './clock';
 import type { KpiWindow } from './kpi';
 import type { ChatRoute } from './llm/route';
 import type { GatewayMetrics, VersionMetrics } from './metrics';
@@ -155,6 +156,27 @@ export function createGatewayServer(deps: GatewayDeps): {
     if (!vm) versionMetrics.set(v, (vm = metrics.forVersion(model, v.slot.model.version)));
     return vm;
   };
+  /**
+   * Access-log children per served version, principal and route (pino child loggers): the fields that
+   * are the same for each of their requests (principal, model, version, route) are serialised once, as
+   * the child's bindings, and a request's line adds only its own (request id, status, latency, decision,
+   * OOD, reason). Held weakly by version and principal, so retired versions and expired JWT principals
+   * take theirs with them.
+   */
+  const accessChildren = new WeakMap<ServedVersion, WeakMap<Principal, Map<string, Logger>>>();
+  const accessLogOf = (log: Logger, model: string, v: ServedVersion, p: Principal, route: string): Logger => {
+    let byPrincipal = accessChildren.get(v);
+    if (!byPrincipal) accessChildren.set(v, (byPrincipal = new WeakMap()));
+    let byRoute = byPrincipal.get(p);
+    if (!byRoute) byPrincipal.set(p, (byRoute = new Map()));
+    let child = byRoute.get(route);
+    if (!child) {
+      child = log.child({ principal: loggedId(p), model, version: v.slot.model.version, route });
+      byRoute.set(route, child);
+    }
+    return child;
+  };
+  const refused = (reason: AdmissionRefusal): void => metrics.refusals.labels(reason).inc();
   /** Principal ids as logged (redacted once per principal: a JWT subject may be an email). */
   const loggedIds = new WeakMap<Principal, string>();
   const loggedId = (p: Principal): string => {
@@ -186,7 +208,6 @@ export function createGatewayServer(deps: GatewayDeps): {
     try {
       if (req.method !== 'POST')
         throw new HttpError(405, 'method_not_allowed', 'use POST', { allow: 'POST' });
-      const refused = (reason: AdmissionRefusal): void => metrics.refusals.labels(reason).inc();
       const who = authenticateRequest(deps.auth, req, refused);
       principal = who instanceof Promise ? await who : who;
       requireRole(principal, ['predict'], 'predict');
@@ -279,7 +300,7 @@ export function createGatewayServer(deps: GatewayDeps): {
     const version = served?.slot.model.version;
     if (deps.inferenceLog && score !== undefined && version !== undefined && logFeatures) {
       deps.inferenceLog.append({
-        time: new Date().toISOString(),
+        time: isoNow(),
         requestId,
         model,
         version,
@@ -291,21 +312,34 @@ export function createGatewayServer(deps: GatewayDeps): {
     }
     const latencyMs = t.elapsedMs();
     if (deps.accessLog) {
-      deps.accessLog.info({
-        reqId: requestId,
-        principal: principal && loggedId(principal),
-        model,
-        version,
-        route,
-        status,
-        ms: Math.round(latencyMs * 1000) / 1000,
-        decision,
-        ood,
-        reason:
-          status >= 400 && config.redaction
-            ? redactText((JSON.parse(body) as { error: { message: string } }).error.message).text
-            : undefined,
-      });
+      const ms = Math.round(latencyMs * 1000) / 1000;
+      const reason =
+        status >= 400 && config.redaction
+          ? redactText((JSON.parse(body) as { error: { message: string } }).error.message).text
+          : undefined;
+      if (served !== undefined && principal !== undefined) {
+        accessLogOf(deps.accessLog, model, served, principal, route).info({
+          reqId: requestId,
+          status,
+          ms,
+          decision,
+          ood,
+          reason,
+        });
+      } else {
+        deps.accessLog.info({
+          reqId: requestId,
+          principal: principal && loggedId(principal),
+          model,
+          version,
+          route,
+          status,
+          ms,
+          decision,
+          ood,
+          reason,
+        });
+      }
     }
     t.mark(); // log
     if (served !== undefined && version !== undefined) {
@@ -318,7 +352,8 @@ export function createGatewayServer(deps: GatewayDeps): {
     if (!res.headersSent && !res.destroyed) {
       const headers: Record<string, string | number> = {
         'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
+        // A success body is ASCII (names, versions and ids are [A-Za-z0-9._-] words, the score a number).
+        'content-length': status === 200 ? body.length : Buffer.byteLength(body),
         'server-timing': t.header(),
         'x-request-id': requestId,
       };

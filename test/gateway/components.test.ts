@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JwtConfigSchema, ReferenceProfileSchema } from '../../src/core/contracts/gateway';
 import { Authenticator } from '../../src/gateway/auth';
 import { JsonlInferenceLog } from '../../src/gateway/inference-log';
+import { LineChunks } from '../../src/gateway/line-chunks';
 import { OodDetector } from '../../src/gateway/ood';
 import { MemoryRateLimiter } from '../../src/gateway/rate-limit';
 import { stickyFraction } from '../../src/gateway/router';
@@ -127,6 +128,8 @@ describe('inference log partitions', () => {
       ood: false,
     });
     [0, 20, 40, 95].forEach((m, i) => log.append(rec(m, i)));
+    // A time with an offset (not toISOString's UTC form) goes to its UTC hour too: 23:10 UTC.
+    log.append({ ...rec(0, 4), time: '2026-12-01T00:10:00.000+01:00' });
     await log.close();
     expect(readdirSync(path.join(dir, 'fraud')).sort()).toEqual(['date=2026-11-30', 'date=2026-12-01']);
     const read = async (from: number, to: number) => {
@@ -135,9 +138,28 @@ describe('inference log partitions', () => {
         out.push(r.requestId);
       return out;
     };
-    expect(await read(0, 200)).toEqual(['r0', 'r1', 'r2', 'r3']);
-    expect(await read(10, 41)).toEqual(['r1', 'r2']);
+    expect(await read(0, 200)).toEqual(['r0', 'r1', 'r2', 'r4', 'r3']);
+    expect(await read(10, 41)).toEqual(['r1', 'r2', 'r4']);
     expect(await read(90, 100)).toEqual(['r3']);
+  });
+});
+
+describe('log line chunks', () => {
+  it('keeps every line, in order and as UTF-8, across chunk boundaries and for lines larger than a chunk', () => {
+    const out: Buffer[] = [];
+    const chunks = new LineChunks((b) => out.push(Buffer.from(b)), 64);
+    const lines = ['short', 'é and ü', 'x'.repeat(30), '€'.repeat(5), 'y'.repeat(100), 'last'];
+    for (const l of lines) chunks.push(l, true);
+    chunks.push('raw\n');
+    expect(chunks.pending).toBeGreaterThan(0);
+    chunks.flush();
+    expect(chunks.pending).toBe(0);
+    expect(out.length).toBeGreaterThan(2);
+    for (const b of out) expect(b.length).toBeLessThanOrEqual(100 + 1); // only the oversized line exceeds a chunk
+    expect(Buffer.concat(out).toString('utf8')).toBe(`${lines.join('\n')}\nraw\n`);
+    const emitted = out.length;
+    chunks.flush(); // nothing left: no empty chunk
+    expect(out.length).toBe(emitted);
   });
 });
 
