@@ -481,15 +481,13 @@ const slotOf = (plan: Plan, role: 'numeric' | 'categorical' | 'label', i: number
  */
 function statsSql(plan: Plan): string {
   const parts = ['count(*) AS rows', `min(${plan.hasBatch ? 'ri' : 'rowid'}) AS first`];
-  for (const { feature, k } of plan.numeric) {
+  for (const { k } of plan.numeric) {
     parts.push(
       `count(n${k}) AS cnt${k}`,
       `min(n${k}) AS min${k}`,
       `max(n${k}) AS max${k}`,
       `avg(n${k}) AS mean${k}`,
       `var_pop(n${k}) AS var${k}`,
-      feature.min === undefined ? `0 AS below${k}` : `count_if(n${k} < ${numLit(feature.min)}) AS below${k}`,
-      feature.max === undefined ? `0 AS above${k}` : `count_if(n${k} > ${numLit(feature.max)}) AS above${k}`,
     );
     if (plan.hasBatch) {
       parts.push(`avg(s${k}) AS bmean${k}`, `var_pop(s${k}) AS bvar${k}`);
@@ -498,14 +496,8 @@ function statsSql(plan: Plan): string {
   for (const { feature, k } of plan.categorical) {
     parts.push(`count(ci${k}) AS cnt${k}`);
     feature.categories.forEach((_, j) => parts.push(`count_if(ci${k} = ${j}) AS cat${k}_${j}`));
-    parts.push(`count_if(ci${k} = ${feature.categories.length}) AS unk${k}`);
   }
-  parts.push(
-    'count_if(lb = 1) AS pos',
-    'count_if(lb = 2) AS neg',
-    'count_if(lb = 0) AS lmiss',
-    'count_if(lb = 3) AS linv',
-  );
+  parts.push('count_if(lb = 1) AS pos', 'count_if(lb = 2) AS neg', 'count_if(lb = 0) AS lmiss');
   // The log-scaled values are projected once (an aggregate's argument is evaluated per aggregate).
   const logs = plan.numeric.map(({ k }) => `${slog(`n${k}`)} AS s${k}`);
   return plan.hasBatch
@@ -515,8 +507,9 @@ function statsSql(plan: Plan): string {
 
 /**
  * Per batch (or for the whole table), over the rows holding an offending cell only (`x` is NULL for the
- * others, so a clean table costs a scan of one validity mask): type errors, out-of-range values and invalid
- * labels, counted, with the first of each and its text.
+ * others, so a clean table costs a scan of one validity mask): type errors, out-of-range values, unknown
+ * categories and invalid labels, counted, with the first of each and its text. Every such cell makes its row
+ * offending, so these counts need no pass over the clean rows.
  */
 function offendingSql(plan: Plan): string {
   const parts = ['count(*) AS bad'];
@@ -531,9 +524,15 @@ function offendingSql(plan: Plan): string {
       `count_if(${oor}) AS oorn${k}`,
       `min(rowid) FILTER (WHERE ${oor}) AS oor_row${k}`,
       `arg_min(${t}, rowid) FILTER (WHERE ${oor}) AS oor_val${k}`,
+      feature.min === undefined ? `0 AS below${k}` : `count_if(n${k} < ${numLit(feature.min)}) AS below${k}`,
+      feature.max === undefined ? `0 AS above${k}` : `count_if(n${k} > ${numLit(feature.max)}) AS above${k}`,
     );
   });
+  for (const { feature, k } of plan.categorical) {
+    parts.push(`count_if(ci${k} = ${feature.categories.length}) AS unk${k}`);
+  }
   parts.push(
+    'count_if(lb = 3) AS linv',
     'min(rowid) FILTER (WHERE lb = 3) AS linv_row',
     plan.hasLabel
       ? `arg_min(x[${slotOf(plan, 'label', 0)}], rowid) FILTER (WHERE lb = 3) AS linv_val`
@@ -596,8 +595,8 @@ function combineTotals(plan: Plan, stats: EngineRow[], offending: EngineRow[]): 
       [`max${k}`]: extreme(`max${k}`, Math.max),
       [`mean${k}`]: count > 0 ? mean : null,
       [`std${k}`]: count > 1 ? Math.sqrt(Math.max(0, m2) / (count - 1)) : null,
-      [`below${k}`]: sum(stats, `below${k}`),
-      [`above${k}`]: sum(stats, `above${k}`),
+      [`below${k}`]: sum(offending, `below${k}`),
+      [`above${k}`]: sum(offending, `above${k}`),
       [`te${k}`]: te,
       [`miss${k}`]: n0(t.rows) - count - te,
     });
@@ -609,9 +608,10 @@ function combineTotals(plan: Plan, stats: EngineRow[], offending: EngineRow[]): 
     t[`cnt${k}`] = count;
     t[`miss${k}`] = n0(t.rows) - count;
     feature.categories.forEach((_, j) => (t[`cat${k}_${j}`] = sum(stats, `cat${k}_${j}`)));
-    t[`unk${k}`] = sum(stats, `unk${k}`);
+    t[`unk${k}`] = sum(offending, `unk${k}`);
   }
-  for (const key of ['pos', 'neg', 'lmiss', 'linv']) t[key] = sum(stats, key);
+  for (const key of ['pos', 'neg', 'lmiss']) t[key] = sum(stats, key);
+  t.linv = sum(offending, 'linv');
   [t.linv_row, t.linv_val] = firstOf(offending, 'linv_row', 'linv_val');
   return t;
 }
@@ -1139,7 +1139,7 @@ async function measureProfile(
       }),
       categorical: plan.categorical.map(({ feature, k }) => {
         const categories = feature.categories.map((value, j) => ({ value, count: n0(b[`cat${k}_${j}`]) }));
-        const unknown = n0(b[`unk${k}`]);
+        const unknown = n0(offendingByBatch.get(str(b.bk))?.[`unk${k}`]);
         return {
           column: feature.name,
           count: categories.reduce((s, c) => s + c.count, unknown),
