@@ -109,17 +109,36 @@ export function redactText(input: string): RedactionResult {
 /** Digits of an integer that could be a card number typed into a numeric field. */
 const CARD_LIKE_MIN = 1e12;
 
+/** Per feature, the words of its fixed vocabulary (a feature spec's categories). */
+export type Vocabularies = ReadonlyMap<string, ReadonlySet<string>>;
+
+/** The categorical vocabularies of a feature spec, for {@link redactRecord}. */
+export function vocabulariesOf(spec: {
+  features: ReadonlyArray<{ name: string; kind: string; categories?: readonly string[] }>;
+}): Vocabularies {
+  const out = new Map<string, ReadonlySet<string>>();
+  for (const f of spec.features) if (f.categories) out.set(f.name, new Set(f.categories));
+  return out;
+}
+
 /**
  * Redacts the values of a flat record (features): strings are scanned, integers long enough to be a
- * card number are Luhn-checked. Returns a new record (or the same one when nothing was found).
+ * card number are Luhn-checked. A string that is exactly one of its field's `vocabulary` words (the
+ * model's fixed categories, the same for every caller) carries nothing personal and is not scanned;
+ * any other string, an unseen category or free text, is. Returns a new record (or the same one when
+ * nothing was found).
  */
-export function redactRecord<T extends Record<string, unknown>>(record: T): { record: T; found: PiiClass[] } {
+export function redactRecord<T extends Record<string, unknown>>(
+  record: T,
+  vocabulary?: Vocabularies,
+): { record: T; found: PiiClass[] } {
   let out: Record<string, unknown> | undefined;
   const found: PiiClass[] = [];
   for (const key in record) {
     const v = record[key];
     let replacement: unknown = v;
     if (typeof v === 'string') {
+      if (vocabulary?.get(key)?.has(v)) continue;
       const r = redactText(v);
       if (r.found.length > 0) {
         found.push(...r.found);

@@ -28,7 +28,7 @@ import type { KpiWindow } from './kpi';
 import type { ChatRoute } from './llm/route';
 import type { GatewayMetrics, VersionMetrics } from './metrics';
 import { ModelIntegrityError, ModelLoadError, predict } from './models';
-import { redactRecord, redactText } from './pii';
+import { redactRecord, redactText, vocabulariesOf, type Vocabularies } from './pii';
 import type { RateLimiter } from './rate-limit';
 import { RouteError, type RouteTable, type ServedVersion } from './router';
 import { jsonDepthExceeds, RequestValidationError } from './validation';
@@ -177,6 +177,13 @@ export function createGatewayServer(deps: GatewayDeps): {
     return child;
   };
   const refused = (reason: AdmissionRefusal): void => metrics.refusals.labels(reason).inc();
+  /** Per served version, its spec's categorical vocabularies (values the redactor need not scan). */
+  const vocabularies = new WeakMap<ServedVersion, Vocabularies>();
+  const vocabularyOf = (v: ServedVersion): Vocabularies => {
+    let vocab = vocabularies.get(v);
+    if (!vocab) vocabularies.set(v, (vocab = vocabulariesOf(v.slot.model.spec)));
+    return vocab;
+  };
   /** Principal ids as logged (redacted once per principal: a JWT subject may be an email). */
   const loggedIds = new WeakMap<Principal, string>();
   const loggedId = (p: Principal): string => {
@@ -266,7 +273,7 @@ export function createGatewayServer(deps: GatewayDeps): {
       }
       t.mark(); // validate
       if (config.redaction) {
-        const r = redactRecord(features);
+        const r = redactRecord(features, vocabularyOf(served));
         if (r.found.length > 0) metrics.redacted(r.found);
         logFeatures = r.record;
       } else logFeatures = features;

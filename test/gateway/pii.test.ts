@@ -3,7 +3,14 @@
  * all redacted; look-alikes that fail a checksum or a range rule are all kept.
  */
 import { describe, expect, it } from 'vitest';
-import { ibanValid, luhnValid, redactRecord, redactText, type PiiClass } from '../../src/gateway/pii';
+import {
+  ibanValid,
+  luhnValid,
+  redactRecord,
+  redactText,
+  vocabulariesOf,
+  type PiiClass,
+} from '../../src/gateway/pii';
 
 let seed = 12345;
 const rand = (n: number): number => {
@@ -115,5 +122,29 @@ describe('PII redaction', () => {
     });
     const clean = { amount: 12.5, merchant: 'grocery' };
     expect(redactRecord(clean).record).toBe(clean);
+  });
+
+  it('leaves exact vocabulary words unscanned and scans every other string, in or out of a categorical field', () => {
+    const vocab = vocabulariesOf({
+      features: [
+        { name: 'merchant', kind: 'categorical', categories: ['grocery', 'travel'] },
+        { name: 'amount', kind: 'numeric' },
+      ],
+    });
+    // A word of the vocabulary passes as it is; PII in the same field (an unseen category) is redacted,
+    // and so is PII next to a vocabulary word, or in a field without a vocabulary.
+    const r = redactRecord(
+      { merchant: 'a.b@corp.example', amount: 4111111111111111, note: 'travel 4111 1111 1111 1111' },
+      vocab,
+    );
+    expect(r.record).toEqual({
+      merchant: '[REDACTED:email]',
+      amount: '[REDACTED:card]',
+      note: 'travel [REDACTED:card]',
+    });
+    expect(r.found.sort()).toEqual(['card', 'card', 'email']);
+    const words = { merchant: 'travel', amount: 3.5 };
+    expect(redactRecord(words, vocab)).toEqual({ record: words, found: [] });
+    expect(redactRecord({ merchant: 'travel +1 415 555 0100' }, vocab).found).toEqual(['phone']);
   });
 });
