@@ -285,6 +285,7 @@ export async function startGatewayProcess(
         while (gw.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         gw.server.closeAllConnections();
         await closed;
+        gw.flushLogs();
         stopShipping();
         await kpiParts?.close();
         await inferenceLog?.close();

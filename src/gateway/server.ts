@@ -4,7 +4,8 @@
  *
  *   auth -> limit -> validate (content type, size, depth, JSON, feature schema, OOD) -> redact -> infer -> log
  *
- * and only then is the answer written. Every refusal is a JSON `{error: {code, message}}` whose message
+ * and only then is the answer written (`log` hands the redacted lines to the log writers, which
+ * serialise them once per event-loop turn, after the answers). Every refusal is a JSON `{error: {code, message}}` whose message
  * names the problem; none reaches the model and none is logged with PII (messages are redacted too).
  *
  * Endpoints: `POST /v1/models/<model>/predict`, `GET /healthz`, `GET /readyz`, `GET /metrics`, and the
@@ -139,11 +140,32 @@ class Timing {
   }
 }
 
+/** One answered predict request's log lines, as handed to the writers (already redacted). */
+interface PendingLog {
+  time: string;
+  requestId: string;
+  model: string;
+  version: string | undefined;
+  route: string;
+  served: ServedVersion | undefined;
+  principal: Principal | undefined;
+  status: number;
+  ms: number;
+  decision: string;
+  ood: boolean;
+  /** The refusal's body, whose message the access log carries (redacted) as `reason`. */
+  errorBody: string | undefined;
+  features: Record<string, number | string | null> | undefined;
+  score: number | undefined;
+}
+
 export function createGatewayServer(deps: GatewayDeps): {
   server: http.Server;
   inFlight: () => number;
   setDraining: (v: boolean) => void;
   isDraining: () => boolean;
+  /** Writes the log lines of answered requests still waiting for their turn (graceful shutdown). */
+  flushLogs: () => void;
 } {
   const { config, table, metrics, kpi } = deps;
   let inFlight = 0;
@@ -177,6 +199,64 @@ export function createGatewayServer(deps: GatewayDeps): {
     return child;
   };
   const refused = (reason: AdmissionRefusal): void => metrics.refusals.labels(reason).inc();
+
+  /**
+   * Log lines of answered predict requests, written once per turn of the event loop (writeLogs) rather
+   * than one by one between requests: the serialising code and its data stay hot in the cache for the
+   * whole batch, and the answer leaves before its lines are serialised. Features are redacted before
+   * they get here; a crash loses at most one turn's lines more than the writers' own buffers hold.
+   */
+  let pendingLogs: PendingLog[] = [];
+  let logsScheduled = false;
+  function writeLogs(): void {
+    const batch = pendingLogs;
+    pendingLogs = [];
+    logsScheduled = false;
+    const access = deps.accessLog;
+    const inference = deps.inferenceLog;
+    for (const p of batch) {
+      if (inference && p.score !== undefined && p.version !== undefined && p.features) {
+        inference.append({
+          time: p.time,
+          requestId: p.requestId,
+          model: p.model,
+          version: p.version,
+          route: p.route as 'stable' | 'canary' | 'staging',
+          features: p.features,
+          prediction: p.score,
+          ood: p.ood,
+        });
+      }
+      if (!access) continue;
+      const reason =
+        p.errorBody !== undefined && config.redaction
+          ? redactText((JSON.parse(p.errorBody) as { error: { message: string } }).error.message).text
+          : undefined;
+      if (p.served !== undefined && p.principal !== undefined) {
+        accessLogOf(access, p.model, p.served, p.principal, p.route).info({
+          reqId: p.requestId,
+          status: p.status,
+          ms: p.ms,
+          decision: p.decision,
+          ood: p.ood,
+          reason,
+        });
+      } else {
+        access.info({
+          reqId: p.requestId,
+          principal: p.principal && loggedId(p.principal),
+          model: p.model,
+          version: p.version,
+          route: p.route,
+          status: p.status,
+          ms: p.ms,
+          decision: p.decision,
+          ood: p.ood,
+          reason,
+        });
+      }
+    }
+  }
   /** Per served version, its spec's categorical vocabularies (values the redactor need not scan). */
   const vocabularies = new WeakMap<ServedVersion, Vocabularies>();
   const vocabularyOf = (v: ServedVersion): Vocabularies => {
@@ -305,47 +385,28 @@ export function createGatewayServer(deps: GatewayDeps): {
       }
     }
     const version = served?.slot.model.version;
-    if (deps.inferenceLog && score !== undefined && version !== undefined && logFeatures) {
-      deps.inferenceLog.append({
+    const latencyMs = t.elapsedMs();
+    if (deps.accessLog || deps.inferenceLog) {
+      // Handed to the log writers, which serialise after the answer (see writeLogs); PII is already out.
+      pendingLogs.push({
         time: isoNow(),
         requestId,
         model,
         version,
-        route: route as 'stable' | 'canary' | 'staging',
-        features: logFeatures,
-        prediction: score,
+        route,
+        served,
+        principal,
+        status,
+        ms: Math.round(latencyMs * 1000) / 1000,
+        decision,
         ood,
+        errorBody: status >= 400 ? body : undefined,
+        features: logFeatures,
+        score,
       });
-    }
-    const latencyMs = t.elapsedMs();
-    if (deps.accessLog) {
-      const ms = Math.round(latencyMs * 1000) / 1000;
-      const reason =
-        status >= 400 && config.redaction
-          ? redactText((JSON.parse(body) as { error: { message: string } }).error.message).text
-          : undefined;
-      if (served !== undefined && principal !== undefined) {
-        accessLogOf(deps.accessLog, model, served, principal, route).info({
-          reqId: requestId,
-          status,
-          ms,
-          decision,
-          ood,
-          reason,
-        });
-      } else {
-        deps.accessLog.info({
-          reqId: requestId,
-          principal: principal && loggedId(principal),
-          model,
-          version,
-          route,
-          status,
-          ms,
-          decision,
-          ood,
-          reason,
-        });
+      if (!logsScheduled) {
+        logsScheduled = true;
+        setImmediate(writeLogs);
       }
     }
     t.mark(); // log
@@ -576,5 +637,6 @@ export function createGatewayServer(deps: GatewayDeps): {
     inFlight: () => inFlight,
     setDraining: (v) => (draining = v),
     isDraining: () => draining,
+    flushLogs: writeLogs,
   };
 }

@@ -42,6 +42,8 @@ const WARMUP_S = Number(process.env.COST_WARMUP_S ?? 2);
 const SLICE_WARMUP_S = Number(process.env.COST_SLICE_WARMUP_S ?? 1);
 /** Interleaved rounds; each variant reports the median and lowest CPU per request. */
 const ROUNDS = Number(process.env.COST_ROUNDS ?? 2);
+/** COST_WORKERS: serving processes per server (1: no cluster; bench:gateway uses one per core). */
+const WORKERS = Number(process.env.COST_WORKERS ?? 1);
 /** Keep-alive connections of the load generator. */
 const CONNECTIONS = Number(process.env.COST_CONNECTIONS ?? 16);
 /** COST_RATE: paced load at this many requests/s instead of saturation (CPU per request at equal load). */
@@ -146,7 +148,7 @@ async function start(
 ): Promise<Server> {
   if (variant === 'bare') {
     const child = fork(path.join(__dirname, 'gateway-bare.ts'), [], {
-      env: { ...process.env, BARE_MODEL_DIR: modelDir, BARE_WORKERS: '1' },
+      env: { ...process.env, BARE_MODEL_DIR: modelDir, BARE_WORKERS: String(WORKERS) },
       execArgv: ['--import', 'tsx', ...profiling()],
       stdio: [
         'ignore',
@@ -161,7 +163,7 @@ async function start(
   const off = (what: string) => variant === 'none' || variant === `no-${what}`;
   const config = {
     port: 0,
-    workers: 1,
+    workers: WORKERS,
     host: '127.0.0.1',
     mlflowTrackingUri: trackingUri,
     models: [{ name: 'fraud', ood: 'flag' }],

@@ -21,6 +21,7 @@ import { stickyFraction } from '../../src/gateway/router';
 import type { InferenceRecord } from '../../src/ports/inference-log';
 import { FRAUD_FEATURE_SPEC } from '../../src/core/contracts/fraud';
 import {
+  jsonDepthExceeds,
   MAX_CATEGORY_LENGTH,
   MAX_REQUEST_KEY_LENGTH,
   PredictValidator,
@@ -160,6 +161,20 @@ describe('log line chunks', () => {
     const emitted = out.length;
     chunks.flush(); // nothing left: no empty chunk
     expect(out.length).toBe(emitted);
+  });
+});
+
+describe('JSON depth check', () => {
+  it('counts nesting outside strings, exactly at the limit, with many brackets or few', () => {
+    const nested = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    expect(jsonDepthExceeds(nested(4), 4)).toBe(false);
+    expect(jsonDepthExceeds(nested(5), 4)).toBe(true);
+    expect(jsonDepthExceeds('{"a":{"b":[1,{"c":2}]}}', 4)).toBe(false);
+    expect(jsonDepthExceeds('{"a":{"b":[1,{"c":[2]}]}}', 4)).toBe(true);
+    // Many brackets side by side, or inside strings (escaped quotes too), are no nesting.
+    expect(jsonDepthExceeds(`[${Array(50).fill('[]').join(',')}]`, 4)).toBe(false);
+    expect(jsonDepthExceeds(`{"s":"${'{['.repeat(50)}\\"{{{{{"}`, 2)).toBe(false);
+    expect(jsonDepthExceeds(`{"s":"\\"", "t":${nested(3)}}`, 3)).toBe(true);
   });
 });
 
