@@ -6,7 +6,9 @@
  *
  * Rules:
  * - Node-only. The file is read once by the engine (in parallel); when the caller does not pass the sha256 it
- *   already has (a content-addressed snapshot), the bytes are hashed by a concurrent stream.
+ *   already has (a content-addressed snapshot), the bytes are hashed by a concurrent stream. A CSV is first
+ *   scanned for digit separators and tried on the fast path (numbers parsed by the reader, see
+ *   {@link profileWith}); a file with a cell only the full path can judge is read again on it.
  * - The format is sniffed from the content: a file starting with `PAR1` is Parquet, anything else is CSV.
  * - CSV: the first record is the header (read here, before the engine, so a file that is not a dataset fails
  *   fast and by line). Feature, label and batch cells are trimmed (ASCII whitespace, NBSP, BOM); an empty cell or one of
