@@ -1,11 +1,17 @@
 /**
  * `npx tsx test/bench/gateway-cost.ts [variant...]`: where a gateway request's CPU goes. One serving
- * process per server (no cluster), the same model and load generator as bench:gateway; for each
- * variant, CPU-us per request of the server's process tree at saturation (from /proc), in interleaved
- * rounds. Variants switch protections off one at a time through the ordinary configuration, so the
- * difference to `full` is that protection's cost:
+ * process per server unless COST_WORKERS says more, the same model and load generator as
+ * bench:gateway; for each variant, CPU-us per request of the server's process tree (from /proc, main
+ * threads apart) at saturation or at COST_RATE, every server up at once and measured in alternating
+ * slices (COST_ROUNDS of COST_MEASURE_S), so load from elsewhere falls on all alike. Variants switch
+ * protections off one at a time through the ordinary configuration, so the difference to `full` is
+ * that protection's cost:
  *
  *   bare (the bench's bare server), full, no-access-log, no-inference-log, no-redaction, none (all three off)
+ *
+ * `full:old` runs a built entry point (COST_BUNDLE_OLD, an esbuild bundle of workers/gateway.ts) to
+ * compare two builds; COST_PERF_DIR records `perf record -e cpu-clock` per slice, COST_PROFILE_DIR V8
+ * CPU profiles, COST_NODE_FLAGS (e.g. --trace-gc) and COST_SERVER_LOG pass flags and keep output.
  *
  * A measuring tool, not a target: bench:gateway judges the gateway with every protection on.
  */
