@@ -3,7 +3,7 @@
  * server, in one run, on the same model (the reference trainer's with its default hyperparameters, as
  * the demo trains it, served from a real MLflow started here), the same load generators and the same core count (one worker per core for both).
  *
- * - Throughput at saturation (best of ROUNDS interleaved rounds): autocannon, CONNECTIONS keep-alive connections for SATURATION_S seconds
+ * - Throughput at saturation (best of ROUNDS interleaved rounds, each starting with the next server): autocannon, CONNECTIONS keep-alive connections for SATURATION_S seconds
  *   (after a WARMUP_S warm-up), for the bare server, the gateway, and the gateway with redaction off.
  * - Latency at half the bare server's saturation load: a paced open-schedule generator (each request
  *   timed with performance.now(), microsecond resolution; autocannon's histogram has whole
@@ -285,8 +285,11 @@ async function main(): Promise<void> {
       gateway: undefined,
       redaction_off: undefined,
     };
+    const names = Object.keys(targets) as Array<keyof typeof targets>;
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const name of Object.keys(targets) as Array<keyof typeof targets>) {
+      // Each round starts with the next server, so none is always measured right after the same one.
+      const order = names.map((_, i) => names[(i + round - 1) % names.length] as keyof typeof targets);
+      for (const name of order) {
         const r = await saturate(targets[name]);
         console.log(
           `[bench] round ${round} ${name} saturation: ${r.rps} req/s, ${r.cpuUsPerRequest} CPU-us/request (${r.errors} errors)`,
@@ -303,14 +306,23 @@ async function main(): Promise<void> {
     let bareLat: Lat | undefined;
     let gwLat: Lat | undefined;
     for (let round = 1; round <= ROUNDS; round++) {
-      const b = await paced(targets.bare, rate, LATENCY_S);
-      console.log(
-        `[bench] round ${round} bare at ${rate} req/s: p50 ${b.p50.toFixed(3)} ms, p99 ${b.p99.toFixed(3)} ms (${b.errors} errors)`,
-      );
-      const g = await paced(targets.gateway, rate, LATENCY_S);
-      console.log(
-        `[bench] round ${round} gateway at ${rate} req/s: p50 ${g.p50.toFixed(3)} ms, p99 ${g.p99.toFixed(3)} ms (${g.errors} errors)`,
-      );
+      // Alternate which server goes first, as in the saturation rounds.
+      const measureLatency = async (name: 'bare' | 'gateway'): Promise<Lat> => {
+        const r = await paced(targets[name], rate, LATENCY_S);
+        console.log(
+          `[bench] round ${round} ${name} at ${rate} req/s: p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms (${r.errors} errors)`,
+        );
+        return r;
+      };
+      let b: Lat;
+      let g: Lat;
+      if (round % 2 === 1) {
+        b = await measureLatency('bare');
+        g = await measureLatency('gateway');
+      } else {
+        g = await measureLatency('gateway');
+        b = await measureLatency('bare');
+      }
       if (!bareLat || b.p50 + b.p99 < bareLat.p50 + bareLat.p99) bareLat = b;
       if (!gwLat || g.p50 + g.p99 < gwLat.p50 + gwLat.p99) gwLat = g;
     }
