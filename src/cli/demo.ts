@@ -314,17 +314,20 @@ async function main(): Promise<void> {
           console.log(
             `   no terminal: waiting at most ${minutes} min for that approval, then ending the demo`,
           );
-          // The result's long poll is awaited to its end (also after a cancel) before the connection
-          // closes: a poll left running would retry on the closed channel and crash the process.
-          const finished = second.result().then(
-            () => true,
-            () => true,
+          // The approval is what is waited for (the pipeline then needs the traffic started below for its
+          // canary); the stage also leaves awaiting-approval when the wait ends otherwise (expired, cancelled).
+          const deadline = Date.now() + UNATTENDED_APPROVAL_WAIT_MS;
+          const decided = await waitForStage(
+            second,
+            (s) => s.stage !== 'awaiting-approval' || Date.now() > deadline,
           );
-          const decided = await Promise.race([
-            finished,
-            new Promise<boolean>((r) => setTimeout(() => r(false), UNATTENDED_APPROVAL_WAIT_MS).unref()),
-          ]);
-          if (!decided) {
+          if (decided.stage === 'awaiting-approval') {
+            // The result's long poll is awaited to its end after the cancel, before the connection closes:
+            // a poll left running would retry on the closed channel and crash the process.
+            const finished = second.result().then(
+              () => true,
+              () => true,
+            );
             await second.cancel();
             await Promise.race([
               finished,
