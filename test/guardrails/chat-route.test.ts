@@ -446,7 +446,10 @@ describe('limits, metrics and logs', () => {
       'LEAK-VERBATIM',
       'idiot',
       'jane.roe',
-      '7946',
+      // The phone number as written and without separators (not its 4-digit group alone: that also
+      // occurs in epoch-millisecond times, latencies and request ids).
+      '7946 0958',
+      '79460958',
       PRINCIPAL,
       'escalation code',
       'Ignore all previous',
