@@ -207,9 +207,34 @@ describe('canaryRollout', () => {
     });
     const paused = await handle.query(canaryStatusQuery);
     expect(paused.analyses.at(-1)?.phase).toBe('inconclusive');
-    const stop = load();
+    const stop = load(270_000);
     await handle.signal(resumeSignal);
-    const result = (await handle.result()) as CanaryResult;
+    // On a loaded machine a bake can end before the KPI source has the new traffic, and the rollout
+    // pauses again (inconclusive) instead of promoting; an operator resumes it, as this does (a few times
+    // at most). Promotion still needs passing analyses of real traffic.
+    let result: CanaryResult | undefined;
+    let seen = paused.analyses.length;
+    let done = false;
+    const finished = handle.result().then((r) => r as CanaryResult);
+    void finished.finally(() => (done = true)).catch(() => undefined);
+    for (let resumes = 1; result === undefined; resumes += 1) {
+      const since = seen;
+      // Stops polling once the rollout has ended (false), so nothing queries it after the test.
+      const pausedAgain = until(async () => {
+        if (done) return false;
+        const s = await handle.query(canaryStatusQuery);
+        return s.stage === 'paused' && s.analyses.length > since ? s : undefined;
+      }, 240_000).catch(() => false as const);
+      const outcome = await Promise.race([finished, pausedAgain]);
+      if (outcome === false || !('stage' in outcome)) {
+        result = outcome === false ? await finished : outcome;
+      } else if (resumes >= 3) {
+        throw new Error(`paused again after ${resumes} resumes: ${JSON.stringify(outcome)}`);
+      } else {
+        seen = outcome.analyses.length;
+        await handle.signal(resumeSignal);
+      }
+    }
     await stop();
     expect(result.outcome, JSON.stringify(result.status.analyses.map((a) => [a.step, a.phase]))).toBe(
       'promoted',
