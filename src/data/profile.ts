@@ -1043,8 +1043,9 @@ async function measureProfile(
     );
     if (n0(r?.rejects) + n0(r?.bad) > 0) return undefined;
   }
+  // The fast path has just found no reject at all, so only the full path reads them.
   const ragged: Ragged =
-    head.format === DatasetFormat.csv ? await readRejects(db, file, header.length) : { lines: [] };
+    head.format === DatasetFormat.csv && !fast ? await readRejects(db, file, header.length) : { lines: [] };
   /** The 1-based line of the row with table index `rn` (Parquet: the row number). */
   const lineOf = (rn: EngineRow[string]): number => {
     if (head.format === DatasetFormat.parquet) return n0(rn) + 1;
