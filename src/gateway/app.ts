@@ -18,6 +18,7 @@ import type { ModelRegistry } from '../ports/model-registry';
 import { createModelRegistry } from '../registry';
 import { createVerifyOnlyTrust, parsePublicKeyBlocks, type ModelTrust } from '../security/model-trust';
 import { Authenticator } from './auth';
+import { enableBatching } from './batching';
 import { isoNow } from './clock';
 import { JsonlInferenceLog } from './inference-log';
 import { LineChunks } from './line-chunks';
@@ -176,11 +177,15 @@ export async function startGatewayProcess(
         ...(trust ? { trust } : {}),
       });
       metrics.modelLoads.labels(name, loaded.version, 'ok').inc();
+      const rows = metrics.batchRowsOf(name, loaded.version);
+      loaded.batcher = await enableBatching(loaded, config.maxBatch, (n) => rows.observe(n));
       log?.info({
         decision: 'model_loaded',
         model: name,
         version: loaded.version,
         manifest: loaded.manifestSha256,
+        // Off when maxBatch is 1, or when batched calls disagreed with single-row ones at load.
+        batching: loaded.batcher !== undefined,
       });
       return loaded;
     } catch (err) {

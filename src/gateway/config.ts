@@ -80,6 +80,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       ...(env.MLOPS_GATEWAY_MODEL_SIGNATURES ? { mode: env.MLOPS_GATEWAY_MODEL_SIGNATURES } : {}),
     });
   }
+  set('maxBatch', num(env, 'MLOPS_GATEWAY_MAX_BATCH'));
   if (env.MLOPS_GATEWAY_REDACTION !== undefined) set('redaction', env.MLOPS_GATEWAY_REDACTION !== 'off');
   if (env.TEMPORAL_ADDRESS) {
     set('temporal', { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE || 'default' });

@@ -146,6 +146,8 @@ export class HotHistogram extends HotMetric<
 export const LATENCY_BUCKETS_S = [
   0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 ];
+/** Rows per batched inference call (powers of two up to the largest batch allowed). */
+export const BATCH_ROWS_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 /** Prediction score buckets: tenths of the probability range. */
 export const SCORE_BUCKETS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
 
@@ -169,6 +171,13 @@ export class GatewayMetrics {
     'Distribution of predicted positive-class probabilities by model version',
     ['model', 'version'],
     SCORE_BUCKETS,
+    this.registry,
+  );
+  private readonly batchRows = new HotHistogram(
+    'gateway_inference_batch_rows',
+    'Rows per onnxruntime call by model version (predictions asked for in one event-loop turn share a call)',
+    ['model', 'version'],
+    BATCH_ROWS_BUCKETS,
     this.registry,
   );
   private readonly ood = new HotCounter(
@@ -242,6 +251,11 @@ export class GatewayMetrics {
       this.children.set(key, c);
     }
     return c;
+  }
+
+  /** The batch-size histogram child of one model version. */
+  batchRowsOf(model: string, version: string): HotHistogramChild {
+    return this.batchRows.labels(model, version);
   }
 
   /** A request refused before a version was chosen. */

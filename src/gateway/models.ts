@@ -24,6 +24,7 @@ import { parseInputSchema, type ModelInputSchema } from '../eval/score';
 import type { ModelRegistry, RegistryVersion } from '../ports/model-registry';
 import { fetchVerifiedModel, type ModelFile } from '../registry/verified-model';
 import type { ModelTrust } from '../security/model-trust';
+import { predictOne, type InferenceBatcher } from './batching';
 import type { FeatureValues } from './validation';
 
 /** Folder of a version's model files inside its run (the job contract's `MLOPS_ARTIFACT_PATH`). */
@@ -52,6 +53,8 @@ export interface LoadedModel {
   schema: ModelInputSchema;
   spec: FeatureSpec;
   profile: ReferenceProfile;
+  /** Set by {@link enableBatching} when batched calls agree with single-row ones for this model. */
+  batcher?: InferenceBatcher;
 }
 
 async function resolveVersion(
@@ -171,26 +174,12 @@ export async function loadVerifiedModel(
   return { name, version: mv.version, manifestSha256: pinned, session, onnx, schema, spec, profile };
 }
 
-/** Builds the single-row feeds of a model from validated features (null: NaN or the missing category). */
-export function feedsFor(model: LoadedModel, features: FeatureValues): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const input of model.schema.inputs) {
-    const v = features[input.name];
-    feeds[input.name] =
-      input.dtype === 'float32'
-        ? new ort.Tensor('float32', Float32Array.of(typeof v === 'number' ? v : Number.NaN), [1, 1])
-        : new ort.Tensor('string', [typeof v === 'string' ? v : ''], [1, 1]);
-  }
-  return feeds;
-}
-
-export async function predict(model: LoadedModel, features: FeatureValues): Promise<number> {
-  const out = await model.session.run(feedsFor(model, features), [model.schema.probabilityOutput]);
-  const probs = out[model.schema.probabilityOutput];
-  const score = probs ? (probs.data as Float32Array)[model.schema.positiveClassIndex] : undefined;
-  if (score === undefined)
-    throw new ModelLoadError(`model ${model.name} v${model.version}: empty prediction`);
-  return score;
+/**
+ * A prediction of one row: through the model's {@link InferenceBatcher} when batching is on for it
+ * (rows asked for in the same turn share one call), else one call of its own.
+ */
+export function predict(model: LoadedModel, features: FeatureValues): Promise<number> {
+  return model.batcher ? model.batcher.predict(features) : predictOne(model, features);
 }
 
 /** A served version with a reference count of the requests using it. */

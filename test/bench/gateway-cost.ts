@@ -148,6 +148,7 @@ function treePids(pid: number): number[] {
 async function start(
   variant: Variant,
   bundle: string | undefined,
+  label: string | undefined,
   dir: string,
   trackingUri: string,
   modelDir: string,
@@ -179,11 +180,15 @@ async function start(
     accessLog: off('access-log') ? 'off' : path.join(dir, `access-${variant}.log`),
     ...(off('inference-log') ? {} : { inferenceLogDir: path.join(dir, `inference-${variant}`) }),
   };
-  const file = path.join(dir, `${variant}-${path.basename(path.dirname(bundle ?? 'src/x'))}.json`);
+  const file = path.join(dir, `${variant}-${label ?? 'src'}.json`);
   writeFileSync(file, JSON.stringify(config));
   // COST_GATEWAY_JS: a built entry point (npm run build:gateway) instead of the sources through tsx.
   const entry = bundle
-    ? [...profiling(), bundle]
+    ? [
+        ...profiling(),
+        ...(label ? (process.env[`COST_FLAGS_${label.toUpperCase()}`]?.split(' ') ?? []) : []),
+        bundle,
+      ]
     : ['--import', 'tsx', ...profiling(), path.join(__dirname, '..', '..', 'workers', 'gateway.ts')];
   const child = spawn(process.execPath, entry, {
     env: { ...process.env, MLOPS_GATEWAY_CONFIG: file },
@@ -276,7 +281,10 @@ async function main(): Promise<void> {
     try {
       for (const w of wanted) {
         const [v, label] = w.split(':') as [Variant, string | undefined];
-        servers.set(w, await start(v, bundleOf(label), dir, mlflowServer.endpoint.trackingUri, modelDir));
+        servers.set(
+          w,
+          await start(v, bundleOf(label), label, dir, mlflowServer.endpoint.trackingUri, modelDir),
+        );
       }
       for (let round = 1; round <= ROUNDS; round++) {
         for (const w of wanted) {

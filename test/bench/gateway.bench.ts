@@ -4,14 +4,18 @@
  * the demo trains it, served from a real MLflow started here), the same load generators and the same core count (one worker per core for both).
  *
  * - Throughput at saturation (best of ROUNDS interleaved rounds, each starting with the next server): autocannon, CONNECTIONS keep-alive connections for SATURATION_S seconds
- *   (after a WARMUP_S warm-up), for the bare server, the gateway, and the gateway with redaction off.
+ *   (after a WARMUP_S warm-up), for the bare server, the gateway, the gateway with redaction off, and
+ *   the gateway with batching off (`maxBatch: 1`, one inference call per request as the bare server
+ *   makes them; `gateway_unbatched_rps`), which shows what the protections cost apart from what
+ *   batching saves.
  * - Latency at half the bare server's saturation load: a paced open-schedule generator (each request
  *   timed with performance.now(), microsecond resolution; autocannon's histogram has whole
  *   milliseconds), p50 and p99, for the bare server and the gateway.
  *
  * "Every protection on" is: API-key auth, rate limiting (memory buckets in the cluster primary; a
  * limit high enough not to refuse), feature-spec validation, OOD screening, PII redaction, pino access
- * log to a file, inference log, metrics, KPI window. The last line printed is one JSON object.
+ * log to a file, inference log, metrics, KPI window; inference batching is on, as by default
+ * (src/gateway/batching.ts). The last line printed is one JSON object.
  */
 import autocannon from 'autocannon';
 import { fork, spawn } from 'node:child_process';
@@ -254,7 +258,7 @@ async function main(): Promise<void> {
     mkdirSync(modelDir);
     for (const f of files) writeFileSync(path.join(modelDir, path.basename(f.path)), f.content);
 
-    const gatewayOptions = (redaction: boolean) => ({
+    const gatewayOptions = (redaction: boolean, maxBatch?: number) => ({
       port: 0,
       workers,
       mlflowTrackingUri: mlflowServer.endpoint.trackingUri,
@@ -262,9 +266,10 @@ async function main(): Promise<void> {
       apiKeys: [{ principal: 'bench', sha256: hashApiKey(API_KEY), roles: ['predict' as const] }],
       rateLimit: { ratePerSecond: 1e9, burst: 1e9 },
       redaction,
+      ...(maxBatch !== undefined ? { maxBatch } : {}),
       host: '127.0.0.1',
-      accessLog: path.join(dir, `access-${redaction ? 'on' : 'off'}.log`),
-      inferenceLogDir: path.join(dir, `inference-${redaction ? 'on' : 'off'}`),
+      accessLog: path.join(dir, `access-${redaction ? 'on' : 'off'}-${maxBatch ?? 'default'}.log`),
+      inferenceLogDir: path.join(dir, `inference-${redaction ? 'on' : 'off'}-${maxBatch ?? 'default'}`),
     });
     const auth = { authorization: `Bearer ${API_KEY}` };
 
@@ -273,17 +278,25 @@ async function main(): Promise<void> {
     const bare = await startBare(modelDir, workers);
     const on = await startGatewayProcessTree(gatewayOptions(true), path.join(dir, 'gateway-on.json'));
     const off = await startGatewayProcessTree(gatewayOptions(false), path.join(dir, 'gateway-off.json'));
-    servers.push(bare, on, off);
+    // The same gateway with one inference call per request, as the bare server makes them: what the
+    // protections cost apart from what batching saves.
+    const unbatched = await startGatewayProcessTree(
+      gatewayOptions(true, 1),
+      path.join(dir, 'gateway-unbatched.json'),
+    );
+    servers.push(bare, on, off, unbatched);
     const targets = {
       bare: { url: bare.url, headers: {}, pid: bare.pid },
       gateway: { url: `${on.url}/v1/models/${model}/predict`, headers: auth, pid: on.pid },
       redaction_off: { url: `${off.url}/v1/models/${model}/predict`, headers: auth, pid: off.pid },
+      unbatched: { url: `${unbatched.url}/v1/models/${model}/predict`, headers: auth, pid: unbatched.pid },
     };
     type Sat = Awaited<ReturnType<typeof saturate>>;
     const best: Record<keyof typeof targets, Sat | undefined> = {
       bare: undefined,
       gateway: undefined,
       redaction_off: undefined,
+      unbatched: undefined,
     };
     const names = Object.keys(targets) as Array<keyof typeof targets>;
     for (let round = 1; round <= ROUNDS; round++) {
@@ -300,6 +313,7 @@ async function main(): Promise<void> {
     const bareSat = best.bare as Sat;
     const gwSat = best.gateway as Sat;
     const offSat = best.redaction_off as Sat;
+    const unbatchedSat = best.unbatched as Sat;
 
     const rate = Math.max(1, Math.round(bareSat.rps / 2));
     type Lat = Awaited<ReturnType<typeof paced>>;
@@ -340,6 +354,7 @@ async function main(): Promise<void> {
       bare_rps: bareSat.rps,
       gateway_rps: gwSat.rps,
       redaction_off_rps: offSat.rps,
+      gateway_unbatched_rps: unbatchedSat.rps,
       bare_p50_ms: round(bareLat.p50),
       gateway_p50_ms: round(gwLat.p50),
       bare_p99_ms: round(bareLat.p99),
@@ -348,10 +363,13 @@ async function main(): Promise<void> {
       added_p50_ms: round(addedP50),
       added_p99_ms: round(addedP99),
       redaction_cost: round(redactionCost),
+      unbatched_throughput_ratio: round(unbatchedSat.rps / bareSat.rps),
       bare_cpu_us_per_request: bareSat.cpuUsPerRequest,
       gateway_cpu_us_per_request: gwSat.cpuUsPerRequest,
       redaction_off_cpu_us_per_request: offSat.cpuUsPerRequest,
-      errors: bareSat.errors + gwSat.errors + offSat.errors + bareLat.errors + gwLat.errors,
+      unbatched_cpu_us_per_request: unbatchedSat.cpuUsPerRequest,
+      errors:
+        bareSat.errors + gwSat.errors + offSat.errors + unbatchedSat.errors + bareLat.errors + gwLat.errors,
       targets_met: {
         throughput: ratio >= TARGET_THROUGHPUT_RATIO,
         p50: addedP50 <= TARGET_ADDED_P50_MS,
