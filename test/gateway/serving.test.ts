@@ -554,6 +554,35 @@ describe('inference gateway: serving, security, observability', () => {
     expect(versions).toEqual(new Set([v1, v2]));
   });
 
+  it('answers concurrent requests from shared inference calls, each with the score it gets alone', async () => {
+    const batch = features.slice(0, 48);
+    const alone: unknown[] = [];
+    for (const f of batch) {
+      const r = await post(predictUrl, { features: f }, bearer(alice.key));
+      expect(r.status).toBe(200);
+      alone.push([r.json.version, r.json.score]);
+    }
+    const version = (alone[0] as [string])[0];
+    // Opens the client's connections first, so that the measured round's requests go out at once.
+    await Promise.all(batch.map((f) => post(predictUrl, { features: f }, bearer(alice.key))));
+    const rowsBefore = await metrics();
+    const count = (text: string) =>
+      metricValue(text, 'gateway_inference_batch_rows_count', { model, version }) ?? 0;
+    const single = (text: string) =>
+      metricValue(text, 'gateway_inference_batch_rows_bucket', { model, version, le: '1' }) ?? 0;
+    const together = await Promise.all(
+      batch.map((f) => post(predictUrl, { features: f }, bearer(alice.key))),
+    );
+    expect(together.map((r) => r.status)).toEqual(batch.map(() => 200));
+    expect(together.map((r) => [r.json.version, r.json.score])).toEqual(alone);
+    const rowsAfter = await metrics();
+    // Fewer calls than requests: some call carried more than one row.
+    const calls = count(rowsAfter) - count(rowsBefore);
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThan(batch.length);
+    expect(calls - (single(rowsAfter) - single(rowsBefore))).toBeGreaterThan(0);
+  });
+
   it('drains on close: readiness goes 503 and in-flight requests finish', async () => {
     const config = parseGatewayConfig({
       port: 0,
