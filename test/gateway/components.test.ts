@@ -2,7 +2,8 @@
  * Gateway components on their own: JWT verification against a JWKS served over real HTTP (key
  * rotation by kid), OOD z-scores from a reference profile, the inference log's hourly partitions read
  * back by window, the in-memory bucket's refill arithmetic on a controlled clock, and the compiled
- * request check agreeing with the zod schema it stands in for on every body tried.
+ * request check agreeing with the zod schema it stands in for on every body tried, and the batching
+ * setting read from the environment.
  */
 import * as jose from 'jose';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -11,7 +12,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JwtConfigSchema, ReferenceProfileSchema } from '../../src/core/contracts/gateway';
+import { DEFAULT_MAX_BATCH, JwtConfigSchema, ReferenceProfileSchema } from '../../src/core/contracts/gateway';
+import { loadGatewayConfig } from '../../src/gateway/config';
 import { Authenticator } from '../../src/gateway/auth';
 import { JsonlInferenceLog } from '../../src/gateway/inference-log';
 import { LineChunks } from '../../src/gateway/line-chunks';
@@ -259,5 +261,18 @@ describe('compiled request check', () => {
         expect(() => validatePredict(validator.schema, body)).toThrow(refused?.message);
       }
     }
+  });
+});
+
+describe('batching setting', () => {
+  const env = { MLFLOW_TRACKING_URI: 'http://127.0.0.1:5000', MLOPS_GATEWAY_MODELS: 'fraud' };
+  it('defaults to batches of DEFAULT_MAX_BATCH, takes MLOPS_GATEWAY_MAX_BATCH, and refuses a bad one by name', () => {
+    expect(loadGatewayConfig(env).maxBatch).toBe(DEFAULT_MAX_BATCH);
+    expect(loadGatewayConfig({ ...env, MLOPS_GATEWAY_MAX_BATCH: '1' }).maxBatch).toBe(1);
+    expect(() => loadGatewayConfig({ ...env, MLOPS_GATEWAY_MAX_BATCH: '0' })).toThrow(/maxBatch/);
+    expect(() => loadGatewayConfig({ ...env, MLOPS_GATEWAY_MAX_BATCH: '2.5' })).toThrow(/maxBatch/);
+    expect(() => loadGatewayConfig({ ...env, MLOPS_GATEWAY_MAX_BATCH: 'many' })).toThrow(
+      /MLOPS_GATEWAY_MAX_BATCH: "many" is not a number/,
+    );
   });
 });
