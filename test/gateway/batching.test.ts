@@ -108,7 +108,7 @@ describe('inference batching', () => {
     if (fixedDir) rmSync(fixedDir, { recursive: true, force: true });
   });
 
-  it('stays off for a model whose batch dimension is fixed, which is then served one call per row', async () => {
+  it('stays off for a model whose batch dimension is fixed; a failed batch is retried row by row', async () => {
     fixedDir = mkdtempSync(path.join(os.tmpdir(), 'mlops-batching-'));
     const onnxFile = path.join(fixedDir, 'fixed.onnx');
     // probabilities = [1 - x, x] for one row of shape [1, 1], written with the onnx package.
@@ -152,6 +152,11 @@ describe('inference batching', () => {
       expect(await enableBatching(model, 32)).toBeUndefined();
       const scores = await Promise.all([0.25, 0.5].map((x) => predictOne(model, { x })));
       expect(scores).toEqual([0.25, 0.5]);
+      // A batcher made anyway: its batch of two fails, and each row is retried in a call of its own.
+      const sizes: number[] = [];
+      const forced = new InferenceBatcher(model, 32, (n) => sizes.push(n));
+      expect(await Promise.all([0.25, 0.5].map((x) => forced.predict({ x })))).toEqual([0.25, 0.5]);
+      expect(sizes).toEqual([2]);
     } finally {
       await model.session.release();
     }
