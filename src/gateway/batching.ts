@@ -105,7 +105,7 @@ export class InferenceBatcher {
   constructor(
     private readonly model: BatchableModel,
     readonly maxBatch: number = DEFAULT_MAX_BATCH,
-    /** Told the size of each batched call (for the batch-size histogram). */
+    /** Told the size of each call it makes for traffic (for the batch-size histogram). */
     private readonly onBatch?: (rows: number) => void,
   ) {}
 
@@ -132,8 +132,14 @@ export class InferenceBatcher {
 
   private fill(batch: Batch): void {
     if (this.open === batch) this.open = undefined;
-    feedsOf(this.model.schema, batch.rows, batch.feeds);
-    this.onBatch?.(batch.rows.length);
+    try {
+      feedsOf(this.model.schema, batch.rows, batch.feeds);
+      // The load-time check's batch is not traffic.
+      if (!this.strict) this.onBatch?.(batch.rows.length);
+    } catch {
+      // Inside an immediate a throw would end the process: the placeholders stay, the call fails,
+      // and each row is retried in a call of its own, where its error reaches its own request.
+    }
   }
 
   private settle(batch: Batch, result: ort.InferenceSession.OnnxValueMapType): void {
