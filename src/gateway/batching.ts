@@ -1,6 +1,6 @@
 /**
- * Inference batching: the predictions a worker is asked for within one turn of the event loop run as
- * one onnxruntime call with one row each, instead of one call per request.
+ * Inference batching: the predictions a serving process is asked for within one turn of the event loop
+ * run as one onnxruntime call, one row per prediction, instead of one call per request.
  *
  * Why: a call costs far more than a row. For the reference fraud model (a tree ensemble behind its
  * preprocessing graph) one call of one row takes about 35 us of CPU and each further row about 5 us, so
