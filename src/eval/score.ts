@@ -86,6 +86,26 @@ function feeds(
   return out;
 }
 
+/**
+ * The positive-class column of an `n`-row call's result (the schema's probability output, `[n, k]`);
+ * undefined when that output is missing or not `n` rows with the positive class among its columns.
+ * Callers say what a bad output means for them.
+ */
+export function positiveScores(
+  result: ort.InferenceSession.OnnxValueMapType,
+  schema: ModelInputSchema,
+  n: number,
+): Float64Array | undefined {
+  const probs = result[schema.probabilityOutput];
+  if (!probs || probs.dims.length !== 2 || probs.dims[0] !== n) return undefined;
+  const k = probs.dims[1] as number;
+  if (k <= schema.positiveClassIndex) return undefined;
+  const data = probs.data as Float32Array;
+  const scores = new Float64Array(n);
+  for (let i = 0; i < n; i++) scores[i] = data[i * k + schema.positiveClassIndex] as number;
+  return scores;
+}
+
 export interface ScoreResult {
   scores: Float64Array;
   latenciesMs: number[];
@@ -130,16 +150,12 @@ async function scoreAll(model: OpenModel, holdout: Holdout): Promise<Float64Arra
     );
   }
   const result = await session.run(feeds(schema, holdout, 0, holdout.rows), [schema.probabilityOutput]);
-  const probs = result[schema.probabilityOutput];
-  if (!probs || probs.dims.length !== 2 || probs.dims[0] !== holdout.rows) {
+  const scores = positiveScores(result, schema, holdout.rows);
+  if (!scores) {
     throw new ModelContractError(
-      `probability output has shape [${probs?.dims.join(', ')}], expected [${holdout.rows}, k]`,
+      `probability output has shape [${result[schema.probabilityOutput]?.dims.join(', ')}], expected [${holdout.rows}, k]`,
     );
   }
-  const k = probs.dims[1] as number;
-  const data = probs.data as Float32Array;
-  const scores = new Float64Array(holdout.rows);
-  for (let i = 0; i < holdout.rows; i++) scores[i] = data[i * k + schema.positiveClassIndex] as number;
   return scores;
 }
 

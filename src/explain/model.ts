@@ -5,7 +5,7 @@
  * ensemble sees. The tree path is used only after it reproduced onnxruntime's probabilities on sample rows.
  */
 import * as ort from 'onnxruntime-node';
-import type { ModelInputSchema } from '../eval/score';
+import { positiveScores, type ModelInputSchema } from '../eval/score';
 import { readOnnxGraph, withExtraOutput } from './onnx-graph';
 import {
   columnOwners,
@@ -114,19 +114,21 @@ export class ExplainableModel {
     return out;
   }
 
+  /** The positive-class column of an `n`-row call's result. */
+  private scoresOf(result: ort.InferenceSession.OnnxValueMapType, n: number): Float64Array {
+    const scores = positiveScores(result, this.schema, n);
+    if (!scores) throw new Error(`model output ${this.schema.probabilityOutput} is not a [N, k] tensor`);
+    return scores;
+  }
+
   /** Positive-class probabilities of `rows`, in batches of {@link PREDICT_BATCH_ROWS}. */
   async predict(rows: readonly Row[]): Promise<Float64Array> {
     const out = new Float64Array(rows.length);
-    const { probabilityOutput, positiveClassIndex } = this.schema;
+    const { probabilityOutput } = this.schema;
     for (let from = 0; from < rows.length; from += PREDICT_BATCH_ROWS) {
       const chunk = rows.slice(from, from + PREDICT_BATCH_ROWS);
       const result = await this.session.run(this.feeds(chunk), [probabilityOutput]);
-      const probs = result[probabilityOutput];
-      if (!probs || probs.dims.length !== 2)
-        throw new Error(`model output ${probabilityOutput} is not a [N, k] tensor`);
-      const k = probs.dims[1] as number;
-      const data = probs.data as Float32Array;
-      for (let i = 0; i < chunk.length; i++) out[from + i] = data[i * k + positiveClassIndex] as number;
+      out.set(this.scoresOf(result, chunk.length), from);
     }
     return out;
   }
@@ -152,16 +154,8 @@ export class ExplainableModel {
           ? new ort.Tensor('float32', c as Float32Array, [n, 1])
           : new ort.Tensor('string', c as string[], [n, 1]);
     });
-    const { probabilityOutput, positiveClassIndex } = this.schema;
-    const result = await this.session.run(feeds, [probabilityOutput]);
-    const probs = result[probabilityOutput];
-    if (!probs || probs.dims.length !== 2)
-      throw new Error(`model output ${probabilityOutput} is not a [N, k] tensor`);
-    const k = probs.dims[1] as number;
-    const data = probs.data as Float32Array;
-    const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = data[i * k + positiveClassIndex] as number;
-    return out;
+    const result = await this.session.run(feeds, [this.schema.probabilityOutput]);
+    return this.scoresOf(result, n);
   }
 
   /** The tree ensemble's input for each row (onnxruntime runs the preprocessing); requires {@link tree}. */

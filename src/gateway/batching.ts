@@ -23,7 +23,7 @@
 import * as ort from 'onnxruntime-node';
 import type { FeatureSpec } from '../core/contracts/feature-spec';
 import { DEFAULT_MAX_BATCH } from '../core/contracts/gateway';
-import type { ModelInputSchema } from '../eval/score';
+import { positiveScores, type ModelInputSchema } from '../eval/score';
 import type { FeatureValues } from './validation';
 
 /** Largest difference between a batched and a single-row score the load-time check accepts. */
@@ -77,18 +77,18 @@ export function feedsOf(
 }
 
 /** The positive-class scores of an `n`-row call's result; throws when the output is not `n` rows. */
-export function scoresOf(model: BatchableModel, result: ort.InferenceSession.OnnxValueMapType, n: number) {
-  const probs = result[model.schema.probabilityOutput];
-  const k = probs && probs.dims.length === 2 ? (probs.dims[1] as number) : 0;
-  if (!probs || probs.dims[0] !== n || k <= model.schema.positiveClassIndex) {
+export function scoresOf(
+  model: BatchableModel,
+  result: ort.InferenceSession.OnnxValueMapType,
+  n: number,
+): Float64Array {
+  const scores = positiveScores(result, model.schema, n);
+  if (!scores) {
     throw new Error(
       `model ${model.name} v${model.version}: output ${model.schema.probabilityOutput} is not a [${n}, k] tensor`,
     );
   }
-  const data = probs.data as Float32Array;
-  const out = new Array<number>(n);
-  for (let i = 0; i < n; i++) out[i] = data[i * k + model.schema.positiveClassIndex] as number;
-  return out;
+  return scores;
 }
 
 /** One row, one call. */
@@ -143,7 +143,7 @@ export class InferenceBatcher {
   }
 
   private settle(batch: Batch, result: ort.InferenceSession.OnnxValueMapType): void {
-    let scores: number[];
+    let scores: Float64Array;
     try {
       scores = scoresOf(this.model, result, batch.rows.length);
     } catch (err) {
